@@ -1,0 +1,1 @@
+"""recipe-runner: declarative fine-tuning recipes for code LLMs."""

@@ -1,0 +1,77 @@
+"""The one place subprocesses are started: argv lists, logged, dry-runnable, explained on failure."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from runner.errors import StageError
+
+
+def format_command(argv: Sequence[str | os.PathLike]) -> str:
+    return shlex.join(str(a) for a in argv)
+
+
+def run(
+    argv: Sequence[str | os.PathLike],
+    *,
+    stage: str,
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    dry_run: bool = False,
+    timeout: float | None = None,
+) -> int:
+    """Run ``argv``, appending its output to ``log_file`` and feeding each line to ``on_line``.
+
+    ``env`` entries are added to the current environment. On a non-zero exit, raises a
+    ``StageError`` that names the command, its exit status and the log file.
+    """
+    command = format_command(argv)
+    if dry_run:
+        print(f"[dry-run] {command}")
+        return 0
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    with log_file.open("a", encoding="utf-8") as log:
+        log.write(f"$ {command}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                cwd=cwd,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
+        except FileNotFoundError as exc:
+            raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            status = proc.wait(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    if status != 0:
+        raise StageError(
+            stage, f"`{command}` exited with status {status}; see the log: {log_file}"
+        )
+    return status
+
+
+def python_argv(*args: str) -> list[str]:
+    """argv for running a module or script with this interpreter."""
+    return [sys.executable, *args]
