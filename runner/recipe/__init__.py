@@ -1,0 +1,1 @@
+"""Recipes: load YAML (with `extends:` and `--set`), validate, resolve into an immutable `Recipe`."""

@@ -1,0 +1,41 @@
+"""`recipe explain RECIPE KEY`: the final value of a key and which file (or --set) set it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from runner.commands.common import add_recipe_argument, load_from_args
+from runner.errors import UserError
+from runner.recipe.model import thaw
+from runner.recipe.problems import display_path
+from runner.registry import did_you_mean
+
+_MISSING = object()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_recipe_argument(parser)
+    parser.add_argument("key", help="dotted key path, e.g. train.learning_rate or sources[0].path")
+
+
+def main(args: argparse.Namespace) -> int:
+    recipe = load_from_args(args)
+    key = args.key.replace("[", ".").replace("]", "").strip(".")
+    value = recipe.get(key, _MISSING)
+    if value is _MISSING:
+        hint = did_you_mean(key, sorted(recipe.origins) + list(recipe.config))
+        raise UserError(f"{args.key}: no such key in {recipe.path.name}{hint}")
+    print(f"{args.key} = {json.dumps(thaw(value), default=str)}")
+    parts = key.split(".")
+    for cut in range(len(parts), 0, -1):
+        origin = recipe.origins.get(".".join(parts[:cut]))
+        if origin is not None:
+            where = origin.file if origin.file == "--set" else display_path(origin.file)
+            line = f":{origin.line}" if origin.line else ""
+            inherited = "" if cut == len(parts) else f" (inside {'.'.join(parts[:cut])})"
+            print(f"  set by {where}{line}{inherited}")
+            break
+    else:
+        print("  default from the recipe schema")
+    return 0
