@@ -28,14 +28,18 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"{args.key}: no such key in {recipe.path.name}{hint}")
     print(f"{args.key} = {json.dumps(thaw(value), default=str)}")
     parts = key.split(".")
-    for cut in range(len(parts), 0, -1):
-        origin = recipe.origins.get(".".join(parts[:cut]))
-        if origin is not None:
-            where = origin.file if origin.file == "--set" else display_path(origin.file)
-            line = f":{origin.line}" if origin.line else ""
-            inherited = "" if cut == len(parts) else f" (inside {'.'.join(parts[:cut])})"
-            print(f"  set by {where}{line}{inherited}")
-            break
-    else:
+    origin = recipe.origins.get(key)
+    if origin is None:
+        # Inside a value set as a whole by --set, or not set anywhere: a schema default.
+        for cut in range(len(parts) - 1, 0, -1):
+            parent = recipe.origins.get(".".join(parts[:cut]))
+            if parent is not None and parent.file == "--set":
+                origin = parent
+                break
+    if origin is None:
         print("  default from the recipe schema")
+    else:
+        where = origin.file if origin.file == "--set" else display_path(origin.file)
+        line = f":{origin.line}" if origin.line else ""
+        print(f"  set by {where}{line}")
     return 0
