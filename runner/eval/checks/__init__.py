@@ -1,0 +1,119 @@
+"""Generation checks, registered under the ``type:`` a recipe's ``eval.checks`` entries name.
+
+A check looks at one generated answer (with its prompt, the reference answer from the test split
+and how generation ended) and says pass or fail, always with a reason a person can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import UserError
+from runner.registry import Registry
+
+CHECKS = Registry("check")
+
+
+@dataclass
+class Sample:
+    """One test prompt answered by one model."""
+
+    id: str
+    messages: list[dict[str, str]]  # the prompt turns, without the reference answer
+    reference: str  # the test split's assistant answer
+    answer: str  # what the model generated
+    finish_reason: str = "stop"  # "stop" (an end token or stop string) or "length"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def language(self) -> str | None:
+        return self.meta.get("language")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    reason: str
+
+
+class Check:
+    """Base of every check: built once from its recipe entry, then called on each sample."""
+
+    type_name = "check"
+    label_suffix = ""  # "#2" for the second check of the same type in one recipe
+
+    def __init__(self, spec: Mapping[str, Any]):
+        self.spec = spec
+
+    @property
+    def label(self) -> str:
+        return self.type_name + self.label_suffix
+
+    def __call__(self, sample: Sample) -> CheckResult:
+        raise NotImplementedError
+
+
+@dataclass
+class CheckSet:
+    """The checks of one recipe, each with a unique label (``forbid``, ``forbid#2``...)."""
+
+    checks: list[Check]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.checks]
+
+    def run(self, sample: Sample) -> dict[str, CheckResult]:
+        """Every check on one sample; a check that crashes fails with the error as its reason."""
+        results = {}
+        for check in self.checks:
+            try:
+                results[check.label] = check(sample)
+            except UserError:
+                raise
+            except Exception as exc:  # a bug in one check must not hide the others' results
+                results[check.label] = CheckResult(False, f"check error: {exc}")
+        return results
+
+
+def build_checks(specs: Sequence[Mapping[str, Any]], *, allow_commands: bool) -> CheckSet:
+    """Instantiate the recipe's ``eval.checks``.
+
+    ``command`` checks run programs named in a recipe, and recipes are shared between projects:
+    unless ``eval.allow_commands`` is true this refuses at the start of the stage, before any
+    model is loaded, instead of silently skipping the check.
+    """
+    if not allow_commands:
+        commands = [i for i, s in enumerate(specs) if s["type"] == "command"]
+        if commands:
+            where = ", ".join(f"eval.checks[{i}]" for i in commands)
+            raise UserError(
+                f"{where}: `command` checks run programs from the recipe, and eval.allow_commands "
+                "is false; review the commands and set `eval.allow_commands: true` (or pass "
+                "--set eval.allow_commands=true) to allow them for this recipe"
+            )
+    checks: list[Check] = []
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        try:
+            cls = CHECKS.get(spec["type"])
+        except KeyError as exc:
+            raise UserError(f"eval.checks[{i}].type: {exc.args[0]}") from None
+        kwargs = {"allowed": allow_commands} if spec["type"] == "command" else {}
+        try:
+            check = cls(spec, **kwargs)
+        except ValueError as exc:
+            raise UserError(f"eval.checks[{i}]: {exc}") from None
+        seen[check.type_name] = seen.get(check.type_name, 0) + 1
+        if seen[check.type_name] > 1:
+            check.label_suffix = f"#{seen[check.type_name]}"
+        checks.append(check)
+    notes = [n for c in checks for n in getattr(c, "notes", [])]
+    return CheckSet(checks, notes)
+
+
+# Importing the modules registers their checks.
+from runner.eval.checks import command, syntax, text  # noqa: E402, F401

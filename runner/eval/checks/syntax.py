@@ -1,0 +1,50 @@
+"""The ``syntax`` check: every code block of the answer parses (tree-sitter)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runner.eval import treesitter
+from runner.eval.checks import CHECKS, Check, CheckResult, Sample
+from runner.eval.codeblocks import code_blocks, normalize_language
+
+
+@CHECKS.register("syntax")
+class SyntaxCheck(Check):
+    """The answer's code parses in its language.
+
+    ``language: auto`` takes each block's fence tag, then the example's ``meta.language`` for
+    untagged blocks; an explicit language checks that language's and untagged blocks only. An
+    answer without fences is checked whole. Blocks in languages without a grammar are skipped and
+    named in the reason; an answer with no checkable code fails (there is nothing that parses).
+    """
+
+    def __init__(self, spec: Mapping[str, Any]):
+        super().__init__(spec)
+        language = spec.get("language", "auto")
+        self.language = None if language == "auto" else normalize_language(language)
+        if self.language is not None and not treesitter.supported(self.language):
+            known = ", ".join(sorted(treesitter.GRAMMARS))
+            raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
+
+    def __call__(self, sample: Sample) -> CheckResult:
+        fallback = self.language or normalize_language(sample.language)
+        blocks = code_blocks(sample.answer)
+        pieces = [(b.language or fallback, b.code) for b in blocks] or [(fallback, sample.answer)]
+        if self.language is not None:
+            pieces = [(lang, code) for lang, code in pieces if lang == self.language]
+        skipped = sorted(
+            {lang or "unknown" for lang, _ in pieces if not treesitter.supported(lang)}
+        )
+        checked = [(lang, code) for lang, code in pieces if treesitter.supported(lang)]
+        if not checked:
+            why = f" (language: {', '.join(skipped)})" if skipped else ""
+            wanted = f"{self.language} " if self.language else ""
+            return CheckResult(False, f"no {wanted}code to parse{why}")
+        for n, (lang, code) in enumerate(checked, 1):
+            error = treesitter.parse_error(code, lang)
+            if error is not None:
+                return CheckResult(False, f"block {n}: {error}")
+        langs = ", ".join(sorted({lang for lang, _ in checked}))
+        return CheckResult(True, f"{len(checked)} block(s) parse ({langs})")

@@ -1,0 +1,186 @@
+"""Every check type on small answers whose verdict is known."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import UserError
+from runner.eval.checks import CHECKS, Sample, build_checks
+from runner.eval.codeblocks import code_blocks, extract_code
+
+ZIG_OK = """Here it is:
+
+```zig
+const std = @import("std");
+
+pub fn main() void {
+    std.debug.print("hello {d}\\n", .{42});
+}
+```
+"""
+
+ZIG_BROKEN = """```zig
+pub fn main() void {
+    const x = ;
+}
+```
+"""
+
+
+def sample(answer: str, reference: str = "", finish: str = "stop", **meta) -> Sample:
+    return Sample("t1", [{"role": "user", "content": "q"}], reference, answer, finish, meta)
+
+
+def check(spec: dict, answer: str, **kwargs):
+    checks = build_checks([spec], allow_commands=False)
+    return checks.run(sample(answer, **kwargs))[checks.labels[0]]
+
+
+def test_every_schema_check_type_is_registered():
+    import json
+    from pathlib import Path
+
+    schema = json.loads(Path("runner/schema/recipe.schema.json").read_text())
+    types = sorted(k.removeprefix("check_") for k in schema["$defs"] if k.startswith("check_"))
+    assert types and types == CHECKS.names()
+
+
+@pytest.mark.parametrize(
+    ("spec", "answer", "passed", "reason"),
+    [
+        ({"type": "syntax"}, ZIG_OK, True, "1 block(s) parse (zig)"),
+        (
+            {"type": "syntax"},
+            ZIG_BROKEN,
+            False,
+            "block 1: zig syntax error at line 2: 'const x = ;'",
+        ),
+        ({"type": "syntax", "language": "zig"}, ZIG_OK, True, "1 block(s) parse (zig)"),
+        (
+            {"type": "syntax", "language": "zig"},
+            "```python\nx = 1\n```",
+            False,
+            "no zig code to parse",
+        ),
+        (
+            {"type": "syntax"},
+            "```python\ndef f(:\n    pass\n```",
+            False,
+            "block 1: python syntax error at line 1: missing ')'",
+        ),
+        (
+            {"type": "syntax"},
+            "```rs\nfn main() { let x = 1; }\n```",
+            True,
+            "1 block(s) parse (rust)",
+        ),
+        (
+            {"type": "syntax"},
+            "```ts\nlet x: number = 1;\n```",
+            True,
+            "1 block(s) parse (typescript)",
+        ),
+        (
+            {"type": "syntax"},
+            "```js\nlet x = {;\n```",
+            False,
+            "block 1: javascript syntax error at line 1: missing '}'",
+        ),
+        ({"type": "syntax"}, "```bash\nls -la\n```", False, "no code to parse (language: bash)"),
+        ({"type": "syntax"}, "just words", False, "no code to parse (language: unknown)"),
+        (
+            {"type": "forbid", "patterns": [r"\busingnamespace\b", "std\\.mem\\.copy\\("]},
+            "const a = 1;\nstd.mem.copy(u8, a, b);",
+            False,
+            "forbidden /std\\.mem\\.copy\\(/ matched 'std.mem.copy(' at line 2",
+        ),
+        (
+            {"type": "forbid", "patterns": [r"\busingnamespace\b", "std\\.mem\\.copy\\("]},
+            "@memcpy(a, b);",
+            True,
+            "none of 2 forbidden pattern(s) found",
+        ),
+        (
+            {"type": "require", "patterns": ["^pub fn", "try "]},
+            "pub fn main() !void {}",
+            False,
+            "required pattern(s) missing: /try /",
+        ),
+        (
+            {"type": "require", "patterns": ["^pub fn"]},
+            "x\npub fn main() void {}",
+            True,
+            "all 1 required pattern(s) found",
+        ),
+        ({"type": "stops"}, "done", True, "ended on an end token"),
+    ],
+)
+def test_check_verdicts(spec, answer, passed, reason):
+    result = check(spec, answer)
+    assert (result.passed, result.reason) == (passed, reason)
+
+
+def test_untagged_block_uses_example_language():
+    result = check({"type": "syntax"}, "```\nconst x = ;\n```", language="zig")
+    assert not result.passed and "zig syntax error" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("spec", "answer", "reference", "passed"),
+    [
+        ({"type": "exact"}, "a  b\n", "a b", True),
+        ({"type": "exact", "normalize_whitespace": False}, "a  b", "a b", False),
+        ({"type": "exact"}, "a c", "a b", False),
+        ({"type": "contains"}, "x = 1\nreturn   x", "return x", True),
+        ({"type": "contains"}, "x = 1", "return x", False),
+        ({"type": "contains", "text": "defer"}, "defer f.close();", "unused", True),
+        (
+            {"type": "similarity", "min": 0.8},
+            "pub fn add(a: i32) i32",
+            "pub fn add(a: i32) i32 ",
+            True,
+        ),
+        (
+            {"type": "similarity", "min": 0.8},
+            "completely different",
+            "pub fn add(a: i32) i32",
+            False,
+        ),
+    ],
+)
+def test_reference_checks(spec, answer, reference, passed):
+    assert check(spec, answer, reference=reference).passed is passed
+
+
+def test_stops_fails_on_token_limit():
+    result = check({"type": "stops"}, "and so on and so on", finish="length")
+    assert not result.passed and "'length'" in result.reason
+
+
+def test_bad_regex_and_language_are_user_errors():
+    with pytest.raises(UserError, match=r"eval.checks\[0\]: pattern '\(' is not a valid"):
+        build_checks([{"type": "forbid", "patterns": ["("]}], allow_commands=False)
+    with pytest.raises(UserError, match="language 'cobol' has no grammar"):
+        build_checks([{"type": "syntax", "language": "cobol"}], allow_commands=False)
+    with pytest.raises(UserError, match="did you mean 'syntax'"):
+        build_checks([{"type": "syntaxx"}], allow_commands=False)
+
+
+def test_two_checks_of_one_type_get_distinct_labels():
+    checks = build_checks(
+        [{"type": "forbid", "patterns": ["a"]}, {"type": "forbid", "patterns": ["b"]}],
+        allow_commands=False,
+    )
+    assert checks.labels == ["forbid", "forbid#2"]
+
+
+def test_code_blocks_and_extraction():
+    text = "intro\n```Python\nx = 1\n```\nmid\n~~~zig\nconst a = 1;\n~~~\n```\nuntagged\n"
+    blocks = code_blocks(text)
+    assert [(b.language, b.code, b.closed) for b in blocks] == [
+        ("python", "x = 1\n", True),
+        ("zig", "const a = 1;\n", True),
+        (None, "untagged\n", False),
+    ]
+    assert extract_code(text, "zig") == "const a = 1;\n\nuntagged\n"
+    assert extract_code("no fences", "zig") == "no fences"
