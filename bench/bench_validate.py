@@ -26,5 +26,7 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     verdict = "ok" if median < 0.3 else "OVER TARGET"
-    print(f"   recipe validate quickstart: median {median * 1000:.0f} ms over {RUNS} runs "
-          f"(min {min(times) * 1000:.0f} ms, target < 300 ms) {verdict}")
+    print(
+        f"   recipe validate quickstart: median {median * 1000:.0f} ms over {RUNS} runs "
+        f"(min {min(times) * 1000:.0f} ms, target < 300 ms) {verdict}"
+    )

@@ -66,9 +66,7 @@ def run(
             proc.wait()
             raise
     if status != 0:
-        raise StageError(
-            stage, f"`{command}` exited with status {status}; see the log: {log_file}"
-        )
+        raise StageError(stage, f"`{command}` exited with status {status}; see the log: {log_file}")
     return status
 
 

@@ -9,14 +9,24 @@ from runner.recipe.model import Recipe
 
 
 def add_recipe_argument(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
-    parser.add_argument("recipe", nargs="+" if many else None, metavar="RECIPE",
-                        help="recipe YAML file" + ("s" if many else ""))
+    parser.add_argument(
+        "recipe",
+        nargs="+" if many else None,
+        metavar="RECIPE",
+        help="recipe YAML file" + ("s" if many else ""),
+    )
     add_set_argument(parser)
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key, e.g. --set train.epochs=1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set train.epochs=1 (repeatable)",
+    )
 
 
 def load_from_args(args: argparse.Namespace, path: str | None = None) -> Recipe:

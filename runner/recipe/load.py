@@ -57,7 +57,9 @@ def _apply_origins(loaded: _Loaded, layer: _Layer) -> None:
                 del loaded.origins[key]
         mark = layer.marks.get(at)
         if at:
-            loaded.origins[at] = Origin(layer.file, mark.line, mark.column) if mark else Origin(layer.file)
+            loaded.origins[at] = (
+                Origin(layer.file, mark.line, mark.column) if mark else Origin(layer.file)
+            )
         if isinstance(value, dict):
             for key, child in value.items():
                 walk(child, (*at, key))
@@ -82,8 +84,15 @@ def _locate(loaded: _Loaded, problem: Problem) -> Located:
     if lines and 0 < origin.line <= len(lines):
         source_line = lines[origin.line - 1]
     file = origin.file if origin.file == SET_ORIGIN else display_path(origin.file)
-    return Located(file, origin.line, origin.column, dotted(path), problem.message, source_line,
-                   problem.warning)
+    return Located(
+        file,
+        origin.line,
+        origin.column,
+        dotted(path),
+        problem.message,
+        source_line,
+        problem.warning,
+    )
 
 
 def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_Layer]:
@@ -91,39 +100,73 @@ def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_L
     path = path.resolve()
     if path in chain:
         cycle = " -> ".join(display_path(p) for p in (*chain, path))
-        raise RecipeErrors([Located(display_path(chain[-1]), 0, 0, "extends", f"extends cycle: {cycle}")])
+        raise RecipeErrors(
+            [Located(display_path(chain[-1]), 0, 0, "extends", f"extends cycle: {cycle}")]
+        )
     try:
         doc = read_yaml(path)
     except YamlProblem as exc:
-        raise RecipeErrors([Located(display_path(exc.path), exc.mark.line, exc.mark.column, "(yaml)",
-                                    exc.message)]) from None
+        raise RecipeErrors(
+            [Located(display_path(exc.path), exc.mark.line, exc.mark.column, "(yaml)", exc.message)]
+        ) from None
     except FileNotFoundError:
         who = f" (extended by {display_path(chain[-1])})" if chain else ""
-        raise RecipeErrors([Located(display_path(path), 0, 0, "(file)", f"recipe file not found{who}")]) from None
+        raise RecipeErrors(
+            [Located(display_path(path), 0, 0, "(file)", f"recipe file not found{who}")]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeErrors([Located(display_path(path), 0, 0, "(file)", f"cannot read: {exc}")]) from None
+        raise RecipeErrors(
+            [Located(display_path(path), 0, 0, "(file)", f"cannot read: {exc}")]
+        ) from None
     loaded.lines[str(path)] = doc.lines
     if path not in loaded.files:
         loaded.files.append(path)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise RecipeErrors([Located(display_path(path), 1, 1, "(top level)",
-                                    "a recipe must be a YAML mapping of sections (recipe:, name:, ...)")])
+        raise RecipeErrors(
+            [
+                Located(
+                    display_path(path),
+                    1,
+                    1,
+                    "(top level)",
+                    "a recipe must be a YAML mapping of sections (recipe:, name:, ...)",
+                )
+            ]
+        )
     layers: list[_Layer] = []
     parents = data.get("extends", [])
     parents = [parents] if isinstance(parents, str) else parents
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
         mark = doc.marks.get(("extends",), Mark(1, 1))
-        raise RecipeErrors([Located(display_path(path), mark.line, mark.column, "extends",
-                                    "must be a file path or a list of file paths")])
+        raise RecipeErrors(
+            [
+                Located(
+                    display_path(path),
+                    mark.line,
+                    mark.column,
+                    "extends",
+                    "must be a file path or a list of file paths",
+                )
+            ]
+        )
     for index, parent in enumerate(parents):
         target = (path.parent / Path(parent).expanduser()).resolve()
         if not target.exists():
             key = ("extends",) if isinstance(data.get("extends"), str) else ("extends", index)
             mark = doc.marks.get(key, Mark(1, 1))
-            raise RecipeErrors([Located(display_path(path), mark.line, mark.column, dotted(key),
-                                        f"extended recipe not found: {parent} (looked for {display_path(target)})",
-                                        doc.lines[mark.line - 1] if doc.lines else None)])
+            raise RecipeErrors(
+                [
+                    Located(
+                        display_path(path),
+                        mark.line,
+                        mark.column,
+                        dotted(key),
+                        f"extended recipe not found: {parent} (looked for {display_path(target)})",
+                        doc.lines[mark.line - 1] if doc.lines else None,
+                    )
+                ]
+            )
         layers.extend(_read_chain(target, loaded, (*chain, path)))
     own = {k: v for k, v in data.items() if k != "extends"}
     layers.append(_Layer(str(path), own, doc.marks, doc.lines))
@@ -195,11 +238,19 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded, problems: list[Pro
         if fmt not in ("path", "model-ref"):
             return value
         origin = loaded.origins.get(at)
-        base = Path.cwd() if origin is None or origin.file == SET_ORIGIN else Path(origin.file).parent
+        base = (
+            Path.cwd() if origin is None or origin.file == SET_ORIGIN else Path(origin.file).parent
+        )
         expanded = Path(value).expanduser()
         if expanded.is_absolute():
-            problems.append(Problem(at, f"absolute path {value!r} will not work on other machines; "
-                                        "prefer a path relative to the recipe", warning=True))
+            problems.append(
+                Problem(
+                    at,
+                    f"absolute path {value!r} will not work on other machines; "
+                    "prefer a path relative to the recipe",
+                    warning=True,
+                )
+            )
         return str((base / expanded).resolve())
 
     resolved = walk(document, ())
@@ -232,7 +283,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         try:
             _set_at(document, key, _typed_value(raw, schema))
         except KeyError as exc:
-            loaded.problems.append(Located(SET_ORIGIN, 0, 0, dotted(key), f"no such entry: {exc.args[0]}"))
+            loaded.problems.append(
+                Located(SET_ORIGIN, 0, 0, dotted(key), f"no such entry: {exc.args[0]}")
+            )
             continue
         for k in [k for k in loaded.origins if k[: len(key)] == key]:
             del loaded.origins[k]

@@ -32,7 +32,11 @@ def display_path(path: Path | str) -> str:
     """A path relative to the working directory when it is below it, as users typed it."""
     path = Path(path)
     try:
-        return os.path.relpath(path) if path.is_absolute() and not os.path.relpath(path).startswith("..") else str(path)
+        return (
+            os.path.relpath(path)
+            if path.is_absolute() and not os.path.relpath(path).startswith("..")
+            else str(path)
+        )
     except ValueError:
         return str(path)
 

@@ -71,7 +71,10 @@ def source_names_unique(document: Doc) -> Iterator[Problem]:
         if name is None:
             continue
         if name in seen:
-            yield Problem(("sources", index, "name"), f"source name '{name}' is already used by sources[{seen[name]}]")
+            yield Problem(
+                ("sources", index, "name"),
+                f"source name '{name}' is already used by sources[{seen[name]}]",
+            )
         seen[name] = index
 
 
@@ -84,9 +87,11 @@ def prompt_template_exists(document: Doc) -> Iterator[Problem]:
         return  # a path: the template module reports a missing file with its own message
     known = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja"))
     if known and template not in known:
-        yield Problem(("prompt", "template"),
-                      f"'{template}' is not a known template{did_you_mean(template, known)} "
-                      f"(known: {', '.join(known)}, tokenizer, or a path to a .jinja file)")
+        yield Problem(
+            ("prompt", "template"),
+            f"'{template}' is not a known template{did_you_mean(template, known)} "
+            f"(known: {', '.join(known)}, tokenizer, or a path to a .jinja file)",
+        )
 
 
 @rule
@@ -94,27 +99,36 @@ def tiny_family_known(document: Doc) -> Iterator[Problem]:
     base = document["model"]["base"]
     if base.startswith("tiny:") and base[5:] not in TINY_FAMILIES:
         family = base[5:]
-        yield Problem(("model", "base"),
-                      f"'{family}' is not a built-in tiny model{did_you_mean(family, TINY_FAMILIES)} "
-                      f"(known: {', '.join('tiny:' + f for f in TINY_FAMILIES)})")
+        yield Problem(
+            ("model", "base"),
+            f"'{family}' is not a built-in tiny model{did_you_mean(family, TINY_FAMILIES)} "
+            f"(known: {', '.join('tiny:' + f for f in TINY_FAMILIES)})",
+        )
 
 
 @rule
 def qlora_needs_lora(document: Doc) -> Iterator[Problem]:
     if document["model"]["quantization"] != "none" and not document["lora"]["enabled"]:
-        yield Problem(("model", "quantization"),
-                      f"model.quantization: {document['model']['quantization']} trains an adapter on a "
-                      "quantized base, so it needs lora.enabled: true")
+        yield Problem(
+            ("model", "quantization"),
+            f"model.quantization: {document['model']['quantization']} trains an adapter on a "
+            "quantized base, so it needs lora.enabled: true",
+        )
 
 
 @rule
 def qlora_without_cuda(document: Doc) -> Iterator[Problem]:
     if document["model"]["quantization"] == "4bit" and not cuda_available():
-        fallback = "it will train a 16-bit LoRA instead (model.cpu_fallback: true)" if document[
-            "model"]["cpu_fallback"] else "the run will refuse to start here (set model.cpu_fallback: true to train a 16-bit LoRA instead)"
-        yield Problem(("model", "quantization"),
-                      f"4-bit QLoRA needs a CUDA GPU and none is visible on this machine; {fallback}",
-                      warning=True)
+        fallback = (
+            "it will train a 16-bit LoRA instead (model.cpu_fallback: true)"
+            if document["model"]["cpu_fallback"]
+            else "the run will refuse to start here (set model.cpu_fallback: true to train a 16-bit LoRA instead)"
+        )
+        yield Problem(
+            ("model", "quantization"),
+            f"4-bit QLoRA needs a CUDA GPU and none is visible on this machine; {fallback}",
+            warning=True,
+        )
 
 
 @rule
@@ -122,21 +136,30 @@ def exports_have_what_they_need(document: Doc) -> Iterator[Problem]:
     merges = _targets(document, "merge")
     merge_on = any(t["enabled"] for _, t in merges)
     lora_on = document["lora"]["enabled"]
-    for index, target in _targets(document, "gguf"):
+    for index, _ in _targets(document, "gguf"):
         if not lora_on:
             continue  # a full fine-tune's output is already a whole model
         if not merges:
-            yield Problem(("export", index), "a gguf export needs a merged model: add `- type: merge` to export")
+            yield Problem(
+                ("export", index),
+                "a gguf export needs a merged model: add `- type: merge` to export",
+            )
         elif not merge_on:
             m = merges[0][0]
-            yield Problem(("export", m, "enabled"),
-                          f"export[{index}] (gguf) needs the merged model, but this merge is disabled")
+            yield Problem(
+                ("export", m, "enabled"),
+                f"export[{index}] (gguf) needs the merged model, but this merge is disabled",
+            )
     for index, _ in merges:
         if not lora_on:
-            yield Problem(("export", index), "merge needs a LoRA adapter, but lora.enabled is false")
+            yield Problem(
+                ("export", index), "merge needs a LoRA adapter, but lora.enabled is false"
+            )
     for index, _ in _targets(document, "lora_gguf"):
         if not lora_on:
-            yield Problem(("export", index), "lora_gguf exports the LoRA adapter, but lora.enabled is false")
+            yield Problem(
+                ("export", index), "lora_gguf exports the LoRA adapter, but lora.enabled is false"
+            )
 
 
 @rule
@@ -150,28 +173,38 @@ def ollama_has_a_gguf(document: Doc) -> Iterator[Problem]:
         source = target["from"]
         if source == "adapter":
             if not _targets(document, "lora_gguf"):
-                yield Problem(("export", index, "from"),
-                              "from: adapter needs a `- type: lora_gguf` export for the ADAPTER line")
+                yield Problem(
+                    ("export", index, "from"),
+                    "from: adapter needs a `- type: lora_gguf` export for the ADAPTER line",
+                )
         elif source not in available:
             have = ", ".join(sorted(available)) or "none: add a `- type: gguf` export"
-            yield Problem(("export", index, "from"),
-                          f"'{source}' is not produced by a gguf export (available: {have})")
+            yield Problem(
+                ("export", index, "from"),
+                f"'{source}' is not produced by a gguf export (available: {have})",
+            )
         num_ctx = (target.get("parameters") or {}).get("num_ctx")
         seq_len = document["train"]["seq_len"]
         if num_ctx is not None and num_ctx < seq_len:
-            yield Problem(("export", index, "parameters", "num_ctx"),
-                          f"num_ctx {num_ctx} is below train.seq_len {seq_len}: Ollama would silently "
-                          "truncate prompts the model was trained on")
+            yield Problem(
+                ("export", index, "parameters", "num_ctx"),
+                f"num_ctx {num_ctx} is below train.seq_len {seq_len}: Ollama would silently "
+                "truncate prompts the model was trained on",
+            )
 
 
 @rule
 def compute_is_consistent(document: Doc) -> Iterator[Problem]:
     compute = document["compute"]
     if compute["gpus"] > 1 and compute["strategy"] == "single":
-        yield Problem(("compute", "strategy"),
-                      f"compute.gpus is {compute['gpus']}: choose compute.strategy ddp, fsdp or deepspeed")
+        yield Problem(
+            ("compute", "strategy"),
+            f"compute.gpus is {compute['gpus']}: choose compute.strategy ddp, fsdp or deepspeed",
+        )
     if compute["strategy"] == "fsdp" and document["model"]["quantization"] == "8bit":
-        yield Problem(("compute", "strategy"), "fsdp cannot shard an 8-bit base; use ddp or deepspeed")
+        yield Problem(
+            ("compute", "strategy"), "fsdp cannot shard an 8-bit base; use ddp or deepspeed"
+        )
 
 
 @rule
@@ -180,13 +213,17 @@ def gate_is_measurable(document: Doc) -> Iterator[Problem]:
     gate = evaluation.get("gate") or {}
     for key in ("min_improvement", "min_loss_improvement"):
         if key in gate and not evaluation["compare_base"]:
-            yield Problem(("eval", "gate", key), f"eval.gate.{key} compares with the base model, "
-                                                 "but eval.compare_base is false")
+            yield Problem(
+                ("eval", "gate", key),
+                f"eval.gate.{key} compares with the base model, but eval.compare_base is false",
+            )
     checks = {c["type"] for c in evaluation["checks"]}
-    for name in (gate.get("checks") or {}):
+    for name in gate.get("checks") or {}:
         if name not in checks:
-            yield Problem(("eval", "gate", "checks", name),
-                          f"no '{name}' check in eval.checks{did_you_mean(name, sorted(checks))}")
+            yield Problem(
+                ("eval", "gate", "checks", name),
+                f"no '{name}' check in eval.checks{did_you_mean(name, sorted(checks))}",
+            )
 
 
 @rule
@@ -194,6 +231,9 @@ def commands_need_permission(document: Doc) -> Iterator[Problem]:
     evaluation = document["eval"]
     for index, check in enumerate(evaluation["checks"]):
         if check["type"] == "command" and not evaluation["allow_commands"]:
-            yield Problem(("eval", "checks", index),
-                          "command checks run programs; they only run when eval.allow_commands is true "
-                          "for this recipe (set it after reading the command)", warning=True)
+            yield Problem(
+                ("eval", "checks", index),
+                "command checks run programs; they only run when eval.allow_commands is true "
+                "for this recipe (set it after reading the command)",
+                warning=True,
+            )

@@ -103,11 +103,12 @@ def fill_defaults(document: dict[str, Any]) -> dict[str, Any]:
                 if key not in value:
                     if "default" in prop_resolved:
                         value[key] = copy.deepcopy(prop_resolved["default"])
-                    elif prop_resolved.get("type") == "object" and not prop_resolved.get(
-                        "required"
+                    elif (
+                        prop_resolved.get("type") == "object"
+                        and prop_resolved.get("properties")
+                        and not prop_resolved.get("required")
                     ):
-                        if prop_resolved.get("properties"):
-                            value[key] = {}
+                        value[key] = {}
                 if key in value:
                     value[key] = fill(value[key], prop)
         elif isinstance(value, list) and "items" in schema:
@@ -123,8 +124,14 @@ def _describe_type(schema: dict[str, Any]) -> str:
     if "const" in schema:
         return repr(schema["const"])
     kind = schema.get("type")
-    names = {"string": "a string", "integer": "a whole number", "number": "a number",
-             "boolean": "true or false", "object": "a mapping", "array": "a list"}
+    names = {
+        "string": "a string",
+        "integer": "a whole number",
+        "number": "a number",
+        "boolean": "true or false",
+        "object": "a mapping",
+        "array": "a list",
+    }
     return names.get(kind, str(kind)) if isinstance(kind, str) else "a valid value"
 
 
@@ -148,8 +155,13 @@ def validate_document(document: Any) -> list[Problem]:
 
     def check_typed(instance: Any, variants: dict[str, dict[str, Any]], at: KeyPath) -> None:
         kind = at[-2] if len(at) >= 2 and isinstance(at[-1], int) else "item"
-        label = {"sources": "source", "filters": "filter", "export": "export target",
-                 "checks": "check", "extract": "extractor"}.get(str(kind), "type")
+        label = {
+            "sources": "source",
+            "filters": "filter",
+            "export": "export target",
+            "checks": "check",
+            "extract": "extractor",
+        }.get(str(kind), "type")
         if not isinstance(instance, dict):
             problems.append(Problem(at, f"must be a mapping with a `type:` ({label})"))
             return
@@ -161,8 +173,10 @@ def validate_document(document: Any) -> list[Problem]:
         if name not in variants:
             hint = did_you_mean(str(name), list(variants))
             problems.append(
-                Problem((*at, "type"), f"'{name}' is not a known {label}{hint} "
-                        f"(known: {', '.join(variants)})")
+                Problem(
+                    (*at, "type"),
+                    f"'{name}' is not a known {label}{hint} (known: {', '.join(variants)})",
+                )
             )
             return
         check(instance, variants[name], at)
@@ -187,15 +201,24 @@ def validate_document(document: Any) -> list[Problem]:
                 check_typed(error.instance, variants, where)
                 return
         if validator in ("type", "enum", "const"):
-            yield Problem(where, f"{error.instance!r} is not valid here: expected {_describe_type(error.schema)}")
+            yield Problem(
+                where,
+                f"{error.instance!r} is not valid here: expected {_describe_type(error.schema)}",
+            )
             return
         if validator == "pattern":
-            yield Problem(where, f"{error.instance!r} does not match the pattern {error.validator_value}")
+            yield Problem(
+                where, f"{error.instance!r} does not match the pattern {error.validator_value}"
+            )
             return
         yield Problem(where, error.message)
 
     if not isinstance(document, dict):
-        return [Problem((), "a recipe must be a YAML mapping of sections (recipe:, name:, sources: ...)")]
+        return [
+            Problem(
+                (), "a recipe must be a YAML mapping of sections (recipe:, name:, sources: ...)"
+            )
+        ]
     top = recipe_schema()
     # Validate section by section so typed lists are dispatched by `type:` with good messages.
     shallow = {k: v for k, v in top.items() if k != "properties"}

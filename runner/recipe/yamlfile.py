@@ -62,7 +62,9 @@ def read_yaml(path: Path) -> YamlDocument:
                 key = constructor.construct_object(key_node, deep=True)
                 if key == "<<":
                     raise YamlProblem(
-                        path, _mark(key_node), "YAML merge keys (<<) are not supported; use extends:"
+                        path,
+                        _mark(key_node),
+                        "YAML merge keys (<<) are not supported; use extends:",
                     )
                 if not isinstance(key, str | int) or isinstance(key, bool):
                     raise YamlProblem(path, _mark(key_node), f"keys must be strings, not {key!r}")
@@ -70,7 +72,9 @@ def read_yaml(path: Path) -> YamlDocument:
                 if key in result:
                     first = marks[(*at, key)]
                     raise YamlProblem(
-                        path, _mark(key_node), f"duplicate key '{key}' (first set on line {first.line})"
+                        path,
+                        _mark(key_node),
+                        f"duplicate key '{key}' (first set on line {first.line})",
                     )
                 marks[(*at, key)] = _mark(key_node)
                 result[key] = build(value_node, (*at, key))

@@ -56,7 +56,10 @@ def test_mappings_merge_and_lists_replace(chain):
 def test_paths_resolve_against_the_file_that_set_them(chain, tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     recipe = load_recipe(chain)
-    assert Path(recipe["sources"][0]["path"]) == (tmp_path / "shared" / "data" / "base.jsonl").resolve()
+    assert (
+        Path(recipe["sources"][0]["path"])
+        == (tmp_path / "shared" / "data" / "base.jsonl").resolve()
+    )
 
 
 def test_origins_point_at_the_right_file_and_line(chain, tmp_path):
@@ -70,7 +73,10 @@ def test_origins_point_at_the_right_file_and_line(chain, tmp_path):
 def test_errors_in_an_extended_file_point_at_that_file(write, tmp_path):
     (tmp_path / "d.jsonl").write_text("{}\n")
     write("base.yaml", "recipe: 1\nname: b\ntrain:\n  epocs: 2\n")
-    child = write("child.yaml", "recipe: 1\nname: c\nextends: base.yaml\nsources:\n  - type: instructions\n    path: d.jsonl\nmodel:\n  base: tiny:qwen2\n")
+    child = write(
+        "child.yaml",
+        "recipe: 1\nname: c\nextends: base.yaml\nsources:\n  - type: instructions\n    path: d.jsonl\nmodel:\n  base: tiny:qwen2\n",
+    )
     with pytest.raises(RecipeErrors) as caught:
         load_recipe(child)
     assert "base.yaml:4:3: train.epocs: unknown key 'epocs'" in str(caught.value)
@@ -86,8 +92,15 @@ def test_extends_cycle_names_the_chain(write):
 
 
 def test_set_overrides_are_typed_by_the_schema(chain):
-    recipe = load_recipe(chain, ["train.epochs=2.5", "prompt.system=42", "model.base=tiny:llama",
-                                 "filters[0].type=secrets"])
+    recipe = load_recipe(
+        chain,
+        [
+            "train.epochs=2.5",
+            "prompt.system=42",
+            "model.base=tiny:llama",
+            "filters[0].type=secrets",
+        ],
+    )
     assert recipe["train"]["epochs"] == 2.5
     assert recipe["prompt"]["system"] == "42"  # a string key stays a string
     assert recipe["model"]["base"] == "tiny:llama"

@@ -23,27 +23,67 @@ CASES = [
     ("trian:\n  epochs: 1\n", "8:1: trian: unknown key 'trian'; did you mean 'train'?"),
     ("train:\n  epocs: 1\n", "9:3: train.epocs: unknown key 'epocs'; did you mean 'epochs'?"),
     ("train:\n  epochs: lots\n", "9:3: train.epochs: 'lots' is not valid here: expected a number"),
-    ("train:\n  learning_rate: -1\n", "9:3: train.learning_rate: -1 is less than or equal to the minimum of 0"),
-    ("filters:\n  - type: min_lenght\n", "9:5: filters[0].type: 'min_lenght' is not a known filter; did you mean 'length'?"),
-    ("filters:\n  - type: near_dedup\n", "9:5: filters[0].type: 'near_dedup' is not a known filter; did you mean 'near_dedupe'?"),
+    (
+        "train:\n  learning_rate: -1\n",
+        "9:3: train.learning_rate: -1 is less than or equal to the minimum of 0",
+    ),
+    (
+        "filters:\n  - type: min_lenght\n",
+        "9:5: filters[0].type: 'min_lenght' is not a known filter; did you mean 'length'?",
+    ),
+    (
+        "filters:\n  - type: near_dedup\n",
+        "9:5: filters[0].type: 'near_dedup' is not a known filter; did you mean 'near_dedupe'?",
+    ),
     ("filters:\n  - threshold: 0.5\n", "9:5: filters[0]: missing `type:`"),
-    ("filters:\n  - type: near_dedupe\n    treshold: 0.5\n", "10:5: filters[0].treshold: unknown key 'treshold'; did you mean 'threshold'?"),
-    ("split:\n  train: 0.7\n  val: 0.2\n  test: 0.2\n", "8:1: split: split.train + split.val + split.test must be 1 (got 1.1)"),
-    ("prompt:\n  template: chatm\n", "9:3: prompt.template: 'chatm' is not a known template; did you mean 'chatml'?"),
-    ("compute:\n  gpus: 2\n", "8:1: compute.strategy: compute.gpus is 2: choose compute.strategy ddp, fsdp or deepspeed"),
-    ("export:\n  - type: gguf\n", "9:5: export[0]: a gguf export needs a merged model: add `- type: merge` to export"),
-    ("export:\n  - type: merge\n    enabled: false\n  - type: gguf\n",
-     "10:5: export[0].enabled: export[1] (gguf) needs the merged model, but this merge is disabled"),
-    ("lora:\n  enabled: false\nexport:\n  - type: lora_gguf\n",
-     "11:5: export[0]: lora_gguf exports the LoRA adapter, but lora.enabled is false"),
-    ("export:\n  - type: merge\n  - type: gguf\n    quantize: [q8_0]\n  - type: ollama\n    model: demo:v1\n    from: q4_k_m\n",
-     "14:5: export[2].from: 'q4_k_m' is not produced by a gguf export (available: f16, q8_0)"),
-    ("export:\n  - type: merge\n  - type: gguf\n  - type: ollama\n    model: demo:v1\n    from: q8_0\n    parameters:\n      num_ctx: 1024\n",
-     "15:7: export[2].parameters.num_ctx: num_ctx 1024 is below train.seq_len 2048"),
-    ("export:\n  - type: hubb\n    repo_id: a/b\n", "9:5: export[0].type: 'hubb' is not a known export target; did you mean 'hub'?"),
-    ("eval:\n  checks:\n    - type: sytnax\n", "10:7: eval.checks[0].type: 'sytnax' is not a known check; did you mean 'syntax'?"),
-    ("eval:\n  compare_base: false\n  gate:\n    min_improvement: 0.1\n",
-     "11:5: eval.gate.min_improvement: eval.gate.min_improvement compares with the base model"),
+    (
+        "filters:\n  - type: near_dedupe\n    treshold: 0.5\n",
+        "10:5: filters[0].treshold: unknown key 'treshold'; did you mean 'threshold'?",
+    ),
+    (
+        "split:\n  train: 0.7\n  val: 0.2\n  test: 0.2\n",
+        "8:1: split: split.train + split.val + split.test must be 1 (got 1.1)",
+    ),
+    (
+        "prompt:\n  template: chatm\n",
+        "9:3: prompt.template: 'chatm' is not a known template; did you mean 'chatml'?",
+    ),
+    (
+        "compute:\n  gpus: 2\n",
+        "8:1: compute.strategy: compute.gpus is 2: choose compute.strategy ddp, fsdp or deepspeed",
+    ),
+    (
+        "export:\n  - type: gguf\n",
+        "9:5: export[0]: a gguf export needs a merged model: add `- type: merge` to export",
+    ),
+    (
+        "export:\n  - type: merge\n    enabled: false\n  - type: gguf\n",
+        "10:5: export[0].enabled: export[1] (gguf) needs the merged model, but this merge is disabled",
+    ),
+    (
+        "lora:\n  enabled: false\nexport:\n  - type: lora_gguf\n",
+        "11:5: export[0]: lora_gguf exports the LoRA adapter, but lora.enabled is false",
+    ),
+    (
+        "export:\n  - type: merge\n  - type: gguf\n    quantize: [q8_0]\n  - type: ollama\n    model: demo:v1\n    from: q4_k_m\n",
+        "14:5: export[2].from: 'q4_k_m' is not produced by a gguf export (available: f16, q8_0)",
+    ),
+    (
+        "export:\n  - type: merge\n  - type: gguf\n  - type: ollama\n    model: demo:v1\n    from: q8_0\n    parameters:\n      num_ctx: 1024\n",
+        "15:7: export[2].parameters.num_ctx: num_ctx 1024 is below train.seq_len 2048",
+    ),
+    (
+        "export:\n  - type: hubb\n    repo_id: a/b\n",
+        "9:5: export[0].type: 'hubb' is not a known export target; did you mean 'hub'?",
+    ),
+    (
+        "eval:\n  checks:\n    - type: sytnax\n",
+        "10:7: eval.checks[0].type: 'sytnax' is not a known check; did you mean 'syntax'?",
+    ),
+    (
+        "eval:\n  compare_base: false\n  gate:\n    min_improvement: 0.1\n",
+        "11:5: eval.gate.min_improvement: eval.gate.min_improvement compares with the base model",
+    ),
     ("lora:\n  enabled: false\n", None),
 ]
 
@@ -100,7 +140,9 @@ def test_duplicate_key_is_an_error(write, data_file):
     path = write("recipe.yaml", HEADER + "train:\n  epochs: 1\n  epochs: 2\n")
     with pytest.raises(RecipeErrors) as caught:
         load_recipe(path)
-    assert "10:3" in str(caught.value) and "duplicate key 'epochs' (first set on line 9)" in str(caught.value)
+    assert "10:3" in str(caught.value) and "duplicate key 'epochs' (first set on line 9)" in str(
+        caught.value
+    )
 
 
 def test_missing_file_exits_2_without_traceback(tmp_path, capsys):
