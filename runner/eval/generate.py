@@ -1,0 +1,47 @@
+"""Answers to the test prompts from a GGUF, through llama.cpp's runtime (what users deploy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.eval.checks import Sample
+from runner.eval.testset import TestCase
+
+
+def render_prompts(template: Any, cases: Sequence[TestCase]) -> list[str]:
+    """Each prompt rendered with the training template and its generation prompt.
+
+    Both models get the very same text: the base model is asked in the fine-tune's format, so the
+    comparison measures what training changed rather than two different templates.
+    """
+    return [template.render(case.prompt, add_generation_prompt=True) for case in cases]
+
+
+def generate_samples(
+    gguf: Path,
+    template: Any,
+    cases: Sequence[TestCase],
+    *,
+    max_new_tokens: int,
+    n_ctx: int,
+) -> list[Sample]:
+    """Greedy answers of ``gguf`` to every case, stopping on the template's stop strings."""
+    from runner.llamacpp import generate_chat
+
+    prompts = render_prompts(template, cases)
+    generations = generate_chat(
+        gguf, prompts, max_tokens=max_new_tokens, stop=list(template.stop), n_ctx=n_ctx
+    )
+    return [
+        Sample(
+            id=case.id,
+            messages=case.prompt,
+            reference=case.reference,
+            answer=gen.text,
+            finish_reason=gen.finish_reason,
+            meta=case.meta,
+        )
+        for case, gen in zip(cases, generations, strict=True)
+    ]

@@ -1,0 +1,275 @@
+"""The eval stage: held-out loss and generation checks, base versus fine-tuned, gate, report.
+
+Reads the finished outputs of earlier stages (``data/test.jsonl``, ``train/``, ``merged/``,
+``gguf/``) and writes under ``ctx.out``: ``results.json`` (every number), ``samples.jsonl``
+(every answer with its check results), the pictures, ``report.md`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.errors import GateFailed, StageError
+from runner.eval.checks import CheckSet, build_checks
+from runner.eval.gate import gate_failures
+from runner.eval.testset import TestSet, load_test_split
+from runner.recipe.model import Recipe, content_hash, thaw
+
+
+def run(recipe: Recipe, ctx: Any) -> dict[str, Any]:
+    """Evaluate the run in ``ctx.run_dir``; raise ``GateFailed`` (after writing the report) when
+    ``eval.gate`` is missed. The exception carries the summary as ``.summary``."""
+    ev: Mapping[str, Any] = recipe.config.get("eval") or {}
+    # Refuse `command` checks without permission before loading anything.
+    checks = build_checks(
+        ev.get("checks", ({"type": "stops"},)), allow_commands=bool(ev.get("allow_commands", False))
+    )
+    for check in checks.checks:
+        if hasattr(check, "log_file"):
+            check.log_file = ctx.log_file
+    test_file = ctx.stage_dir("data") / "test.jsonl"
+    if not test_file.is_file():
+        raise StageError("eval", f"no test split at {test_file}: evaluation needs split.test > 0")
+    testset = load_test_split(test_file)
+    if not testset.cases:
+        raise StageError("eval", f"{test_file} has no row with a prompt and an assistant answer")
+    if ctx.dry_run:
+        print(
+            f"[dry-run] eval: {len(testset.cases)} test conversations, checks: "
+            f"{', '.join(checks.labels)}"
+        )
+        return {"dry_run": True}
+    results = evaluate(recipe, ctx, checks, testset)
+    summary = write_outputs(recipe, ctx, results)
+    if summary["gate"]["failures"]:
+        exc = GateFailed(
+            "eval",
+            "gate missed: "
+            + "; ".join(summary["gate"]["failures"])
+            + f" (report: {ctx.run_dir / 'eval' / 'report.md'})",
+        )
+        exc.summary = summary
+        raise exc
+    return summary
+
+
+def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: TestSet) -> dict[str, Any]:
+    """Measure everything; returns the results dict the report is written from."""
+    from transformers import AutoTokenizer
+
+    from runner.eval import artifacts
+    from runner.eval.loss import encode_all
+    from runner.models import resolve_base
+    from runner.prompt.template import load_template
+
+    ev = recipe.config.get("eval") or {}
+    compare_base = bool(ev.get("compare_base", True))
+    notes = list(dict.fromkeys(checks.notes))
+    base_dir = resolve_base(recipe.get("model.base"), recipe.get("model.revision"))
+    tuned = artifacts.tuned_model(
+        ctx.run_dir, ctx.stage_dir("merge"), ctx.stage_dir("train"), base_dir
+    )
+    template = load_template(recipe.config.get("prompt") or {}, tuned.tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(tuned.tokenizer_dir))
+
+    seq_len = int(recipe.get("train.seq_len", 2048))
+    train_on = str(recipe.get("prompt.train_on", "assistant"))
+    encoded, loss_skipped = encode_all(tokenizer, template.render, testset.cases, train_on, seq_len)
+    loss = {"tokens": 0, "examples": len(encoded), "skipped": loss_skipped}
+    losses: dict[str, Any] = {}
+    for side, (model_dir, adapter) in _loss_models(tuned, base_dir, compare_base).items():
+        losses[side] = _measure_loss(model_dir, adapter, encoded, side)
+    loss.update(_loss_pair(losses))
+
+    cases = testset.cases[: int(ev.get("max_prompts", 20))]
+    max_new = int(ev.get("max_new_tokens", 256))
+    generated = _generate(
+        recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, compare_base, notes
+    )
+    return {
+        "testset": testset,
+        "cases": cases,
+        "loss": loss,
+        "losses": losses,
+        "generated": generated,
+        "checks": checks,
+        "notes": notes,
+        "models": {
+            "base": str(base_dir),
+            "tuned": tuned.describe(),
+            **{f"gguf_{k}": str(v) for k, v in generated.get("gguf", {}).items()},
+        },
+    }
+
+
+def _loss_models(
+    tuned: Any, base_dir: Path, compare_base: bool
+) -> dict[str, tuple[Path, Path | None]]:
+    models = {"tuned": (tuned.model_dir, tuned.adapter_dir)}
+    if compare_base:
+        models = {"base": (base_dir, None), **models}
+    return models
+
+
+def _measure_loss(model_dir: Path, adapter: Path | None, encoded: list, side: str) -> Any:
+    from rich.progress import Progress
+
+    from runner.eval.loss import heldout_loss, load_model
+
+    model = load_model(model_dir, adapter)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"held-out loss ({side})", total=len(encoded))
+        result = heldout_loss(model, encoded, progress=lambda: progress.advance(task))
+    del model
+    gc.collect()
+    return result
+
+
+def _loss_pair(losses: Mapping[str, Any]) -> dict[str, Any]:
+    base, tuned = losses.get("base"), losses.get("tuned")
+    b = base.loss if base is not None else None
+    t = tuned.loss if tuned is not None else None
+    return {
+        "base": b,
+        "tuned": t,
+        "improvement": None if b is None or t is None else b - t,
+        "perplexity": {
+            "base": base.perplexity if base else None,
+            "tuned": tuned.perplexity if tuned else None,
+        },
+        "tokens": tuned.tokens if tuned else 0,
+    }
+
+
+def _generate(
+    recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, compare_base, notes
+) -> dict[str, Any]:
+    """Answers of the fine-tuned GGUF (and the base converted the same way) to the test prompts."""
+    from rich.console import Console
+
+    from runner.eval import artifacts
+    from runner.eval.generate import generate_samples, render_prompts
+
+    chosen = artifacts.choose_gguf(ctx.stage_dir("gguf"), recipe)
+    outtype = artifacts.gguf_outtype(recipe)
+    if chosen is None:
+        if tuned.adapter_dir is not None:
+            notes.append(
+                "no GGUF and no merged model in this run: generation checks skipped "
+                "(add `- type: gguf` under export)"
+            )
+            return {}
+        qtype = outtype
+        tuned_gguf = artifacts.converted_gguf(
+            tuned.model_dir, qtype, outtype, label="tuned", log_file=ctx.log_file
+        )
+        notes.append(f"the recipe exports no GGUF: the merged model was converted to {qtype} here")
+    else:
+        tuned_gguf, qtype = chosen
+    ggufs = {"tuned": tuned_gguf}
+    if compare_base:
+        # The export's route: the converter writes `outtype`, the quantizer makes `qtype` from it.
+        ggufs = {
+            "base": artifacts.converted_gguf(
+                base_dir, qtype, outtype, label="base", log_file=ctx.log_file
+            ),
+            **ggufs,
+        }
+    prompts = render_prompts(template, cases)
+    longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    n_ctx = longest + max_new + 8
+    samples = {}
+    console = Console(stderr=True)
+    for side, path in ggufs.items():
+        with console.status(f"generating {len(cases)} answers with the {side} model ({path.name})"):
+            samples[side] = generate_samples(
+                path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx
+            )
+    return {"samples": samples, "gguf": ggufs, "qtype": qtype}
+
+
+def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """results.json, samples.jsonl, pictures and the report; returns the stage summary."""
+    from runner.eval import history
+    from runner.eval.report import write_report
+    from runner.eval.score import compare, most_different, pass_rates, run_checks
+
+    out: Path = ctx.out
+    out.mkdir(parents=True, exist_ok=True)
+    checks: CheckSet = results["checks"]
+    samples = results["generated"].get("samples", {})
+    check_results = {side: run_checks(checks, s) for side, s in samples.items()}
+    rates = {side: pass_rates(r, checks.labels) for side, r in check_results.items()}
+    comparison = compare(rates.get("base"), rates["tuned"], checks.labels) if rates else {}
+    differences = []
+    if "base" in samples:
+        differences = most_different(
+            samples["base"], samples["tuned"], check_results["base"], check_results["tuned"]
+        )
+    data_report = history.read_data_report(ctx.stage_dir("data"))
+    testset: TestSet = results["testset"]
+    metrics = {"loss": results["loss"], **comparison}
+    gate = thaw(recipe.get("eval.gate") or {})
+    failures = gate_failures(gate, metrics)
+    summary = {
+        "recipe": {
+            "name": recipe.name,
+            "hash": content_hash(recipe.config),
+            "path": str(recipe.path),
+        },
+        "data": {
+            "counts": history.data_counts(data_report),
+            "test_cases": len(testset.cases),
+            "test_rows_skipped": testset.skipped,
+        },
+        "generated": len(results["cases"]) if samples else 0,
+        "loss": {k: v for k, v in results["loss"].items()},
+        "pass_rate": comparison.get("pass_rate"),
+        "checks": comparison.get("checks", {}),
+        "differences": differences,
+        "models": results["models"],
+        "gate": {"thresholds": gate, "passed": not failures, "failures": failures},
+        "notes": results["notes"],
+        "outputs": ["results.json", "samples.jsonl", "report.md", "report.html"],
+    }
+    with (out / "samples.jsonl").open("w", encoding="utf-8") as handle:
+        for side, side_samples in samples.items():
+            for sample, res in zip(side_samples, check_results[side], strict=True):
+                row = {
+                    "model": side,
+                    "id": sample.id,
+                    "answer": sample.answer,
+                    "finish_reason": sample.finish_reason,
+                    "checks": {k: vars(v) for k, v in res.items()},
+                }
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    per_example = {side: r.per_example for side, r in results["losses"].items()}
+    (out / "results.json").write_text(
+        json.dumps({**summary, "loss_per_example": per_example}, indent=2, default=str) + "\n"
+    )
+    images = draw_pictures(ctx, comparison, out)
+    write_report(out, summary, images)
+    summary["outputs"] += sorted(p.name for p in images.values())
+    return summary
+
+
+def draw_pictures(ctx: Any, comparison: Mapping[str, Any], out: Path) -> dict[str, Path]:
+    """The loss curve, the data stage's token histogram and the pass-rate bars, under ``out``."""
+    import shutil
+
+    from runner.eval import history, plots
+
+    images: dict[str, Path] = {}
+    steps = history.training_history(ctx.stage_dir("train"), ctx.run_dir / "logs" / "train.log")
+    if any("loss" in h for h in steps):
+        images["loss_curve.png"] = plots.loss_curve(steps, out / "loss_curve.png")
+    hist = history.token_histogram(ctx.stage_dir("data"))
+    if hist is not None:
+        images["token_lengths.png"] = Path(shutil.copyfile(hist, out / "token_lengths.png"))
+    if comparison:
+        images["pass_rates.png"] = plots.pass_rate_bars(comparison, out / "pass_rates.png")
+    return images

@@ -1,0 +1,63 @@
+"""The gate: which metric failed, and the exit status `recipe run` ends with."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.cli import main
+from runner.errors import GateFailed
+from runner.eval.gate import enforce_gate, gate_failures
+
+METRICS = {
+    "loss": {"base": 2.0, "tuned": 1.5, "improvement": 0.5},
+    "pass_rate": {"base": 0.2, "tuned": 0.6, "improvement": 0.4},
+    "checks": {
+        "syntax": {"base": 0.5, "tuned": 0.9, "improvement": 0.4},
+        "forbid": {"base": 1.0, "tuned": 0.7, "improvement": -0.3},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("gate", "failures"),
+    [
+        ({}, []),
+        ({"min_pass_rate": 0.6, "max_loss": 1.5, "min_improvement": 0.4}, []),
+        ({"min_pass_rate": 0.7}, ["pass rate 0.600 < min_pass_rate 0.7"]),
+        ({"min_improvement": 0.5}, ["pass-rate improvement +0.400 < min_improvement 0.5"]),
+        ({"max_loss": 1.2}, ["held-out loss 1.5000 > max_loss 1.2"]),
+        (
+            {"min_loss_improvement": 0.6},
+            ["held-out loss improvement +0.5000 < min_loss_improvement 0.6"],
+        ),
+        (
+            {"checks": {"syntax": 0.9, "forbid": 0.8}},
+            ["forbid pass rate 0.700 < gate.checks.forbid 0.8"],
+        ),
+        ({"checks": {"stops": 0.5}}, ["gate.checks.stops: no `stops` check ran"]),
+    ],
+)
+def test_gate_failures_name_the_metric(gate, failures):
+    assert gate_failures(gate, METRICS) == failures
+
+
+def test_unmeasured_metric_misses_the_gate():
+    assert gate_failures({"min_loss_improvement": 0.1}, {"loss": {"tuned": 1.0}}) == [
+        "held-out loss improvement over the base was not measured"
+    ]
+
+
+def test_missed_gate_exits_3_through_the_cli(monkeypatch, capsys):
+    """A command that enforces a missed gate ends `recipe` with exit status 3 and the reason."""
+    import runner.cli as cli
+
+    def fake_main(args):  # the real enforce_gate, reached through the real CLI error handling
+        enforce_gate({"min_pass_rate": 0.9}, METRICS)
+        return 0
+
+    module = type(
+        "M", (), {"add_arguments": staticmethod(lambda p: None), "main": staticmethod(fake_main)}
+    )
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: module)
+    assert main(["report"]) == GateFailed.exit_code == 3
+    assert "eval: gate missed: pass rate 0.600 < min_pass_rate 0.9" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""The report from a small finished run folder: real checks, real matplotlib pictures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.eval.checks import Sample, build_checks
+from runner.eval.loss import LossResult
+from runner.eval.stage import write_outputs
+from runner.eval.testset import load_test_split
+from runner.recipe.model import Recipe, freeze
+from runner.stage import StageContext
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TEST_ROWS = [
+    {
+        "id": f"ex{i}",
+        "messages": [
+            {"role": "user", "content": f"Write a Zig function number {i}."},
+            {"role": "assistant", "content": f"```zig\nfn f{i}() void {{}}\n```"},
+        ],
+        "meta": {"language": "zig"},
+    }
+    for i in range(6)
+]
+
+
+def make_run(tmp_path: Path) -> StageContext:
+    run_dir = tmp_path / "run"
+    (run_dir / "data").mkdir(parents=True)
+    with (run_dir / "data" / "test.jsonl").open("w") as f:
+        for row in TEST_ROWS:
+            f.write(json.dumps(row) + "\n")
+        f.write("{broken\n")
+    (run_dir / "data" / "report.json").write_text(
+        json.dumps(
+            {
+                "splits": {"train": 90, "val": 5, "test": 6},
+                "dropped": {"near_dedupe": 3},
+                "examples": 101,
+            }
+        )
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.hist([10, 20, 20, 30, 45, 45, 45], bins=5)
+    fig.savefig(run_dir / "data" / "token_lengths.png")
+    plt.close(fig)
+    ckpt = run_dir / "train" / "checkpoint-12"
+    ckpt.mkdir(parents=True)
+    history = [{"step": s, "loss": 3.0 / s, "epoch": s / 4} for s in range(1, 13)]
+    history.append({"step": 12, "eval_loss": 0.4})
+    (ckpt / "trainer_state.json").write_text(
+        json.dumps({"global_step": 12, "log_history": history})
+    )
+    return StageContext(run_dir=run_dir, out=run_dir / ".eval-tmp", stage="eval")
+
+
+def answers(cases, texts, finish):
+    return [
+        Sample(c.id, c.prompt, c.reference, t, f, c.meta)
+        for c, t, f in zip(cases, texts, finish, strict=True)
+    ]
+
+
+def build(tmp_path: Path, gate: dict):
+    ctx = make_run(tmp_path)
+    recipe = Recipe(
+        name="zig-demo",
+        path=tmp_path / "zig.yaml",
+        config=freeze({"name": "zig-demo", "eval": {"gate": gate}}),
+    )
+    testset = load_test_split(ctx.stage_dir("data") / "test.jsonl")
+    checks = build_checks(
+        [{"type": "syntax"}, {"type": "forbid", "patterns": ["usingnamespace"]}, {"type": "stops"}],
+        allow_commands=False,
+    )
+    cases = testset.cases
+    base = answers(
+        cases,
+        [
+            "fn f0() void {",
+            "I think so",
+            "usingnamespace std;",
+            "```zig\nfn x() void {}\n```",
+            "no idea, sorry.",
+            "blah blah",
+        ],
+        ["length", "stop", "length", "stop", "length", "length"],
+    )
+    tuned = answers(cases, [c.reference for c in cases], ["stop"] * 5 + ["length"])
+    losses = {
+        "base": LossResult(2.5, 12.18, 60, 6, {"ex0": 2.5}),
+        "tuned": LossResult(1.25, 3.49, 60, 6, {"ex0": 1.2}),
+    }
+    results = {
+        "testset": testset,
+        "cases": cases,
+        "losses": losses,
+        "checks": checks,
+        "notes": [],
+        "loss": {
+            "base": 2.5,
+            "tuned": 1.25,
+            "improvement": 1.25,
+            "tokens": 60,
+            "perplexity": {"base": 12.18, "tuned": 3.49},
+        },
+        "generated": {"samples": {"base": base, "tuned": tuned}},
+        "models": {"base": "tiny:qwen2", "tuned": "merged"},
+    }
+    return ctx, write_outputs(recipe, ctx, results)
+
+
+def test_report_numbers_pictures_and_side_by_side(tmp_path):
+    ctx, summary = build(tmp_path, {"min_pass_rate": 0.8})
+    out = ctx.out
+    # Base: only the fenced block and the (valid) bare `usingnamespace std;` parse.
+    assert summary["checks"]["syntax"] == {
+        "base": pytest.approx(2 / 6),
+        "tuned": 1.0,
+        "improvement": pytest.approx(4 / 6),
+    }
+    assert summary["checks"]["forbid"]["base"] == pytest.approx(5 / 6)
+    assert summary["checks"]["stops"]["tuned"] == pytest.approx(5 / 6)
+    assert summary["pass_rate"]["tuned"] == pytest.approx(5 / 6)
+    assert summary["gate"] == {"thresholds": {"min_pass_rate": 0.8}, "passed": True, "failures": []}
+    assert summary["data"]["test_rows_skipped"][0]["line"] == 7
+    assert ("splits.test", 6) in [tuple(r) for r in summary["data"]["counts"]]
+    assert len(summary["differences"]) == 5
+    for name in ("loss_curve.png", "token_lengths.png", "pass_rates.png"):
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+    md = (out / "report.md").read_text()
+    assert "# Evaluation: zig-demo" in md
+    assert "| held-out loss (lower is better) | 2.5000 | 1.2500 | +1.2500 |" in md
+    assert "| check `syntax` | 33.3% | 100.0% | +66.7 pts |" in md
+    assert "![Pass rate per check, base vs fine-tuned](pass_rates.png)" in md
+    page = (out / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3 and all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    assert 'src="loss_curve.png"' not in page  # self-contained
+    assert page.count("<table class='side'>") == 5
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {r["model"] for r in rows} == {"base", "tuned"}
+
+
+def test_missed_gate_is_recorded_in_summary_and_report(tmp_path):
+    ctx, summary = build(tmp_path, {"min_pass_rate": 0.9, "checks": {"stops": 0.9}})
+    assert summary["gate"]["failures"] == [
+        "pass rate 0.833 < min_pass_rate 0.9",
+        "stops pass rate 0.833 < gate.checks.stops 0.9",
+    ]
+    assert (
+        "gate: MISSED: pass rate 0.833 < min_pass_rate 0.9" in (ctx.out / "report.md").read_text()
+    )
