@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     # Only the chosen command's module is imported (it adds its own arguments).
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen not in COMMANDS:
-        args = parser.parse_args(argv)
+        parser.parse_args(argv)  # -h exits 0; an unknown command exits 2 with argparse's message
         parser.print_help()
-        return 0 if not argv or args.command is None and "-h" in argv else 2
+        return 0
     module = importlib.import_module(f"runner.commands.{COMMANDS[chosen][0]}")
     module.add_arguments(subparsers[chosen])
     args = parser.parse_args(argv)
