@@ -22,7 +22,7 @@ from runner.recipe.model import Recipe, content_hash, thaw
 
 def run(recipe: Recipe, ctx: Any) -> dict[str, Any]:
     """Evaluate the run in ``ctx.run_dir``; raise ``GateFailed`` (after writing the report) when
-    ``eval.gate`` is missed. The exception carries the summary as ``.summary``."""
+    ``eval.gate`` is missed. The exception carries the stage summary as ``.summary``."""
     ev: Mapping[str, Any] = recipe.config.get("eval") or {}
     # Refuse `command` checks without permission before loading anything.
     checks = build_checks(
@@ -44,17 +44,38 @@ def run(recipe: Recipe, ctx: Any) -> dict[str, Any]:
         )
         return {"dry_run": True}
     results = evaluate(recipe, ctx, checks, testset)
-    summary = write_outputs(recipe, ctx, results)
-    if summary["gate"]["failures"]:
-        exc = GateFailed(
-            "eval",
-            "gate missed: "
-            + "; ".join(summary["gate"]["failures"])
-            + f" (report: {ctx.run_dir / 'eval' / 'report.md'})",
-        )
-        exc.summary = summary
-        raise exc
+    report = write_outputs(recipe, ctx, results)
+    summary = stage_summary(report, ctx.out)
+    raise_if_gate_missed(summary, ctx.out / "report.md")
     return summary
+
+
+def stage_summary(report: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """The compact summary kept in the stage manifest (the whole story is in results.json)."""
+    return {
+        "outputs": {name: str(out / name) for name in report["outputs"]},
+        "loss": {k: report["loss"].get(k) for k in ("base", "tuned", "improvement")},
+        "pass_rate": report["pass_rate"],
+        "checks": report["checks"],
+        "gate": report["gate"],
+        "test_cases": report["data"]["test_cases"],
+        "generated": report["generated"],
+        "notes": list(report["notes"]),
+    }
+
+
+def raise_if_gate_missed(summary: Mapping[str, Any], report_path: Path | None = None) -> None:
+    """``GateFailed`` naming every missed metric, when the summary's gate was missed.
+
+    Also usable on the summary of a cached eval stage, so a re-run that reuses a finished
+    evaluation still fails its gate.
+    """
+    failures = (summary.get("gate") or {}).get("failures") or []
+    if failures:
+        where = f" (report: {report_path})" if report_path else ""
+        exc = GateFailed("eval", "gate missed: " + "; ".join(failures) + where)
+        exc.summary = dict(summary)
+        raise exc
 
 
 def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: TestSet) -> dict[str, Any]:
@@ -193,7 +214,7 @@ def _generate(
 
 
 def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str, Any]:
-    """results.json, samples.jsonl, pictures and the report; returns the stage summary."""
+    """results.json, samples.jsonl, pictures and the report; returns what the report shows."""
     from runner.eval import history
     from runner.eval.report import write_report
     from runner.eval.score import compare, most_different, pass_rates, run_checks

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from runner.cli import main
 from runner.errors import GateFailed
 from runner.eval.gate import enforce_gate, gate_failures
 
@@ -47,17 +46,10 @@ def test_unmeasured_metric_misses_the_gate():
     ]
 
 
-def test_missed_gate_exits_3_through_the_cli(monkeypatch, capsys):
-    """A command that enforces a missed gate ends `recipe` with exit status 3 and the reason."""
-    import runner.cli as cli
-
-    def fake_main(args):  # the real enforce_gate, reached through the real CLI error handling
+def test_enforce_gate_raises_with_exit_status_3():
+    enforce_gate({"min_pass_rate": 0.6}, METRICS)  # met: no exception
+    with pytest.raises(
+        GateFailed, match="eval: gate missed: pass rate 0.600 < min_pass_rate 0.9"
+    ) as exc:
         enforce_gate({"min_pass_rate": 0.9}, METRICS)
-        return 0
-
-    module = type(
-        "M", (), {"add_arguments": staticmethod(lambda p: None), "main": staticmethod(fake_main)}
-    )
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: module)
-    assert main(["report"]) == GateFailed.exit_code == 3
-    assert "eval: gate missed: pass rate 0.600 < min_pass_rate 0.9" in capsys.readouterr().err
+    assert exc.value.exit_code == 3

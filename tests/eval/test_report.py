@@ -163,3 +163,41 @@ def test_missed_gate_is_recorded_in_summary_and_report(tmp_path):
     assert (
         "gate: MISSED: pass rate 0.833 < min_pass_rate 0.9" in (ctx.out / "report.md").read_text()
     )
+
+
+def finished_eval(tmp_path: Path, gate: dict) -> Path:
+    """A run folder whose eval output sits where the pipeline puts a finished stage."""
+    ctx, _ = build(tmp_path, gate)
+    ctx.out.rename(ctx.run_dir / "eval")
+    (ctx.run_dir / "run.lock.json").write_text(json.dumps({"stages": {"eval": "k" * 64}}))
+    return ctx.run_dir
+
+
+def test_recipe_report_prints_the_markdown(tmp_path, capsys):
+    from runner.cli import main
+
+    run_dir = finished_eval(tmp_path, {})
+    assert main(["report", str(run_dir)]) == 0
+    assert capsys.readouterr().out == (run_dir / "eval" / "report.md").read_text()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "latest").symlink_to(run_dir)
+    assert main(["report", str(tmp_path / "runs"), "--html"]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / "eval" / "report.html")
+
+
+def test_recipe_report_check_gate_exit_status(tmp_path, capsys):
+    from runner.cli import main
+
+    passing = finished_eval(tmp_path / "a", {"min_pass_rate": 0.8})
+    assert main(["report", str(passing), "--check-gate"]) == 0
+    missed = finished_eval(tmp_path / "b", {"min_pass_rate": 0.9})
+    assert main(["report", str(missed), "--check-gate"]) == 3
+    assert "gate missed: pass rate 0.833 < min_pass_rate 0.9" in capsys.readouterr().err
+
+
+def test_report_of_a_run_without_eval_is_a_user_error(tmp_path, capsys):
+    from runner.cli import main
+
+    (tmp_path / "run").mkdir()
+    assert main(["report", str(tmp_path / "run")]) == 2
+    assert "has no evaluation report" in capsys.readouterr().err
