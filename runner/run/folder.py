@@ -1,0 +1,128 @@
+"""The run folder: ``runs/<recipe name>/<short hash>/`` with one link per stage output.
+
+Stage outputs live once in a content-addressed store, ``runs/<name>/stages/<stage>-<key>/``, and
+each run folder links ``data/``, ``train/``, ``merged/``... to the entry of its key. A recipe that
+changes only its export section gets a new run folder whose data and train links point at the
+outputs already built. A stage writes into ``stages/.partial/<stage>-<key>/``, which is renamed
+into place when it returns; the completion manifest is written after the rename, so an entry
+without a manifest is unfinished and is never reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.stage import STAGE_DIRS
+
+MANIFEST = "stage.manifest.json"
+LOCK = "run.lock.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def relink(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` (relative), replacing whatever was there."""
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == rel:
+        return
+    tmp = link.with_name(f".{link.name}.tmp{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(rel)
+    if link.exists() and not link.is_symlink():
+        shutil.rmtree(link)
+    os.replace(tmp, link)
+
+
+class RunFolder:
+    def __init__(self, runs_root: Path, recipe_name: str, run_hash: str):
+        self.recipe_root = runs_root / recipe_name
+        self.run_dir = self.recipe_root / run_hash
+        self.store = self.recipe_root / "stages"
+
+    def entry(self, stage: str, key: str) -> Path:
+        return self.store / f"{stage}-{key[:12]}"
+
+    def partial(self, stage: str, key: str) -> Path:
+        return self.store / ".partial" / f"{stage}-{key[:12]}"
+
+    def manifest(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The completion manifest of a finished stage with this key, or None."""
+        path = self.entry(stage, key) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if data.get("key") == key else None
+
+    def create(self, lock: dict[str, Any]) -> None:
+        """Make the run folder, write its lock file and point ``latest`` at it."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        write_json_atomic(self.run_dir / LOCK, lock)
+        relink(self.recipe_root / "latest", self.run_dir)
+
+    def start(self, stage: str, key: str, *, keep_partial: bool) -> Path:
+        """A folder for the stage to write into; kept from an interrupted attempt if asked."""
+        partial = self.partial(stage, key)
+        if partial.exists() and not keep_partial:
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        return partial
+
+    def finish(
+        self,
+        stage: str,
+        key: str,
+        summary: dict[str, Any],
+        seconds: float,
+        run_files: tuple[str, ...] = (),
+    ) -> Path:
+        """Rename the partial output into place, then write the manifest, then link it.
+
+        ``run_files`` (text files such as ``axolotl.yaml``) name paths inside the partial
+        folder; those are rewritten to the final folder, where the files now live.
+        """
+        final = self.entry(stage, key)
+        partial = self.partial(stage, key)
+        for name in run_files:
+            path = partial / name
+            if path.is_file():
+                path.write_text(path.read_text().replace(str(partial), str(final)))
+        if final.exists():  # an unfinished or forced-over entry
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        # Paths the stage reported point into the partial folder; they now live in ``final``.
+        summary = json.loads(json.dumps(summary, default=str).replace(str(partial), str(final)))
+        manifest = {
+            "stage": stage,
+            "key": key,
+            "seconds": round(seconds, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "summary": summary,
+        }
+        write_json_atomic(final / MANIFEST, manifest)
+        self.link(stage, key, run_files)
+        return final
+
+    def link(self, stage: str, key: str, run_files: tuple[str, ...] = ()) -> None:
+        entry = self.entry(stage, key)
+        relink(self.run_dir / STAGE_DIRS[stage], entry)
+        for name in run_files:
+            if (entry / name).exists():
+                relink(self.run_dir / name, entry / name)
+
+    def invalidate(self, stage: str, key: str) -> None:
+        """Forget a finished entry (``--force``): its manifest goes first."""
+        manifest = self.entry(stage, key) / MANIFEST
+        if manifest.exists():
+            manifest.unlink()

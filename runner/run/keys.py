@@ -1,0 +1,90 @@
+"""Stage cache keys: whole recipe sections + content of the files they name + tool versions,
+chained with the keys of upstream stages (the dvc run-cache idea)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runner.recipe.model import Recipe, content_hash
+from runner.run.hashing import HashCache, input_paths
+from runner.run.stages import SPECS, StageSpec
+
+# Recorded in run.lock.json: what a run was made with.
+LOCK_TOOLS = (
+    "recipe-runner",
+    "torch",
+    "transformers",
+    "axolotl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "bitsandbytes",
+    "llama-cpp-python",
+    "gguf",
+)
+
+
+@cache
+def tool_version(dist: str) -> str:
+    """Installed version of a distribution, read from its metadata (no import)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def versions(dists: tuple[str, ...] = LOCK_TOOLS) -> dict[str, str]:
+    return {"python": sys.version.split()[0], **{d: tool_version(d) for d in dists}}
+
+
+def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
+    """The parts of the recipe a stage reads, whole."""
+    material: dict[str, Any] = {
+        "sections": {s: recipe.config.get(s) for s in spec.sections},
+    }
+    if spec.exports:
+        material["exports"] = {t: recipe.exports(t) for t in spec.exports}
+    if spec.subsections:
+        material["subsections"] = {s: recipe.get(s) for s in spec.subsections}
+    return material
+
+
+@dataclass
+class StageKeys:
+    """Keys of the enabled stages, and the input files that went into them."""
+
+    keys: dict[str, str]
+    inputs: dict[str, str] = field(default_factory=dict)  # path -> content hash
+
+    def short(self, stage: str) -> str:
+        return self.keys[stage][:12]
+
+
+def compute_keys(recipe: Recipe, stages: list[str], cache_file: Path | None) -> StageKeys:
+    """Key every enabled stage. Files named by a stage's sections are hashed by content."""
+    hashes = HashCache(cache_file)
+    keys: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    for name in stages:
+        spec = SPECS[name]
+        material = stage_material(recipe, spec)
+        files = {}
+        for path in input_paths(material):
+            files[str(path)] = hashes.path_hash(path)
+        inputs.update(files)
+        keys[name] = content_hash(
+            {
+                "stage": name,
+                "recipe": material,
+                "files": files,
+                "tools": {t: tool_version(t) for t in (*spec.tools, "recipe-runner")},
+                "upstream": {d: keys[d] for d in spec.deps if d in keys},
+            }
+        )
+    hashes.save()
+    return StageKeys(keys=keys, inputs=inputs)

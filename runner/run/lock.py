@@ -1,0 +1,38 @@
+"""``run.lock.json``: everything needed to know what a run was made from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.recipe.model import Recipe
+from runner.run.keys import StageKeys, versions
+
+
+def base_model_identity(recipe: Recipe, inputs: dict[str, str]) -> dict[str, Any]:
+    """The base model as a reference, its revision, and its content hash when it is a folder."""
+    base = recipe.get("model.base")
+    identity: dict[str, Any] = {"ref": base, "revision": recipe.get("model.revision")}
+    if isinstance(base, str) and base.startswith("tiny:"):
+        identity["kind"] = "tiny (built locally from a real tokenizer, random weights)"
+    elif base in inputs:
+        identity["kind"] = "local folder"
+        identity["content_hash"] = inputs[base]
+    else:
+        identity["kind"] = "hugging face hub id"
+    return identity
+
+
+def build_lock(recipe: Recipe, stages: list[str], keys: StageKeys, run_hash: str) -> dict[str, Any]:
+    return {
+        "run": run_hash,
+        "recipe_name": recipe.name,
+        "recipe_file": str(recipe.path),
+        "recipe_files": [str(p) for p in recipe.files],
+        "recipe": recipe.to_dict(),
+        "inputs": dict(sorted(keys.inputs.items())),
+        "base_model": base_model_identity(recipe, keys.inputs),
+        "seed": recipe.get("train.seed"),
+        "split_seed": recipe.get("split.seed"),
+        "versions": versions(),
+        "stages": {name: keys.keys[name] for name in stages},
+    }

@@ -1,0 +1,326 @@
+"""Expand a recipe into an Axolotl config: a pure function, pinned by golden files.
+
+Every value comes from the resolved recipe or from the keyword arguments; nothing is read from
+disk or from the machine here, so ``recipe plan`` and the train stage see the same config and a
+golden test can pin it. The caller passes what only the run can know (where the base model and
+the data are, whether CUDA is present, how many examples there are, the loaded chat template).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from runner.recipe.model import Recipe, thaw
+
+# Files the train stage hands to Axolotl (written from the data stage's canonical JSONL).
+TRAIN_FILE = "train.jsonl"
+VAL_FILE = "val.jsonl"
+# Per-message flag used for `prompt.train_on: last_assistant` (Axolotl's message_field_training).
+TRAIN_FLAG = "train"
+
+# With fewer training examples than this, `sample_packing: auto` leaves packing off: packing a
+# small set leaves too few batches, and Axolotl fails with zero-length loaders or "eval split too
+# small" (axolotl-ai-cloud/axolotl#999, #1644).
+PACKING_MIN_EXAMPLES = 256
+
+ROLES_TO_TRAIN = {
+    "assistant": ["assistant"],
+    "last_assistant": ["assistant"],
+    "all": ["system", "user", "assistant"],
+}
+
+
+def packing_decision(
+    recipe: Recipe, *, cuda: bool, train_examples: int | None
+) -> tuple[bool, str | None]:
+    """Whether to pack, and a note for the plan when ``auto`` turned it off."""
+    wanted = recipe.get("train.sample_packing", "auto")
+    if wanted is not True and wanted is not False:  # "auto"
+        if not cuda:
+            return False, "sample packing off: no CUDA device (packing needs GPU attention kernels)"
+        if train_examples is None:
+            return True, (
+                f"sample packing on if the data has at least {PACKING_MIN_EXAMPLES} training "
+                "examples (decided when the data is built)"
+            )
+        if train_examples < PACKING_MIN_EXAMPLES:
+            return False, (
+                f"sample packing off: {train_examples} training examples is too few to pack "
+                f"(auto packs from {PACKING_MIN_EXAMPLES}; axolotl#999, #1644)"
+            )
+        return True, None
+    return bool(wanted), None
+
+
+def _dataset(path: str, recipe: Recipe) -> dict[str, Any]:
+    """One Axolotl dataset entry; the chat template comes from the top-level keys."""
+    train_on = recipe.get("prompt.train_on", "assistant")
+    entry: dict[str, Any] = {
+        "path": path,
+        "ds_type": "json",
+        "type": "chat_template",
+        "field_messages": "messages",
+        "message_property_mappings": {"role": "role", "content": "content"},
+        "roles_to_train": list(ROLES_TO_TRAIN[train_on]),
+        # Train the end-of-turn token of every trained turn, or the model never learns to stop
+        # (axolotl-ai-cloud/axolotl#1608, PR #3756).
+        "train_on_eos": "turn",
+        "train_on_eot": "turn",
+    }
+    if train_on == "last_assistant":
+        entry["message_field_training"] = TRAIN_FLAG
+    return entry
+
+
+def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
+    if not cuda:
+        # Axolotl on CPU needs every mixed-precision switch off (FINDINGS).
+        return {"bf16": False, "fp16": False, "tf32": False}
+    precision = recipe.get("compute.precision", "auto")
+    return {
+        "auto": {"bf16": "auto", "fp16": False, "tf32": "auto"},
+        "bf16": {"bf16": True, "fp16": False, "tf32": "auto"},
+        "fp16": {"bf16": False, "fp16": True, "tf32": "auto"},
+        "fp32": {"bf16": False, "fp16": False, "tf32": False},
+    }[precision]
+
+
+def _attention(recipe: Recipe, cuda: bool) -> dict[str, Any]:
+    wanted = recipe.get("compute.flash_attention", "auto")
+    if wanted is True:
+        return {"attn_implementation": "flash_attention_2"}
+    if cuda and wanted == "auto":
+        return {"attn_implementation": "sdpa"}
+    return {}
+
+
+def _adapter(recipe: Recipe, *, cuda: bool) -> dict[str, Any]:
+    quant = recipe.get("model.quantization", "none")
+    lora = recipe.get("lora", {}) or {}
+    out: dict[str, Any] = {}
+    four_bit = quant == "4bit" and (cuda or not recipe.get("model.cpu_fallback", False))
+    if four_bit:
+        out["load_in_4bit"] = True
+    elif quant == "8bit" and cuda:
+        out["load_in_8bit"] = True
+    if not lora.get("enabled", True):
+        return out
+    out["adapter"] = "qlora" if four_bit else "lora"
+    out["lora_r"] = lora.get("r", 16)
+    out["lora_alpha"] = lora.get("alpha", 32)
+    out["lora_dropout"] = lora.get("dropout", 0.05)
+    targets = lora.get("target_modules", "all_linear")
+    if targets == "all_linear":
+        out["lora_target_linear"] = True
+    else:
+        out["lora_target_modules"] = list(targets)
+    if not cuda:
+        # Axolotl turns on Triton LoRA kernels that allocate on `cuda` (FINDINGS).
+        out.update(
+            lora_mlp_kernel=False,
+            lora_qkv_kernel=False,
+            lora_o_kernel=False,
+            lora_embedding_kernel=False,
+        )
+    return out
+
+
+def deepspeed_config(zero_stage: int) -> dict[str, Any]:
+    """A DeepSpeed ZeRO config whose batch and precision values defer to the trainer ("auto").
+
+    Axolotl 0.19's wheel does not ship its ``deepspeed_configs/*.json`` (``axolotl fetch`` needs
+    the network), and its ``deepspeed`` key accepts a dict, so the config is emitted inline.
+    """
+    zero: dict[str, Any] = {
+        "stage": zero_stage,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+    }
+    if zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "zero_optimization": zero,
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto"},
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "wall_clock_breakdown": False,
+    }
+
+
+def _strategy(recipe: Recipe) -> dict[str, Any]:
+    strategy = recipe.get("compute.strategy", "single")
+    if strategy == "fsdp":
+        # The wrapped layer class is left to accelerate, which takes the model's own
+        # `_no_split_modules` when none is named.
+        return {
+            "fsdp_version": 2,
+            "fsdp_config": {
+                "offload_params": False,
+                "state_dict_type": "FULL_STATE_DICT",
+                "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                "reshard_after_forward": True,
+            },
+        }
+    if strategy == "deepspeed":
+        return {"deepspeed": deepspeed_config(recipe.get("compute.zero_stage", 2))}
+    if strategy == "ddp" and recipe.get("compute.gpus", 1) > 1:
+        return {"ddp_find_unused_parameters": False}
+    return {}
+
+
+def _training(recipe: Recipe) -> dict[str, Any]:
+    t = recipe.get("train", {}) or {}
+    out: dict[str, Any] = {
+        "num_epochs": t.get("epochs", 3),
+        "micro_batch_size": t.get("batch_size", 1),
+        "gradient_accumulation_steps": t.get("gradient_accumulation_steps", 1),
+        "learning_rate": t.get("learning_rate", 2e-4),
+        "lr_scheduler": t.get("lr_scheduler", "cosine"),
+        "warmup_steps": t.get("warmup_steps", 0),
+        "optimizer": t.get("optimizer", "adamw_torch"),
+        "weight_decay": t.get("weight_decay", 0.0),
+        "max_grad_norm": t.get("max_grad_norm", 1.0),
+        "gradient_checkpointing": t.get("gradient_checkpointing", False),
+        "seed": t.get("seed", 42),
+        "logging_steps": t.get("logging_steps", 1),
+    }
+    for ours, theirs in (
+        ("max_steps", "max_steps"),
+        ("save_steps", "save_steps"),
+        ("eval_steps", "eval_steps"),
+        ("early_stopping_patience", "early_stopping_patience"),
+    ):
+        if t.get(ours) is not None:
+            out[theirs] = t[ours]
+    return out
+
+
+def render_axolotl_config(
+    recipe: Recipe,
+    *,
+    base_model: str,
+    dataset_dir: str,
+    output_dir: str,
+    cuda: bool,
+    template_source: str | None,
+    end_of_turn: list[str] | None = None,
+    train_examples: int | None = None,
+    val_examples: int | None = None,
+    pad_token: str | None = None,
+) -> dict[str, Any]:
+    """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
+
+    ``template_source`` is the recipe's chat template (Jinja): the same text drives Axolotl's
+    tokenization, the tokenizer saved with the adapter, the GGUF and the Modelfile.
+    ``end_of_turn`` names the tokens that close a turn, trained on every trained turn.
+    ``train_examples``/``val_examples`` are the row counts when the data exists (decide sample
+    packing and whether there is a validation set); ``None`` at plan time.
+    ``pad_token`` overrides the tokenizer's pad token when it collides with an end token.
+    Keys under the recipe's ``axolotl:`` section are merged last and win.
+    """
+    cfg: dict[str, Any] = {"base_model": base_model}
+    if recipe.get("model.revision"):
+        cfg["revision_of_model"] = recipe.get("model.revision")
+    if recipe.get("model.trust_remote_code"):
+        cfg["trust_remote_code"] = True
+    cfg.update(_adapter(recipe, cuda=cuda))
+
+    source = template_source
+    cfg["chat_template"] = "jinja" if source is not None else "tokenizer_default"
+    if source is not None:
+        cfg["chat_template_jinja"] = source
+    if end_of_turn:
+        cfg["eot_tokens"] = list(end_of_turn)
+    if pad_token is not None:
+        cfg["special_tokens"] = {"pad_token": pad_token}
+
+    cfg["datasets"] = [_dataset(f"{dataset_dir}/{TRAIN_FILE}", recipe)]
+    has_val = (
+        (val_examples or 0) > 0 if val_examples is not None else recipe.get("split.val", 0) > 0
+    )
+    if has_val:
+        cfg["test_datasets"] = [_dataset(f"{dataset_dir}/{VAL_FILE}", recipe)]
+    else:
+        cfg["val_set_size"] = 0.0
+    cfg["dataset_prepared_path"] = f"{output_dir}/prepared"
+    cfg["output_dir"] = output_dir
+
+    cfg["sequence_len"] = recipe.get("train.seq_len", 2048)
+    pack, _ = packing_decision(recipe, cuda=cuda, train_examples=train_examples)
+    cfg["sample_packing"] = pack
+    if pack:
+        cfg["pad_to_sequence_len"] = True
+        cfg["eval_sample_packing"] = False  # small eval sets break packing (axolotl#999)
+    cfg["excess_length_strategy"] = "drop"
+
+    cfg.update(_training(recipe))
+    # The runner owns resume: an interrupted train stage keeps its output folder, and Axolotl
+    # continues from the newest checkpoint-* in it (axolotl#1134, #2633).
+    cfg["auto_resume_from_checkpoints"] = True
+    cfg["save_total_limit"] = 2
+    cfg.update(_precision(recipe, cuda))
+    cfg.update(_attention(recipe, cuda))
+    cfg.update(_strategy(recipe))
+
+    passthrough: Mapping[str, Any] = recipe.get("axolotl", {}) or {}
+    cfg.update(thaw(passthrough))
+    return cfg
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # Multi-line strings (the chat template) as literal blocks, readable in the run folder.
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_NoAliasDumper.add_representer(str, _str)
+
+
+def dump_yaml(cfg: Mapping[str, Any]) -> str:
+    """The config as YAML, in its own key order, without anchors (readable, diffable)."""
+    return yaml.dump(
+        dict(cfg), Dumper=_NoAliasDumper, sort_keys=False, width=4096, allow_unicode=True
+    )
+
+
+def render_notes(recipe: Recipe, *, cuda: bool, train_examples: int | None = None) -> list[str]:
+    """What the expansion decided on the user's behalf, in the user's key names."""
+    notes = []
+    _, packing_note = packing_decision(recipe, cuda=cuda, train_examples=train_examples)
+    if packing_note:
+        notes.append(packing_note)
+    if recipe.get("model.quantization") == "4bit" and not cuda:
+        if recipe.get("model.cpu_fallback"):
+            notes.append(
+                "model.quantization 4bit: no CUDA, training a 16-bit LoRA (model.cpu_fallback)"
+            )
+        else:
+            notes.append(
+                "model.quantization 4bit needs CUDA (bitsandbytes); this machine has none, so the "
+                "train stage will refuse to start (set model.cpu_fallback: true for a 16-bit LoRA)"
+            )
+    if recipe.get("model.quantization") == "8bit" and not cuda:
+        notes.append("model.quantization 8bit: no CUDA, training a 16-bit LoRA")
+    if not cuda:
+        notes.append("no CUDA: bf16/fp16/tf32 and Axolotl's Triton LoRA kernels are off")
+        if recipe.get("compute.precision", "auto") not in ("auto", "fp32"):
+            notes.append(f"compute.precision {recipe.get('compute.precision')} ignored on CPU")
+    if recipe.get("compute.strategy", "single") == "single" and recipe.get("compute.gpus", 1) > 1:
+        notes.append("compute.strategy single: one process, compute.gpus ignored")
+    passthrough = recipe.get("axolotl", {}) or {}
+    if passthrough:
+        notes.append(
+            f"axolotl pass-through keys override the expansion: {', '.join(sorted(passthrough))}"
+        )
+    return notes

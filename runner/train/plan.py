@@ -1,0 +1,45 @@
+"""The train stage as ``recipe plan`` shows it: the Axolotl config and launch, nothing run.
+
+Where the run knows more than the plan (the built base model's folder, the number of examples,
+a template read from the tokenizer), the plan says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.errors import UserError
+from runner.recipe.model import Recipe
+from runner.train.config import render_axolotl_config, render_notes
+from runner.train.hardware import cuda_available
+from runner.train.launch import launch_command
+
+BASE_AT_RUN = "<{base}: resolved to a local folder when the run starts>"
+
+
+def train_plan(recipe: Recipe) -> dict[str, Any]:
+    from runner.prompt.template import load_template
+
+    cuda = cuda_available()
+    notes = render_notes(recipe, cuda=cuda)
+    try:
+        template = load_template(recipe["prompt"])
+        source, end = template.source, [template.end_of_turn]
+    except UserError as exc:
+        source, end = None, None
+        notes.append(f"chat template read from the base tokenizer when the run starts ({exc})")
+    cfg = render_axolotl_config(
+        recipe,
+        base_model=BASE_AT_RUN.format(base=recipe.get("model.base")),
+        dataset_dir="<run>/train/data",
+        output_dir="<run>/train",
+        cuda=cuda,
+        template_source=source,
+        end_of_turn=end,
+    )
+    return {
+        "config": cfg,
+        "launch": launch_command(recipe, "<run>/axolotl.yaml", cuda=cuda),
+        "notes": notes,
+        "cuda": cuda,
+    }

@@ -1,0 +1,76 @@
+"""Follow Axolotl's training output: step, loss and ETA for a progress bar; stop on a NaN loss.
+
+The Hugging Face trainer under Axolotl prints a tqdm bar (`` 40%|####  | 4/10 [00:03<00:04]``)
+and one dict per logging step (``{'loss': 2.31, 'grad_norm': ..., 'epoch': 0.4}``; recent
+versions quote the numbers). Only those two line shapes are read; everything else goes to the log.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import StageError
+
+# The trainer's own bar has no description before the percentage (dataset-map bars do).
+_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]<]*)(?:<([^,\]]*))?")
+_LOSS = re.compile(r"['\"]loss['\"]:\s*['\"]?([-+\w.]+)['\"]?")
+_EPOCH = re.compile(r"['\"]epoch['\"]:\s*['\"]?([\d.]+)['\"]?")
+
+
+class NanLoss(StageError):
+    """Training produced a NaN (or infinite) loss: stopped at once (QwenLM/Qwen3#670)."""
+
+
+@dataclass
+class TrainProgress:
+    """State read from the output so far; ``feed`` one line at a time."""
+
+    step: int = 0
+    total: int | None = None
+    eta: str = ""
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: str | None = None
+
+    def feed(self, line: str) -> bool:
+        """Update from one line; True when something shown on the bar changed.
+
+        Raises ``NanLoss`` on the first non-finite loss, which stops the training process.
+        """
+        if "resume from checkpoint at" in line or "Resuming from last checkpoint at" in line:
+            self.resumed_from = line.rsplit(" at ", 1)[-1].strip()
+        bar = _BAR.match(line)
+        if bar:
+            step, total = int(bar.group(1)), int(bar.group(2))
+            if self.total is None or total == self.total:  # ignore eval bars of other lengths
+                self.step, self.total = step, total
+                self.eta = (bar.group(4) or "").strip()
+                return True
+            return False
+        loss = _LOSS.search(line)
+        if loss and line.lstrip().startswith("{"):
+            raw = loss.group(1)
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            epoch = _EPOCH.search(line)
+            entry = {"step": self.step, "loss": value}
+            if epoch:
+                entry["epoch"] = float(epoch.group(1))
+            self.losses.append(entry)
+            if not math.isfinite(value):
+                raise NanLoss(
+                    "train",
+                    f"the training loss became {raw} at step {self.step}: stopped. Usual causes: "
+                    "a learning rate far too high (train.learning_rate), fp16 overflow "
+                    "(try compute.precision: bf16 or fp32), or broken data; the log has the details",
+                )
+            return True
+        return False
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.losses[-1]["loss"] if self.losses else None

@@ -1,0 +1,237 @@
+"""Stage "train": write the Axolotl config, check the data as Axolotl tokenizes it, train.
+
+Runs the real ``axolotl preprocess`` and ``axolotl train`` as subprocesses. Before the first
+step: QLoRA without CUDA is refused (unless ``model.cpu_fallback``), the tokenizer's pad token
+must not be an end-of-turn token, every trained turn in Axolotl's own labels must end with a
+trained end-of-turn token, and examples longer than ``train.seq_len`` are counted. The output
+folder survives an interruption, and a second attempt resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from runner import proc
+from runner.errors import StageError, UserError
+from runner.recipe.model import Recipe
+from runner.stage import StageContext
+from runner.train import tokens
+from runner.train.config import dump_yaml, render_axolotl_config, render_notes
+from runner.train.data import prepare_training_data
+from runner.train.hardware import cuda_available
+from runner.train.launch import launch_command, preprocess_command
+from runner.train.progress import TrainProgress
+
+STAGE = "train"
+
+# Axolotl, Hugging Face and W&B send telemetry or reach the network by default.
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_DISABLED": "true",
+    "WANDB_MODE": "disabled",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def axolotl_env() -> dict[str, str]:
+    """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
+    ``accelerate`` by name (FINDINGS)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**QUIET_ENV, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def axolotl_executable() -> str:
+    local = Path(sys.executable).parent / "axolotl"
+    found = str(local) if local.exists() else shutil.which("axolotl")
+    if not found:
+        raise StageError(STAGE, "the `axolotl` command is not installed; run `make setup`")
+    return found
+
+
+def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
+    """4-bit QLoRA needs bitsandbytes on CUDA; on CPU its 4-bit path has no autograd kernel and
+    may train silently wrong (FINDINGS), so it is refused unless the recipe opts into LoRA."""
+    if (
+        recipe.get("model.quantization") == "4bit"
+        and not cuda
+        and not recipe.get("model.cpu_fallback")
+    ):
+        raise UserError(
+            "model.quantization: 4bit (QLoRA) needs a CUDA GPU with bitsandbytes, and this machine "
+            "has none. Run on a GPU machine, or set model.cpu_fallback: true to train a 16-bit "
+            "LoRA here instead (slower and larger in memory, same adapter format)"
+        )
+
+
+def _load_tokenizer(base_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base_dir))
+
+
+def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+    from runner.models import resolve_base
+    from runner.prompt.template import load_template
+    from runner.train.check import check_axolotl_keys
+
+    cuda = cuda_available()
+    refuse_unsupported(recipe, cuda)
+    base_dir = resolve_base(recipe.get("model.base"), recipe.get("model.revision"))
+    template = load_template(recipe["prompt"], base_dir)
+    tokenizer = _load_tokenizer(base_dir)
+    end_tokens = [template.end_of_turn]
+    end_ids = tokens.end_token_ids(tokenizer, end_tokens)
+    pad, pad_note = tokens.pad_override(tokenizer, end_tokens)
+
+    data = prepare_training_data(
+        ctx.stage_dir("data"), ctx.out / "data", recipe.get("prompt.train_on", "assistant")
+    )
+    seq_len = recipe.get("train.seq_len")
+    over, total = tokens.count_over_length(
+        tokenizer, template.source, tokens.read_jsonl(data.folder / "train.jsonl"), seq_len
+    )
+    if over == total:
+        raise StageError(
+            STAGE,
+            f"all {total} training examples are longer than train.seq_len ({seq_len} tokens); "
+            "raise train.seq_len or chunk the sources shorter",
+        )
+
+    cfg = render_axolotl_config(
+        recipe,
+        base_model=str(base_dir),
+        dataset_dir=str(data.folder),
+        output_dir=str(ctx.out),
+        cuda=cuda,
+        template_source=template.source,
+        end_of_turn=end_tokens,
+        train_examples=data.counts["train"],
+        val_examples=data.counts["val"],
+        pad_token=pad,
+    )
+    notes = render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])
+    if pad_note:
+        notes.append(pad_note)
+    if over:
+        notes.append(
+            f"{over} of {total} training examples are longer than train.seq_len ({seq_len} tokens) "
+            "and are dropped by Axolotl"
+        )
+    problems = check_axolotl_keys(cfg)
+    if problems:
+        raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
+    config_path = ctx.out / "axolotl.yaml"
+    config_path.write_text(dump_yaml(cfg), encoding="utf-8")
+
+    axolotl = axolotl_executable()
+    env = axolotl_env()
+    proc.run(
+        preprocess_command(str(config_path), axolotl=axolotl),
+        stage=STAGE,
+        log_file=ctx.log_file,
+        env=env,
+    )
+    labels = tokens.check_labels(tokens.prepared_rows(ctx.out / "prepared"), end_ids)
+    problem = labels.problem()
+    if problem:
+        raise StageError(STAGE, problem)
+
+    progress = _train(recipe, config_path, cuda, axolotl, env, ctx)
+    history = _loss_history(ctx.out, progress)
+    _drop_checkpoints(ctx.out)
+    with (ctx.out / "losses.jsonl").open("w", encoding="utf-8") as fh:
+        for entry in history:
+            fh.write(json.dumps(entry) + "\n")
+    if progress.resumed_from:
+        notes.append(f"resumed from {Path(progress.resumed_from).name}")
+    return {
+        "outputs": {
+            "adapter": str(ctx.out),
+            "axolotl_config": str(config_path),
+            "log": str(ctx.log_file),
+        },
+        "base_model": str(base_dir),
+        "cuda": cuda,
+        "examples": data.counts,
+        "over_seq_len": over,
+        "trained_turns_checked": labels.trained_turns,
+        "steps": history[-1]["step"] if history else progress.step,
+        "first_loss": history[0]["loss"] if history else None,
+        "last_loss": history[-1]["loss"] if history else None,
+        "resumed_from": progress.resumed_from,
+        "notes": notes,
+    }
+
+
+def _train(
+    recipe: Recipe, config_path: Path, cuda: bool, axolotl: str, env: dict, ctx: StageContext
+) -> TrainProgress:
+    """Run ``axolotl train`` with a progress bar fed from its output; NaN stops it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = TrainProgress()
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("eta {task.fields[eta]}"),
+    )
+    with Progress(
+        *columns, console=console, transient=False, disable=not console.is_terminal
+    ) as bar:
+        task = bar.add_task("train", total=None, loss="-", eta="-")
+
+        def on_line(line: str) -> None:
+            if progress.feed(line):
+                loss = progress.last_loss
+                bar.update(
+                    task,
+                    completed=progress.step,
+                    total=progress.total,
+                    loss="-" if loss is None else f"{loss:.4f}",
+                    eta=progress.eta or "-",
+                )
+
+        argv = launch_command(recipe, str(config_path), cuda=cuda, axolotl=axolotl)
+        proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line)
+    if not console.is_terminal and progress.last_loss is not None:
+        print(f"train: {progress.step} steps, last loss {progress.last_loss:.4f}", file=sys.stderr)
+    return progress
+
+
+def _loss_history(out: Path, progress: TrainProgress) -> list[dict[str, Any]]:
+    """Loss per logged step, from the trainer's own state when it saved one."""
+    checkpoints = sorted(
+        out.glob("checkpoint-*/trainer_state.json"), key=lambda p: p.stat().st_mtime
+    )
+    for state in [out / "trainer_state.json", *reversed(checkpoints)]:
+        if not state.is_file():
+            continue
+        log = json.loads(state.read_text()).get("log_history", [])
+        history = [
+            {"step": e["step"], "loss": e["loss"], "epoch": e.get("epoch")}
+            for e in log
+            if "loss" in e
+        ]
+        if history:
+            return history
+    return progress.losses
+
+
+def _drop_checkpoints(out: Path) -> None:
+    """Checkpoints exist for resuming; once training finished, the final adapter supersedes them."""
+    for checkpoint in out.glob("checkpoint-*"):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint)

@@ -1,0 +1,151 @@
+"""Checks on the tokenizer and on the tokenized data, before any training step runs.
+
+The model that never stops is the most reported failure after template mismatches: the
+end-of-turn token was never trained, or it was masked because pad == eos
+(axolotl-ai-cloud/axolotl#1608, PR #3756; unslothai/unsloth#384). These checks read what
+Axolotl itself tokenized (its prepared dataset), so they test the real labels, not a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import StageError
+
+IGNORE = -100
+
+
+def end_token_ids(tokenizer: Any, end_tokens: Sequence[str]) -> set[int]:
+    """Ids of the strings that close a turn; each must be one token of this tokenizer."""
+    ids = set()
+    for token in end_tokens:
+        encoded = tokenizer.encode(token, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise StageError(
+                "train",
+                f"the end-of-turn string {token!r} of the chat template is {len(encoded)} tokens "
+                "for this tokenizer, so it cannot be trained as one stop token; add it as a "
+                "special token (axolotl: {tokens: [...]}) or pick the template of this model family",
+            )
+        ids.add(encoded[0])
+    return ids
+
+
+def pad_override(tokenizer: Any, end_tokens: Sequence[str]) -> tuple[str | None, str | None]:
+    """A pad token to use instead of the tokenizer's when that one is missing or ends turns.
+
+    Returns ``(token, note)``; ``(None, None)`` when the tokenizer's pad token is fine.
+    """
+    pad = tokenizer.pad_token
+    if pad is not None and pad not in end_tokens:
+        return None, None
+    candidates = [tokenizer.unk_token, *getattr(tokenizer, "all_special_tokens", [])]
+    for token in candidates:
+        if token and token not in end_tokens:
+            why = "has no pad token" if pad is None else f"pads with the end-of-turn token {pad!r}"
+            return token, (
+                f"the tokenizer {why}; padding with {token!r} instead so the end of each turn "
+                "is never masked as padding (axolotl#1608)"
+            )
+    raise StageError(
+        "train",
+        f"the tokenizer's pad token {pad!r} is an end-of-turn token and no other special token "
+        "can pad; set axolotl: {special_tokens: {pad_token: ...}} in the recipe",
+    )
+
+
+def count_over_length(
+    tokenizer: Any, template_source: str, rows: Iterable[dict], seq_len: int
+) -> tuple[int, int]:
+    """``(over, total)``: how many rows are longer than ``seq_len`` once rendered and tokenized."""
+    over = total = 0
+    for row in rows:
+        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+        text = tokenizer.apply_chat_template(
+            messages, chat_template=template_source, tokenize=False
+        )
+        total += 1
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > seq_len:
+            over += 1
+    return over, total
+
+
+def read_jsonl(path: Path) -> Iterable[dict]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+@dataclass
+class LabelReport:
+    rows: int = 0
+    trained_turns: int = 0
+    bad_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def problem(self) -> str | None:
+        if self.rows == 0:
+            return "Axolotl's prepared dataset has no rows (every example was dropped; see logs/train.log)"
+        if not self.bad_rows:
+            return None
+        first = self.bad_rows[0]
+        return (
+            f"{len(self.bad_rows)} of {self.rows} tokenized examples have a trained turn that does "
+            f"not end with a trained end-of-turn token (first: row {first['row']}, {first['why']}); "
+            "the model would not learn to stop. Check prompt.template against the base model's "
+            "family and prompt.train_on (axolotl#1608)"
+        )
+
+
+def check_labels(
+    rows: Iterable[tuple[Sequence[int], Sequence[int]]], end_ids: set[int]
+) -> LabelReport:
+    """Every maximal run of trained labels must end on an end-of-turn token whose label is kept."""
+    report = LabelReport()
+    for index, (input_ids, labels) in enumerate(rows):
+        report.rows += 1
+        spans = _trained_spans(labels)
+        if not spans:
+            report.bad_rows.append({"row": index, "why": "no token carries loss"})
+            continue
+        for _, end in spans:
+            if input_ids[end] not in end_ids:
+                report.bad_rows.append(
+                    {"row": index, "why": f"a trained turn ends with token id {input_ids[end]}"}
+                )
+                break
+        else:
+            report.trained_turns += len(spans)
+    return report
+
+
+def _trained_spans(labels: Sequence[int]) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i, label in enumerate(labels):
+        if label != IGNORE and start is None:
+            start = i
+        elif label == IGNORE and start is not None:
+            spans.append((start, i - 1))
+            start = None
+    if start is not None:
+        spans.append((start, len(labels) - 1))
+    return spans
+
+
+def prepared_rows(prepared_dir: Path) -> Iterable[tuple[Sequence[int], Sequence[int]]]:
+    """``(input_ids, labels)`` of every dataset Axolotl saved under ``dataset_prepared_path``."""
+    from datasets import load_from_disk
+
+    folders = sorted({p.parent for p in prepared_dir.rglob("dataset_info.json")})
+    if not folders:
+        raise StageError("train", f"`axolotl preprocess` saved no dataset under {prepared_dir}")
+    for folder in folders:
+        dataset = load_from_disk(str(folder))
+        if "labels" not in dataset.column_names:
+            continue
+        for row in dataset.select_columns(["input_ids", "labels"]):
+            yield row["input_ids"], row["labels"]
