@@ -1,0 +1,3 @@
+module recipe-runner/tests/ollama_render
+
+go 1.19
