@@ -1,0 +1,67 @@
+"""Turn ``model.base`` into a local folder: a built-in tiny model, a local folder or a cached HF id.
+
+Nothing is downloaded: a Hugging Face id must already be in the local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UserError
+from runner.models.tiny import build_tiny, is_tiny
+
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def local_folder(base: str | Path) -> Path | None:
+    """``base`` as an existing local folder, or None when it names something else."""
+    if is_tiny(base):
+        return None
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    return None
+
+
+def resolve_base(base: str | Path, revision: str | None = None) -> Path:
+    """A local folder holding ``config.json`` and the tokenizer files of ``model.base``."""
+    if is_tiny(base):
+        return build_tiny(str(base))
+    folder = local_folder(base)
+    if folder is None:
+        text = str(base)
+        if not _HF_ID.match(text):
+            raise UserError(
+                f"model.base: '{text}' is neither a folder, a Hugging Face id (`org/name`) "
+                "nor a built-in tiny model (tiny:qwen2, tiny:llama, tiny:deepseek-coder)"
+            )
+        folder = _from_hf_cache(text, revision)
+    if not (folder / "config.json").is_file():
+        raise UserError(
+            f"model.base: {folder} has no config.json; is it a Hugging Face model folder?"
+        )
+    return folder
+
+
+def _from_hf_cache(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except LocalEntryNotFoundError:
+        at = f" at revision {revision}" if revision else ""
+        raise UserError(
+            f"model.base: '{repo_id}'{at} is not in the local Hugging Face cache and nothing is "
+            f"downloaded during a run; fetch it first (`huggingface-cli download {repo_id}`), "
+            "point model.base at a local folder, or use a built-in tiny model such as tiny:qwen2"
+        ) from None
+
+
+def load_tokenizer(base: str | Path, revision: str | None = None) -> Any:
+    """The ``transformers`` tokenizer of ``model.base`` (with its chat template, if any)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(resolve_base(base, revision)))

@@ -1,0 +1,255 @@
+"""Built-in tiny base models: ``tiny:qwen2``, ``tiny:llama``, ``tiny:deepseek-coder``.
+
+Model weights cannot be downloaded here, so the runner builds small models itself: a randomly
+initialised network of the family's architecture (two layers, hidden and intermediate sizes that
+are multiples of 256 so that llama.cpp's K-quants apply to every matrix) with the family's REAL
+tokenizer, read from the vocab-only GGUF files that llama.cpp ships, and the family's real chat
+template. The real converter recognises such a tokenizer, the real trainer trains on it, and the
+real traps stay in: the Qwen2 tokenizer's eos and pad are both ``<|endoftext|>`` while ChatML
+turns end with ``<|im_end|>`` (see FINDINGS; llama.cpp#9606). They are not "fixed" here.
+
+Each model is built once per build spec and tool versions, seeded, so it is the same every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UserError
+from runner.models.cache import build_once, package_version
+from runner.recipe.model import content_hash
+
+PREFIX = "tiny:"
+SEED = 1234
+# Bump when the build code changes what it writes: it is part of every cache key.
+BUILD_VERSION = 2
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """How one tiny model is built. Every field is part of its cache key."""
+
+    vocab: str  # llama.cpp models/ggml-vocab-<vocab>.gguf
+    architecture: str  # the Hugging Face class name the converter dispatches on
+    model_type: str
+    # ("llama.cpp", file under models/templates) or ("recipe", name of a template in templates/)
+    template: tuple[str, str]
+    family: str  # what the real model is, for the model card and error messages
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+TINY_MODELS: dict[str, TinySpec] = {
+    "qwen2": TinySpec(
+        vocab="qwen2",
+        architecture="Qwen2ForCausalLM",
+        model_type="qwen2",
+        template=("llama.cpp", "Qwen-Qwen2.5-7B-Instruct.jinja"),
+        family="Qwen2 / Qwen2.5-Coder",
+        config={
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "rope_theta": 1000000.0,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "use_sliding_window": False,
+        },
+    ),
+    "llama": TinySpec(
+        vocab="llama-spm",
+        architecture="LlamaForCausalLM",
+        model_type="llama",
+        template=("recipe", "llama2"),
+        family="Llama-2 / CodeLlama",
+        config={
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "deepseek-coder": TinySpec(
+        vocab="deepseek-coder",
+        architecture="LlamaForCausalLM",
+        model_type="llama",
+        template=("recipe", "deepseek-coder"),
+        family="DeepSeek-Coder",
+        config={
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 16384,
+            "rope_theta": 100000.0,
+            "rope_scaling": {"type": "linear", "factor": 4.0},
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": False,
+        },
+    ),
+}
+
+
+def is_tiny(base: str | Path) -> bool:
+    return isinstance(base, str) and base.startswith(PREFIX)
+
+
+def tiny_spec(base: str) -> TinySpec:
+    name = base[len(PREFIX) :]
+    if name not in TINY_MODELS:
+        from runner.registry import did_you_mean
+
+        known = ", ".join(PREFIX + n for n in TINY_MODELS)
+        raise UserError(
+            f"model.base: '{base}' is not a built-in tiny model{did_you_mean(PREFIX + name, [PREFIX + n for n in TINY_MODELS])} (known: {known})"
+        )
+    return TINY_MODELS[name]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def family_template(spec: TinySpec) -> str:
+    """The family's real chat template text."""
+    source, name = spec.template
+    if source == "llama.cpp":
+        from runner.llamacpp import template_file
+
+        return template_file(name).read_text(encoding="utf-8")
+    # llama.cpp ships no Llama-2 or DeepSeek-Coder template file: use the runner's own.
+    from runner.prompt.template import load_template
+
+    return load_template({"template": name}).source
+
+
+def _tool_versions() -> dict[str, str]:
+    return {p: package_version(p) for p in ("transformers", "tokenizers", "torch")}
+
+
+def tokenizer_dir(spec: TinySpec) -> Path:
+    """The family's tokenizer converted from llama.cpp's vocab GGUF by ``transformers`` (cached).
+
+    Slow (about 80 s for Qwen2's 151k tokens), so it is cached apart from the model.
+    """
+    from runner.llamacpp import vocab_gguf
+
+    vocab = vocab_gguf(spec.vocab)
+    key = content_hash(
+        {
+            "build": BUILD_VERSION,
+            "vocab_sha256": _file_sha256(vocab),
+            "versions": _tool_versions(),
+        }
+    )
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(vocab.parent), gguf_file=vocab.name)
+        _apply_gguf_special_tokens(tokenizer, vocab)
+        tokenizer.save_pretrained(str(tmp))
+
+    return build_once("tokenizers", spec.vocab, key, build)
+
+
+def _apply_gguf_special_tokens(tokenizer: Any, vocab: Path) -> None:
+    """Set bos/eos/unk/pad and BOS/EOS insertion exactly as the GGUF declares them.
+
+    transformers' GGUF reader gets the Llama (SPM) special tokens wrong: it reads the eos token
+    from ``bos_token_id`` and then swaps bos and eos (transformers/integrations/ggml.py,
+    ``GGUFLlamaConverter``), which leaves ``<s>`` as eos. The GGUF's own ids are the truth.
+    """
+    import gguf
+
+    fields = gguf.GGUFReader(str(vocab)).fields
+    for role, attr in (
+        ("bos", "bos_token"),
+        ("eos", "eos_token"),
+        ("unknown", "unk_token"),
+        ("padding", "pad_token"),
+    ):
+        field_ = fields.get(f"tokenizer.ggml.{role}_token_id")
+        if field_ is not None:
+            setattr(tokenizer, attr, tokenizer.convert_ids_to_tokens(int(field_.contents())))
+    for flag in ("add_bos_token", "add_eos_token"):
+        field_ = fields.get(f"tokenizer.ggml.{flag}")
+        if field_ is not None and hasattr(tokenizer, "update_post_processor"):
+            setattr(tokenizer, flag, bool(field_.contents()))
+
+
+def build_tiny(base: str) -> Path:
+    """Build (once) and return the folder of a built-in tiny model: config, weights, tokenizer."""
+    spec = tiny_spec(base)
+    template = family_template(spec)
+    tok_dir = tokenizer_dir(spec)
+    key = content_hash(
+        {
+            "build": BUILD_VERSION,
+            "spec": asdict(spec),
+            "seed": SEED,
+            "template": template,
+            "tokenizer": tok_dir.name,
+            "versions": _tool_versions(),
+        }
+    )
+
+    def build(tmp: Path) -> None:
+        _build_model(spec, template, tok_dir, tmp)
+
+    return build_once("models", spec_name(base), key, build)
+
+
+def spec_name(base: str) -> str:
+    return "tiny-" + base[len(PREFIX) :]
+
+
+def _build_model(spec: TinySpec, template: str, tok_dir: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(str(out))  # writes chat_template.jinja next to the tokenizer
+
+    config = AutoConfig.for_model(
+        spec.model_type,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        architectures=[spec.architecture],
+        torch_dtype="bfloat16",
+        **spec.config,
+    )
+    torch.manual_seed(SEED)
+    model = AutoModelForCausalLM.from_config(config)
+    model.to(torch.bfloat16).save_pretrained(str(out), safe_serialization=True)
+    (out / "tiny.json").write_text(
+        json.dumps(
+            {
+                "note": "randomly initialised test model with a real tokenizer; not a trained model",
+                "family": spec.family,
+                "seed": SEED,
+                "spec": asdict(spec),
+                "parameters": sum(p.numel() for p in model.parameters()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
