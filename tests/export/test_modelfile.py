@@ -1,0 +1,226 @@
+"""The Modelfile: FROM/ADAPTER, TEMPLATE, SYSTEM, stops, num_ctx and parameters."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from runner.errors import UserError
+from runner.export import ollama
+from runner.prompt import load_template
+from runner.recipe.model import Recipe, freeze
+from runner.stage import StageContext
+
+QWEN = {"bos_token": None, "eos_token": "<|endoftext|>"}
+
+
+def make_recipe(tmp_path, target=None, prompt=None, exports=None):
+    target = {"type": "ollama", "model": "zig-expert:0.15", **(target or {})}
+    config = {
+        "prompt": prompt or {"template": "chatml"},
+        "train": {"seq_len": 4096},
+        "export": [
+            *(exports or [{"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]}]),
+            target,
+        ],
+    }
+    return Recipe(name="zig", path=tmp_path / "zig.yaml", config=freeze(config))
+
+
+def modelfile(recipe, **kwargs):
+    template = load_template(recipe["prompt"], **QWEN)
+    return ollama.render_modelfile(recipe, template, "../gguf/zig-q4_k_m.gguf", **kwargs)
+
+
+def lines(text, prefix):
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+def test_stops_num_ctx_and_parameters(tmp_path):
+    recipe = make_recipe(
+        tmp_path,
+        {
+            "parameters": {
+                "temperature": 0.2,
+                "top_k": 40,
+                "repeat_penalty": 1.1,
+                "stop": ["```\n\n"],
+            }
+        },
+    )
+    text = modelfile(recipe, special_stops=["<|endoftext|>", "<|im_end|>"])
+    assert lines(text, "FROM ") == ["FROM ../gguf/zig-q4_k_m.gguf"]
+    assert lines(text, "ADAPTER") == []
+    assert lines(text, "PARAMETER") == [
+        'PARAMETER stop "<|im_end|>"',
+        'PARAMETER stop "<|im_start|>"',
+        'PARAMETER stop "<|endoftext|>"',
+        'PARAMETER stop """```',  # a stop with newlines is triple-quoted
+        "PARAMETER num_ctx 4096",
+        "PARAMETER temperature 0.2",
+        "PARAMETER top_k 40",
+        "PARAMETER repeat_penalty 1.1",
+    ]
+    assert 'PARAMETER stop """```\n\n"""\nPARAMETER num_ctx' in text
+    assert 'TEMPLATE """{{- if .Messages }}' in text
+    assert "ollama create zig-expert:0.15 -f Modelfile" in text
+
+
+def test_adapter_line(tmp_path):
+    text = modelfile(make_recipe(tmp_path), adapter_relpath="../gguf/zig-lora-f16.gguf")
+    assert lines(text, "ADAPTER") == ["ADAPTER ../gguf/zig-lora-f16.gguf"]
+
+
+def test_num_ctx_never_below_the_training_length(tmp_path):
+    recipe = make_recipe(tmp_path, {"parameters": {"num_ctx": 8192}})
+    assert lines(modelfile(recipe), "PARAMETER num_ctx") == ["PARAMETER num_ctx 8192"]
+    with pytest.raises(UserError, match="num_ctx 1024 is below train.seq_len 4096"):
+        modelfile(make_recipe(tmp_path, {"parameters": {"num_ctx": 1024}}))
+
+
+def test_system_from_the_prompt_or_the_export(tmp_path):
+    fixed = make_recipe(tmp_path, prompt={"template": "chatml", "system": "You are terse."})
+    assert 'SYSTEM """You are terse."""' in modelfile(fixed)
+    per_example = make_recipe(
+        tmp_path, prompt={"template": "chatml", "system": "Zig {{ meta.version }} expert."}
+    )
+    text = modelfile(per_example)
+    assert "SYSTEM" not in "".join(lines(text, "SYSTEM"))
+    assert "# note: no SYSTEM: prompt.system depends on each example (meta)" in text
+    chosen = make_recipe(
+        tmp_path,
+        {"system": "You are a Zig 0.15 expert.\nBe brief."},
+        prompt={"template": "chatml", "system": "Zig {{ meta.version }} expert."},
+    )
+    assert 'SYSTEM """You are a Zig 0.15 expert.\nBe brief."""' in modelfile(chosen)
+
+
+def test_llama2_notes_the_missing_legacy_form(tmp_path):
+    recipe = make_recipe(tmp_path, prompt={"template": "llama2"})
+    template = load_template(recipe["prompt"])
+    text = ollama.render_modelfile(recipe, template, "x.gguf")
+    assert "# note: no legacy .Prompt/.Response form" in text
+    assert lines(text, "PARAMETER stop") == ['PARAMETER stop "</s>"', 'PARAMETER stop "[INST]"']
+
+
+def test_model_name_gets_a_recipe_tag(tmp_path):
+    recipe = make_recipe(tmp_path, {"model": "zig-expert"})
+    name = ollama.model_name(recipe, recipe.exports("ollama")[0])
+    assert name.startswith("zig-expert:r") and len(name) == len("zig-expert:r") + 10
+    other = make_recipe(tmp_path, {"model": "zig-expert", "parameters": {"top_k": 1}})
+    assert ollama.model_name(other, other.exports("ollama")[0]) != name
+
+
+def test_from_must_be_a_written_gguf(tmp_path):
+    recipe = make_recipe(tmp_path, {"from": "q4_k_s"})
+    with pytest.raises(
+        UserError,
+        match="`from: q4_k_s` is not a GGUF the gguf target writes; did you mean 'q4_k_m'",
+    ):
+        ollama.model_files(recipe, recipe.exports("ollama")[0], tmp_path)
+    no_lora = make_recipe(tmp_path, {"from": "adapter"})
+    with pytest.raises(UserError, match="needs a `type: lora_gguf` target"):
+        ollama.model_files(no_lora, no_lora.exports("ollama")[0], tmp_path)
+
+
+def test_model_files(tmp_path):
+    recipe = make_recipe(tmp_path, {"from": "q8_0"})
+    assert ollama.model_files(recipe, recipe.exports("ollama")[0], tmp_path) == (
+        tmp_path / "zig-q8_0.gguf",
+        None,
+    )
+    adapter = make_recipe(
+        tmp_path, {"from": "adapter"}, exports=[{"type": "lora_gguf", "outtype": "q8_0"}]
+    )
+    assert ollama.model_files(adapter, adapter.exports("ollama")[0], tmp_path) == (
+        tmp_path / "zig-base-f16.gguf",
+        tmp_path / "zig-lora-q8_0.gguf",
+    )
+
+
+def test_unconvertible_template_is_refused_with_the_reason(tmp_path):
+    # Numbered turns: the text around a message depends on its position, not only its role.
+    source = tmp_path / "numbered.jinja"
+    source.write_text(
+        "{% for m in messages %}[{{ loop.index }}] {{ m['role'] }}: {{ m['content'] }}<END>\n"
+        "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    (tmp_path / "numbered.yaml").write_text('end_of_turn: "<END>"\n')
+    recipe = make_recipe(tmp_path, prompt={"template": str(source)})
+    template = load_template(recipe["prompt"])
+    with pytest.raises(UserError) as err:
+        ollama.render_modelfile(recipe, template, "x.gguf")
+    message = str(err.value)
+    assert message.startswith("chat template 'numbered' cannot be turned into an Ollama TEMPLATE")
+    assert "depends on more than the roles of the turns" in message
+
+
+# --- the stage, on a real GGUF file --------------------------------------------------------
+
+
+def write_vocab_gguf(path, add_bos=False):
+    """A vocab-only GGUF with Qwen2's end tokens, written by the gguf package."""
+    import gguf
+
+    tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a"]
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_eos_token_id(0)
+    writer.add_eot_token_id(2)
+    writer.add_add_bos_token(add_bos)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def stage_context(tmp_path, recipe):
+    run_dir = tmp_path / "run"
+    (run_dir / "gguf").mkdir(parents=True)
+    write_vocab_gguf(run_dir / "gguf" / "zig-q4_k_m.gguf")
+    out = tmp_path / "partial"
+    out.mkdir()
+    return StageContext(run_dir=run_dir, out=out, stage="ollama")
+
+
+def test_stage_without_ollama_prints_the_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    recipe = make_recipe(tmp_path)
+    ctx = stage_context(tmp_path, recipe)
+    summary = ollama.run(recipe, ctx)
+    text = (ctx.out / "Modelfile").read_text()
+    assert lines(text, "FROM ") == ["FROM ../gguf/zig-q4_k_m.gguf"]
+    # The GGUF's eos and eot tokens are stops too.
+    assert 'PARAMETER stop "<|endoftext|>"' in text and 'PARAMETER stop "<|im_end|>"' in text
+    (model,) = summary["models"]
+    assert model["created"] is False
+    assert (
+        model["create_command"]
+        == f"ollama create zig-expert:0.15 -f {ctx.run_dir / 'ollama' / 'Modelfile'}"
+    )
+    assert model["create_command"] in capsys.readouterr().out
+
+
+def test_stage_runs_ollama_create_with_absolute_paths(tmp_path, monkeypatch):
+    # No Ollama can be installed here: a stand-in binary records how it is called.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ollama"
+    fake.write_text(
+        '#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\n'
+        'grep "^FROM " "$4" | cut -c6- > "$(dirname "$0")/from"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    recipe = make_recipe(tmp_path, {"create": "always"})
+    ctx = stage_context(tmp_path, recipe)
+    summary = ollama.run(recipe, ctx)
+    assert summary["models"][0]["created"] is True
+    assert (bin_dir / "args").read_text().startswith("create zig-expert:0.15 -f ")
+    assert (bin_dir / "from").read_text().strip() == str(
+        (ctx.run_dir / "gguf" / "zig-q4_k_m.gguf").resolve()
+    )
+    assert not list(ctx.out.glob(".*.create"))
