@@ -1,0 +1,250 @@
+"""Stage caching: which stages re-run after each kind of change.
+
+The pipeline machinery (keys, store, links, manifests, --force/--until) runs for real; the stage
+functions are small recorders standing in for the heavy stages, so that every kind of change can
+be tested in milliseconds. The real stages run through the same code in test_quickstart.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner import pipeline
+from runner.errors import StageError
+from runner.recipe.model import Recipe, freeze
+from runner.run.folder import LOCK, MANIFEST
+
+
+class Recorder:
+    """Stage functions that record each call and write something derived from their inputs."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.fail: set[str] = set()
+
+    def __call__(self, name):
+        def run(recipe, ctx):
+            self.calls.append(name)
+            if name in self.fail:
+                raise StageError(name, "told to fail")
+            if name == "data":
+                text = Path(recipe.get("sources.0.path")).read_text()
+                (ctx.out / "train.jsonl").write_text(text)
+            else:
+                (ctx.out / "out.txt").write_text(f"{name} of {recipe.name}")
+            return {"outputs": {name: str(ctx.out / "out.txt")}, "notes": [f"{name} note"]}
+
+        return run
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    rec = Recorder()
+    monkeypatch.setattr(pipeline, "load_stage", rec)
+    return rec
+
+
+def make_recipe(tmp_path: Path, **changes) -> Recipe:
+    source = tmp_path / "src.jsonl"
+    if not source.exists():
+        source.write_text('{"instruction": "a", "output": "b"}\n')
+    config = {
+        "recipe": 1,
+        "name": "demo",
+        "sources": [{"type": "instructions", "path": str(source)}],
+        "prompt": {"template": "chatml", "train_on": "assistant"},
+        "model": {"base": "tiny:qwen2", "quantization": "none"},
+        "lora": {"r": 8},
+        "train": {"learning_rate": 0.001, "seed": 7},
+        "compute": {"gpus": 1, "strategy": "single"},
+        "axolotl": {},
+        "export": [
+            {"type": "merge"},
+            {"type": "gguf", "quantize": ["q8_0"]},
+            {"type": "ollama", "model": "demo:v1", "parameters": {"temperature": 0}},
+        ],
+        "eval": {"enabled": False},
+    }
+    for dotted, value in changes.items():
+        node = config
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+    return Recipe(name="demo", path=tmp_path / "demo.yaml", config=freeze(config))
+
+
+def statuses(result):
+    return {s.stage: s.status for s in result.stages}
+
+
+def run(recipe, root, **kw):
+    messages = []
+    result = pipeline.run_pipeline(recipe, root=root, say=messages.append, **kw)
+    return result, messages
+
+
+ALL = ["data", "train", "merge", "gguf", "ollama", "smoke"]
+
+
+def test_same_recipe_twice_runs_nothing_the_second_time(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    first, _ = run(recipe, tmp_path / "runs")
+    assert recorder.calls == ALL
+    assert set(statuses(first).values()) == {"ran"}
+    recorder.calls.clear()
+    second, messages = run(recipe, tmp_path / "runs")
+    assert recorder.calls == []
+    assert set(statuses(second).values()) == {"cached"}
+    assert any(m.startswith("nothing to do") for m in messages)
+    assert second.run_dir == first.run_dir
+
+
+def test_changing_only_export_reruns_only_that_export(tmp_path, recorder):
+    run(make_recipe(tmp_path), tmp_path / "runs")
+    recorder.calls.clear()
+    changed = make_recipe(tmp_path, export__2__parameters={"temperature": 0.5})
+    result, _ = run(changed, tmp_path / "runs")
+    assert recorder.calls == ["ollama"]
+    assert statuses(result)["train"] == "cached"
+    # A different recipe gets its own run folder whose links reuse the finished outputs.
+    assert (result.run_dir / "train").resolve() == (tmp_path / "runs/demo/stages").resolve() / (
+        "train-" + result.stages[1].key[:12]
+    )
+
+
+def test_changing_gguf_reruns_gguf_and_what_uses_it(tmp_path, recorder):
+    run(make_recipe(tmp_path), tmp_path / "runs")
+    recorder.calls.clear()
+    run(make_recipe(tmp_path, export__1__quantize=["q4_k_m"]), tmp_path / "runs")
+    assert recorder.calls == ["gguf", "ollama", "smoke"]
+
+
+def test_editing_a_source_file_reruns_data_and_everything_after(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    run(recipe, tmp_path / "runs")
+    recorder.calls.clear()
+    (tmp_path / "src.jsonl").write_text('{"instruction": "a", "output": "changed"}\n')
+    result, _ = run(recipe, tmp_path / "runs")
+    assert recorder.calls == ALL
+    assert (result.run_dir / "data" / "train.jsonl").read_text().endswith('"changed"}\n')
+
+
+def test_touching_a_source_file_without_changing_it_reruns_nothing(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    run(recipe, tmp_path / "runs")
+    recorder.calls.clear()
+    source = tmp_path / "src.jsonl"
+    source.write_text(source.read_text())  # new mtime, same content
+    run(recipe, tmp_path / "runs")
+    assert recorder.calls == []
+
+
+def test_changing_training_keeps_data(tmp_path, recorder):
+    run(make_recipe(tmp_path), tmp_path / "runs")
+    recorder.calls.clear()
+    run(make_recipe(tmp_path, train__learning_rate=0.01), tmp_path / "runs")
+    assert recorder.calls == ["train", "merge", "gguf", "ollama", "smoke"]
+
+
+def test_changing_the_template_reruns_data_and_training(tmp_path, recorder):
+    run(make_recipe(tmp_path), tmp_path / "runs")
+    recorder.calls.clear()
+    run(make_recipe(tmp_path, prompt__train_on="all"), tmp_path / "runs")
+    assert recorder.calls == ALL
+
+
+def test_force_reruns_from_that_stage(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    run(recipe, tmp_path / "runs")
+    recorder.calls.clear()
+    result, _ = run(recipe, tmp_path / "runs", force="gguf")
+    assert recorder.calls == ["gguf", "ollama", "smoke"]
+    assert statuses(result)["train"] == "cached"
+
+
+def test_until_stops_after_that_stage(tmp_path, recorder):
+    result, _ = run(make_recipe(tmp_path), tmp_path / "runs", until="train")
+    assert recorder.calls == ["data", "train"]
+    assert [s.stage for s in result.stages] == ["data", "train"]
+
+
+def test_dry_run_runs_and_writes_nothing(tmp_path, recorder):
+    result, messages = run(make_recipe(tmp_path), tmp_path / "runs", dry_run=True)
+    assert recorder.calls == []
+    assert set(statuses(result).values()) == {"would run"}
+    assert not result.run_dir.exists()
+
+
+def test_a_failed_stage_stops_the_run_and_finished_stages_are_reused(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    recorder.fail.add("merge")
+    result, _ = run(recipe, tmp_path / "runs")
+    assert statuses(result) == {"data": "ran", "train": "ran", "merge": "failed"}
+    assert isinstance(result.error, StageError)
+    assert not (result.run_dir / "merged").exists()
+    recorder.fail.clear()
+    recorder.calls.clear()
+    again, _ = run(recipe, tmp_path / "runs")
+    assert recorder.calls == ["merge", "gguf", "ollama", "smoke"]
+    assert statuses(again)["train"] == "cached"
+
+
+def test_a_stage_without_a_manifest_is_not_reused(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    result, _ = run(recipe, tmp_path / "runs", until="train")
+    (result.run_dir / "train" / MANIFEST).unlink()  # as if killed between rename and manifest
+    recorder.calls.clear()
+    run(recipe, tmp_path / "runs", until="train")
+    assert recorder.calls == ["train"]
+
+
+def test_lock_file_and_latest_link(tmp_path, recorder):
+    recipe = make_recipe(tmp_path)
+    result, _ = run(recipe, tmp_path / "runs")
+    lock = json.loads((result.run_dir / LOCK).read_text())
+    assert lock["recipe"]["train"]["learning_rate"] == 0.001
+    assert lock["seed"] == 7
+    assert list(lock["inputs"]) == [str(tmp_path / "src.jsonl")]
+    assert len(lock["inputs"][str(tmp_path / "src.jsonl")]) == 64
+    assert lock["base_model"]["ref"] == "tiny:qwen2"
+    assert {"python", "torch", "transformers", "axolotl", "llama-cpp-python"} <= set(
+        lock["versions"]
+    )
+    assert lock["versions"]["axolotl"] == "0.19.0"
+    assert set(lock["stages"]) == set(ALL)
+    assert (tmp_path / "runs/demo/latest").resolve() == result.run_dir.resolve()
+    assert result.run_dir.parent.name == "demo" and len(result.run_dir.name) == 10
+
+
+def test_summaries_point_at_the_final_folder(tmp_path, recorder):
+    result, _ = run(make_recipe(tmp_path), tmp_path / "runs", until="train")
+    train = result.stages[1]
+    assert ".partial" not in train.outputs["train"]
+    assert Path(train.outputs["train"]).read_text() == "train of demo"
+    assert train.notes == ["train note"]
+
+
+def test_a_stage_whose_code_is_missing_fails_clearly(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from runner.run import stages
+
+    monkeypatch.setitem(
+        stages.SPECS, "data", replace(stages.SPECS["data"], entry="runner.no_such_module:run")
+    )
+    result, _ = run(make_recipe(tmp_path), tmp_path / "runs")
+    assert statuses(result) == {"data": "failed"}
+    assert "the data stage is not available: cannot import runner.no_such_module" in str(
+        result.error
+    )
+
+
+def test_until_a_stage_the_recipe_does_not_run(tmp_path, recorder):
+    from runner.errors import UserError
+
+    with pytest.raises(UserError, match="does not run the hub stage"):
+        run(make_recipe(tmp_path), tmp_path / "runs", until="hub")
