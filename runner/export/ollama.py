@@ -50,25 +50,28 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         raise UserError("no `type: ollama` target under export:")
     gguf_dir = ctx.stage_dir("gguf")
     stage_dir = ctx.stage_dir(STAGE)
-    merged = ctx.stage_dir("merge")
-    tokenizer_dir = merged if (merged / "tokenizer_config.json").is_file() else None
+    tokenizer_dir = _trained_tokenizer(ctx)
     models = []
     for index, target in enumerate(targets):
         model_file, adapter_file = model_files(recipe, target, gguf_dir)
         meta = llamacpp.read_metadata(model_file)
         tokens = meta["tokens"]
-        # The tokens the runtime itself uses, from the GGUF: the template renders with them.
-        template = load_template(
-            recipe["prompt"],
-            tokenizer_dir,
-            bos_token=(tokens.get("bos") or {}).get("text"),
-            eos_token=(tokens.get("eos") or {}).get("text"),
-        )
+        adds_bos = bool(meta["add_bos_token"])
+        if tokenizer_dir is not None:
+            # BOS/EOS as in training. Not the GGUF's: Qwen2's GGUF names <|endoftext|> as BOS
+            # (never added), where the Hugging Face tokenizer has no BOS at all.
+            template = load_template(recipe["prompt"], tokenizer_dir)
+        else:
+            template = load_template(
+                recipe["prompt"],
+                bos_token=(tokens.get("bos") or {}).get("text") if adds_bos else None,
+                eos_token=(tokens.get("eos") or {}).get("text"),
+            )
         special_stops = [tokens[r]["text"] for r in ("eos", "eot", "eom") if tokens.get(r)]
         options = {
             "target": target,
             "special_stops": special_stops,
-            "runtime_adds_bos": bool(meta["add_bos_token"]),
+            "runtime_adds_bos": adds_bos,
         }
         text = render_modelfile(
             recipe,
@@ -266,6 +269,14 @@ def _create(
     finally:
         copy.unlink(missing_ok=True)
     return not ctx.dry_run
+
+
+def _trained_tokenizer(ctx: StageContext) -> Path | None:
+    """The tokenizer saved with the trained model (merged folder, else the training output)."""
+    for folder in (ctx.stage_dir("merge"), ctx.stage_dir("train")):
+        if (folder / "tokenizer_config.json").is_file():
+            return folder
+    return None
 
 
 def _first_target(recipe: Recipe) -> Mapping[str, Any]:

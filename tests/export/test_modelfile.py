@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -160,17 +161,18 @@ def test_unconvertible_template_is_refused_with_the_reason(tmp_path):
 # --- the stage, on a real GGUF file --------------------------------------------------------
 
 
-def write_vocab_gguf(path, add_bos=False):
-    """A vocab-only GGUF with Qwen2's end tokens, written by the gguf package."""
+def write_vocab_gguf(path):
+    """A vocab-only GGUF with Qwen2's special tokens as llama.cpp's converter writes them:
+    <|endoftext|> as BOS (never added) and EOS, <|im_end|> as end of turn."""
     import gguf
 
     tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a"]
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list(tokens)
+    writer.add_bos_token_id(0)
     writer.add_eos_token_id(0)
     writer.add_eot_token_id(2)
-    writer.add_add_bos_token(add_bos)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -193,6 +195,10 @@ def test_stage_without_ollama_prints_the_command(tmp_path, monkeypatch, capsys):
     summary = ollama.run(recipe, ctx)
     text = (ctx.out / "Modelfile").read_text()
     assert lines(text, "FROM ") == ["FROM ../gguf/zig-q4_k_m.gguf"]
+    # No BOS in the TEMPLATE: Qwen's tokenizer has none, whatever the GGUF names.
+    (go_template,) = re.findall(r'^TEMPLATE """(.*?)"""$', text, flags=re.S | re.M)
+    assert '{{ "<|im_start|>user\\n" }}' in go_template
+    assert "<|endoftext|>" not in go_template
     # The GGUF's eos and eot tokens are stops too.
     assert 'PARAMETER stop "<|endoftext|>"' in text and 'PARAMETER stop "<|im_end|>"' in text
     (model,) = summary["models"]

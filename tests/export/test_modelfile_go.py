@@ -28,7 +28,10 @@ HARNESS = Path(__file__).resolve().parents[1] / "go" / "ollama_render"
 FAMILY_TOKENS = {
     "qwen2": {"bos_token": None, "eos_token": "<|endoftext|>"},
     "llama": {"bos_token": "<s>", "eos_token": "</s>"},
-    "deepseek-coder": {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<|EOT|>"},
+    "deepseek-coder": {
+        "bos_token": "<｜begin▁of▁sentence｜>",
+        "eos_token": "<｜end▁of▁sentence｜>",
+    },
 }
 
 pytestmark = pytest.mark.xdist_group("go")

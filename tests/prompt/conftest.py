@@ -8,7 +8,10 @@ import pytest
 FAMILY_TOKENS = {
     "qwen2": {"bos_token": None, "eos_token": "<|endoftext|>"},
     "llama": {"bos_token": "<s>", "eos_token": "</s>"},
-    "deepseek-coder": {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<|EOT|>"},
+    "deepseek-coder": {
+        "bos_token": "<｜begin▁of▁sentence｜>",
+        "eos_token": "<｜end▁of▁sentence｜>",
+    },
 }
 
 

@@ -28,7 +28,7 @@ def test_every_shipped_template_has_a_sidecar():
         ("chatml", "<|im_end|>", ("<|im_end|>", "<|im_start|>", "<|endoftext|>")),
         ("llama2", "</s>", ("</s>", "[INST]")),
         ("alpaca", "</s>", ("</s>", "### Instruction:", "### Response:")),
-        ("deepseek-coder", "<|EOT|>", ("<|EOT|>", "### Instruction:")),
+        ("deepseek-coder", "<|EOT|>", ("<|EOT|>", "### Instruction:", "<｜end▁of▁sentence｜>")),
         ("zephyr", "</s>", ("</s>", "<|user|>", "<|system|>")),
     ],
 )
