@@ -55,7 +55,7 @@ def _from_hf_cache(repo_id: str, revision: str | None) -> Path:
         at = f" at revision {revision}" if revision else ""
         raise UserError(
             f"model.base: '{repo_id}'{at} is not in the local Hugging Face cache and nothing is "
-            f"downloaded during a run; fetch it first (`huggingface-cli download {repo_id}`), "
+            f"downloaded during a run; fetch it first (`hf download {repo_id}`), "
             "point model.base at a local folder, or use a built-in tiny model such as tiny:qwen2"
         ) from None
 

@@ -26,7 +26,7 @@ from runner.recipe.model import content_hash
 PREFIX = "tiny:"
 SEED = 1234
 # Bump when the build code changes what it writes: it is part of every cache key.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -168,29 +168,40 @@ def tokenizer_dir(spec: TinySpec) -> Path:
     return build_once("tokenizers", spec.vocab, key, build)
 
 
+def gguf_special_ids(vocab: Path) -> dict[str, Any]:
+    """Special token ids (``bos``, ``eos``, ``unknown``, ``padding``) and BOS/EOS flags of a GGUF."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(vocab)).fields
+    found: dict[str, Any] = {}
+    for role in ("bos", "eos", "unknown", "padding"):
+        if f"tokenizer.ggml.{role}_token_id" in fields:
+            found[role] = int(fields[f"tokenizer.ggml.{role}_token_id"].contents())
+    for flag in ("add_bos_token", "add_eos_token"):
+        if f"tokenizer.ggml.{flag}" in fields:
+            found[flag] = bool(fields[f"tokenizer.ggml.{flag}"].contents())
+    return found
+
+
 def _apply_gguf_special_tokens(tokenizer: Any, vocab: Path) -> None:
-    """Set bos/eos/unk/pad and BOS/EOS insertion exactly as the GGUF declares them.
+    """Set eos/pad/unk, and bos where the family uses one, as the GGUF declares them.
 
     transformers' GGUF reader gets the Llama (SPM) special tokens wrong: it reads the eos token
     from ``bos_token_id`` and then swaps bos and eos (transformers/integrations/ggml.py,
     ``GGUFLlamaConverter``), which leaves ``<s>`` as eos. The GGUF's own ids are the truth.
+    A family that never inserts a BOS (Qwen2) keeps the tokenizer's ``bos_token`` unset, as
+    its real tokenizer does.
     """
-    import gguf
-
-    fields = gguf.GGUFReader(str(vocab)).fields
-    for role, attr in (
-        ("bos", "bos_token"),
-        ("eos", "eos_token"),
-        ("unknown", "unk_token"),
-        ("padding", "pad_token"),
-    ):
-        field_ = fields.get(f"tokenizer.ggml.{role}_token_id")
-        if field_ is not None:
-            setattr(tokenizer, attr, tokenizer.convert_ids_to_tokens(int(field_.contents())))
+    ids = gguf_special_ids(vocab)
+    roles = {"eos": "eos_token", "unknown": "unk_token", "padding": "pad_token"}
+    if ids.get("add_bos_token"):
+        roles["bos"] = "bos_token"
+    for role, attr in roles.items():
+        if role in ids:
+            setattr(tokenizer, attr, tokenizer.convert_ids_to_tokens(ids[role]))
     for flag in ("add_bos_token", "add_eos_token"):
-        field_ = fields.get(f"tokenizer.ggml.{flag}")
-        if field_ is not None and hasattr(tokenizer, "update_post_processor"):
-            setattr(tokenizer, flag, bool(field_.contents()))
+        if flag in ids and hasattr(tokenizer, "update_post_processor"):
+            setattr(tokenizer, flag, ids[flag])
 
 
 def build_tiny(base: str) -> Path:
@@ -223,16 +234,20 @@ def _build_model(spec: TinySpec, template: str, tok_dir: Path, out: Path) -> Non
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from runner.llamacpp import vocab_gguf
+
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     tokenizer.chat_template = template
     tokenizer.save_pretrained(str(out))  # writes chat_template.jinja next to the tokenizer
 
+    # config.json carries the ids the family's real config.json has (the GGUF was made from it).
+    ids = gguf_special_ids(vocab_gguf(spec.vocab))
     config = AutoConfig.for_model(
         spec.model_type,
         vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=ids.get("bos"),
+        eos_token_id=ids.get("eos"),
+        pad_token_id=ids.get("padding"),
         architectures=[spec.architecture],
         torch_dtype="bfloat16",
         **spec.config,
