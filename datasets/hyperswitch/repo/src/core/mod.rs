@@ -1,0 +1,2 @@
+pub mod payments;
+pub mod routing;

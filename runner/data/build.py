@@ -1,0 +1,343 @@
+"""The data stage: ``run(recipe, ctx)`` builds train/val/test JSONL from the recipe's sources.
+
+Flow: list work (files) per source -> workers read, extract, filter (stateless part) and
+format -> the main process applies stateful filters (dedupe) in input order and spools the
+survivors to disk -> per-source caps, balance, grouped split, weights, decontamination on small
+in-memory keys -> a second pass over the spool writes the splits. Memory holds the dedupe
+indexes and one small key per example, not the examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runner.data import split as splitting
+from runner.data.example import Example
+from runner.data.outcome import Rejection
+from runner.data.registries import FILTERS, SOURCES, load_all
+from runner.data.report import Report
+from runner.data.work import (
+    Plan,
+    TaskResult,
+    Worker,
+    filter_rejection,
+    init_worker,
+    process_task,
+    set_worker,
+)
+from runner.errors import StageError, UserError
+from runner.recipe.model import Recipe, thaw
+from runner.stage import StageContext
+
+# Below this many tasks the work runs in this process: starting workers (and loading the
+# tokenizer in each) costs more than it saves.
+POOL_MIN_TASKS = 16
+
+
+def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
+    """The picklable description of the per-file work, from the recipe's data sections."""
+    sources = []
+    for index, spec in enumerate(thaw(recipe["sources"])):
+        spec = dict(spec)
+        spec.setdefault("name", f"{spec['type']}{index}")
+        sources.append(spec)
+    filters = [dict(f) for f in thaw(recipe.get("filters") or [])]
+    split = thaw(recipe.get("split") or {})
+    signature = None
+    if split.get("decontaminate", True):
+        near = next((f for f in filters if f["type"] == "near_dedupe"), {})
+        signature = (int(near.get("num_perm", 128)), int(near.get("ngram", 5)))
+    return Plan(
+        sources=sources,
+        filters=filters,
+        prompt=thaw(recipe.get("prompt") or {}),
+        base=recipe.get("model.base"),
+        revision=recipe.get("model.revision"),
+        signature=signature,
+        log_file=str(ctx.log_file),
+    )
+
+
+def check_paths(plan: Plan) -> None:
+    for spec in plan.sources:
+        if spec["type"] == "hf_dataset":
+            continue
+        if not Path(spec["path"]).exists():
+            raise UserError(f"sources: '{spec['name']}': path does not exist: {spec['path']}")
+
+
+def run(
+    recipe: Recipe,
+    ctx: StageContext,
+    *,
+    tokens: Any = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the dataset under ``ctx.out``; return the stage summary (counts, outputs).
+
+    ``tokens`` (a ``TokenCounter``) and ``workers`` exist for tests and benchmarks.
+    """
+    load_all()
+    plan = make_plan(recipe, ctx)
+    check_paths(plan)
+    if ctx.dry_run:
+        return {"dry_run": True, "sources": [s["name"] for s in plan.sources]}
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    builder = Builder(recipe, plan, ctx, tokens)
+    return builder.build(workers=workers, progress=progress)
+
+
+class Builder:
+    def __init__(self, recipe: Recipe, plan: Plan, ctx: StageContext, tokens: Any):
+        self.recipe = recipe
+        self.plan = plan
+        self.ctx = ctx
+        self.tokens = tokens
+        self.on_error = recipe.get("on_error", "skip")
+        self.split_spec = thaw(recipe.get("split") or {})
+        self.balance_spec = thaw(recipe.get("balance") or {}) or None
+        self.sources = [SOURCES.get(s["type"])(s, s["name"], ctx.log_file) for s in plan.sources]
+        self.filters = [
+            FILTERS.get(f["type"])(f, None) if FILTERS.get(f["type"]).stateful else None
+            for f in plan.filters
+        ]
+        self.report = Report(plan, self.sources)
+        self.work_dir = ctx.out / ".work"
+        self.kept: list[splitting.Kept] = []
+        self.spool_path = self.work_dir / "spool.jsonl"
+        self.signature_path = self.work_dir / "signatures.bin"
+
+    # -- phase 1: read, extract, filter ------------------------------------------------------
+    def build(self, workers: int | None, progress: bool) -> dict[str, Any]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        tasks = [(i, task) for i, source in enumerate(self.sources) for task in source.tasks()]
+        self.rejected = (self.ctx.out / "rejected.jsonl").open("w", encoding="utf-8")
+        self.spool = self.spool_path.open("w", encoding="utf-8")
+        self.signatures = self.signature_path.open("wb")
+        try:
+            for result in self._results(tasks, workers, progress):
+                self.merge(result)
+            self.spool.close()
+            self.signatures.close()
+            self.select()
+            self.write_splits()
+        finally:
+            for handle in (self.rejected, self.spool, self.signatures):
+                handle.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        return self.report.finish(self.ctx.out, self.recipe)
+
+    def _results(self, tasks: list[tuple[int, str]], workers: int | None, progress: bool):
+        count = workers if workers is not None else min(2, os.cpu_count() or 1)
+        worker = Worker(self.plan, self.tokens)
+        with self.report.progress(len(tasks), enabled=progress) as advance:
+            if count <= 1 or len(tasks) < POOL_MIN_TASKS:
+                for task in tasks:
+                    yield worker.process(*task)
+                    advance()
+                return
+            import multiprocessing
+
+            # fork: the pool inherits the worker built here (tokenizer, template, imports).
+            set_worker(worker)
+            fork = os.name == "posix"
+            context = multiprocessing.get_context("fork" if fork else "spawn")
+            initargs = (None if fork else self.plan,)
+            with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:
+                # imap keeps input order: dedupe decisions do not depend on scheduling.
+                for result in pool.imap(process_task, tasks, chunksize=4):
+                    yield result
+                    advance()
+
+    def merge(self, result: TaskResult) -> None:
+        self.report.add_task(result)
+        for rejection in result.rejections:
+            if rejection.action == "skip":
+                self.sources[result.source].skip(
+                    rejection.reason.removeprefix("skipped: "), rejection.file or result.task
+                )
+                continue
+            self.reject(rejection)
+        for candidate in result.candidates:
+            example = candidate.example
+            verdict_drop = None
+            for index, kind, payload in candidate.trace:
+                if kind == "key":
+                    verdict = self.filters[index].check(payload, example)
+                    if verdict is not None:
+                        verdict_drop = (index, verdict)
+                        break
+                else:
+                    if payload.action == "drop":
+                        verdict_drop = (index, payload)
+                        break
+                    self.report.filter_verdict(index, payload)
+                    if payload.action == "alter":
+                        self.reject(
+                            filter_rejection(
+                                index, self.plan.filters[index]["type"], payload, example
+                            )
+                        )
+            if verdict_drop is not None:
+                index, verdict = verdict_drop
+                self.reject(
+                    filter_rejection(index, self.plan.filters[index]["type"], verdict, example)
+                )
+                continue
+            self.keep(result.source, candidate)
+
+    def reject(self, rejection: Rejection) -> None:
+        if rejection.bad_input and self.on_error == "fail":
+            raise StageError(
+                "data",
+                f"{rejection.where()}: {rejection.reason}: {rejection.detail} (on_error: fail)",
+            )
+        self.report.rejection(rejection)
+        self.rejected.write(json.dumps(rejection.to_record(), ensure_ascii=False) + "\n")
+
+    def keep(self, source: int, candidate: Any) -> None:
+        record = candidate.record
+        meta = record["meta"]
+        group_by = self.split_spec.get("group_by", "source_file")
+        group = meta.get(group_by)
+        if group_by == "source_file" and self.sources[source].records and group is not None:
+            group = f"{group}#{meta.get('row', meta.get('line'))}"  # records are independent
+        if group is None:
+            self.report.ungrouped += 1
+            group = f"id:{record['id']}"
+        value = meta.get(self.balance_spec["by"]) if self.balance_spec else None
+        index = len(self.kept)
+        self.kept.append(
+            splitting.Kept(
+                index, record["id"], source, f"{source}:{group}", value, candidate.tokens
+            )
+        )
+        self.spool.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if self.plan.signature is not None:
+            self.signatures.write(candidate.signature.astype("uint32").tobytes())
+
+    # -- phase 2: caps, balance, split, weights, decontamination ------------------------------
+    def select(self) -> None:
+        seed = int(self.split_spec.get("seed", 42))
+        caps = {
+            i: int(s["max_examples"])
+            for i, s in enumerate(self.plan.sources)
+            if s.get("max_examples")
+        }
+        self.report.capped = dict(splitting.cap_sources(self.kept, caps, seed))
+        if self.balance_spec:
+            spec = self.balance_spec
+            self.report.balance = splitting.balance(
+                self.kept,
+                spec["by"],
+                spec.get("mode", "cap"),
+                spec.get("max_per_value"),
+                int(spec.get("seed", 42)),
+            )
+        fractions = {
+            k: float(self.split_spec.get(k, d))
+            for k, d in (("train", 0.9), ("val", 0.05), ("test", 0.05))
+        }
+        self.report.split = splitting.assign_splits(self.kept, fractions, seed)
+        weights = {i: float(s.get("weight", 1.0)) for i, s in enumerate(self.plan.sources)}
+        self.report.weights = splitting.apply_weights(self.kept, weights, seed)
+        if self.plan.signature is not None:
+            self.decontaminate()
+
+    def decontaminate(self) -> None:
+        import numpy as np
+
+        from runner.data.minhash import NearIndex
+
+        num_perm = self.plan.signature[0]
+        threshold = float(self.split_spec.get("decontaminate_threshold", 0.8))
+        if not self.kept:
+            return
+        signatures = np.memmap(
+            self.signature_path, dtype="uint32", mode="r", shape=(len(self.kept), num_perm)
+        )
+        index = NearIndex(threshold, num_perm)
+        for item in self.kept:
+            if item.dropped is None and item.split in ("val", "test"):
+                index.add(item.id, np.array(signatures[item.index]))
+        removed = 0
+        if index.size:
+            for item in self.kept:
+                if item.dropped is None and item.split == "train":
+                    match = index.match(np.array(signatures[item.index]))
+                    if match is not None:
+                        item.dropped = (
+                            "decontaminate",
+                            "near duplicate of val/test",
+                            f"Jaccard >= {threshold} with {match}",
+                        )
+                        removed += 1
+        self.report.decontaminated = removed
+        del signatures
+
+    # -- phase 3: write -------------------------------------------------------------------------
+    def write_splits(self) -> None:
+        from runner.data.filters.dedupe import normalised_hash
+
+        outputs = {
+            name: (self.ctx.out / f"{name}.jsonl").open("w", encoding="utf-8")
+            for name in splitting.SPLITS
+        }
+        held_out: set[bytes] = set()
+        train_hashes: list[bytes] = []
+        groups: dict[str, set[str]] = {}
+        try:
+            with self.spool_path.open(encoding="utf-8") as spool:
+                for item, line in zip(self.kept, spool, strict=True):
+                    record = json.loads(line)
+                    if item.dropped is not None:
+                        stage, reason, detail = item.dropped
+                        example = Example(
+                            record["id"],
+                            record["meta"].get("source", ""),
+                            record["messages"],
+                            metadata=record["meta"],
+                        )
+                        self.reject(
+                            Rejection(
+                                stage,
+                                reason,
+                                detail,
+                                file=record["meta"].get("source_file"),
+                                line=record["meta"].get("line"),
+                                example=example,
+                            )
+                        )
+                        continue
+                    text_hash = normalised_hash(
+                        "\n".join(m["content"] for m in record["messages"] if m["role"] != "system")
+                    )
+                    (train_hashes.append if item.split == "train" else held_out.add)(text_hash)
+                    groups.setdefault(item.group, set()).add(item.split)
+                    for copy in range(item.copies):
+                        row = (
+                            record if copy == 0 else {**record, "id": f"{record['id']}#r{copy + 1}"}
+                        )
+                        outputs[item.split].write(json.dumps(row, ensure_ascii=False) + "\n")
+                    self.report.written(item)
+        finally:
+            for handle in outputs.values():
+                handle.close()
+        self.report.leak_check = {
+            "groups_in_several_splits": sum(1 for s in groups.values() if len(s) > 1),
+            "train_exact_duplicates_of_val_test": sum(1 for h in train_hashes if h in held_out),
+            "train_near_duplicates_removed": self.report.decontaminated,
+            "decontaminate": self.plan.signature is not None,
+        }
+        if self.report.split_counts.get("train", 0) == 0:
+            self.report.finish(self.ctx.out, self.recipe)
+            raise StageError(
+                "data",
+                "no training examples are left after filtering; see "
+                f"{self.ctx.out / 'report.md'} and rejected.jsonl",
+            )

@@ -1,0 +1,205 @@
+"""Code extractors: explain, complete, document, implement from docstring, whole files.
+
+Units are cut at function/class boundaries by tree-sitter (``runner.data.units``). Each example
+records whether its code parsed (``meta.parses``) so the syntax filter need not parse again.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+
+from runner.data.example import Example
+from runner.data.extractors.base import Extractor, fenced
+from runner.data.languages import has_parser
+from runner.data.outcome import Rejection
+from runner.data.registries import EXTRACTORS
+from runner.data.tokens import chunk_text
+from runner.data.units import Unit, parse_units, walk_units
+
+
+class UnitExtractor(Extractor):
+    """Base of the extractors that make one example per documented unit."""
+
+    needs_doc = True
+
+    def extract(self, doc: Example) -> Iterator[Example | Rejection]:
+        language = doc.metadata.get("language")
+        if not has_parser(language):
+            return
+        units, _ = parse_units(doc.text, language)
+        for unit in walk_units(units):
+            if self.needs_doc and not unit.doc:
+                yield self.reject(
+                    doc,
+                    "no documentation",
+                    f"{unit.kind} '{unit.name}' has no docstring or doc comment",
+                    unit.start_line,
+                )
+                continue
+            if not self.fits(unit.documented_code):
+                count = self.tokens.count(unit.documented_code) if self.tokens else 0
+                yield self.reject(
+                    doc,
+                    "unit over max_unit_tokens",
+                    f"{unit.kind} '{unit.name}' is {count} tokens > "
+                    f"{self.max_tokens}; a {self.type} task cannot be chunked",
+                    unit.start_line,
+                )
+                continue
+            yield self.unit_example(doc, unit)
+
+    def unit_example(self, doc: Example, unit: Unit) -> Example:
+        raise NotImplementedError
+
+    def unit_meta(self, unit: Unit) -> dict:
+        return {
+            "unit": unit.name,
+            "kind": unit.kind,
+            "line": unit.start_line,
+            "parses": not unit.has_error,
+        }
+
+    def filled(self, doc: Example, unit: Unit) -> str:
+        return self.fill(language=unit.language, name=unit.name, path=doc.metadata.get("path", ""))
+
+
+@EXTRACTORS.register("explain_code")
+class ExplainCode(UnitExtractor):
+    """User: the unit without its documentation. Assistant: the documentation, as prose."""
+
+    default_instruction = "Explain what the following {language} code from `{path}` does."
+
+    def unit_example(self, doc: Example, unit: Unit) -> Example:
+        user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
+        return self.make(
+            doc,
+            user,
+            unit.doc or "",
+            unit.name,
+            unit.start_line,
+            response_format="text",
+            **self.unit_meta(unit),
+        )
+
+
+@EXTRACTORS.register("document_code")
+class DocumentCode(UnitExtractor):
+    """User: the undocumented unit. Assistant: the documentation exactly as written in the
+    source (docstring literal or doc comment), so the model learns the project's doc style."""
+
+    default_instruction = "Write documentation for the following {language} code from `{path}`."
+
+    def unit_example(self, doc: Example, unit: Unit) -> Example:
+        user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
+        return self.make(
+            doc,
+            user,
+            fenced(textwrap.dedent(unit.doc_raw or ""), unit.language),
+            unit.name,
+            unit.start_line,
+            **self.unit_meta(unit),
+        )
+
+
+@EXTRACTORS.register("implement_from_docstring")
+class ImplementFromDocstring(UnitExtractor):
+    """User: the signature and documentation. Assistant: the whole unit."""
+
+    default_instruction = "Implement `{name}` in {language} as documented:"
+
+    def unit_example(self, doc: Example, unit: Unit) -> Example:
+        if unit.language == "python":
+            indent = " " * 4
+            stub = (
+                f"{unit.signature}\n{textwrap.indent(textwrap.dedent(unit.doc_raw or ''), indent)}"
+            )
+        else:
+            stub = f"{unit.doc_raw}\n{unit.signature}"
+        user = f"{self.filled(doc, unit)}\n\n{fenced(stub, unit.language)}"
+        return self.make(
+            doc,
+            user,
+            fenced(unit.documented_code, unit.language),
+            unit.name,
+            unit.start_line,
+            **self.unit_meta(unit),
+        )
+
+
+@EXTRACTORS.register("complete_code")
+class CompleteCode(UnitExtractor):
+    """User: the first ``split_at`` of a unit's lines. Assistant: the rest. Units longer than
+    ``max_unit_tokens`` are chunked by tokens first, one example per chunk."""
+
+    needs_doc = False
+    default_instruction = "Complete the following {language} code from `{path}`."
+
+    def __init__(self, spec, source_spec, tokens):
+        super().__init__(spec, source_spec, tokens)
+        self.split_at = float(spec.get("split_at", 0.5))
+
+    def extract(self, doc: Example) -> Iterator[Example | Rejection]:
+        language = doc.metadata.get("language")
+        if not has_parser(language):
+            return
+        units, _ = parse_units(doc.text, language)
+        for unit in walk_units(units):
+            if unit.children:  # a class is completed method by method
+                continue
+            assert self.tokens is not None
+            chunks = chunk_text(unit.documented_code, self.max_tokens, self.tokens)
+            for number, chunk in enumerate(chunks, start=1):
+                lines = chunk.rstrip("\n").split("\n")
+                if len(lines) < 2:
+                    yield self.reject(
+                        doc,
+                        "too short to split",
+                        f"{unit.kind} '{unit.name}' has one line",
+                        unit.start_line,
+                    )
+                    continue
+                cut = min(len(lines) - 1, max(1, round(len(lines) * self.split_at)))
+                head, tail = "\n".join(lines[:cut]), "\n".join(lines[cut:])
+                user = f"{self.filled(doc, unit)}\n\n{fenced(head, unit.language)}"
+                meta = self.unit_meta(unit)
+                if len(chunks) > 1:
+                    meta["chunk"] = [number, len(chunks)]
+                yield self.make(
+                    doc,
+                    user,
+                    fenced(tail, unit.language),
+                    unit.name,
+                    unit.start_line,
+                    number,
+                    **meta,
+                )
+
+
+@EXTRACTORS.register("file_completion")
+class FileCompletion(Extractor):
+    """User: "write the file <path>". Assistant: the file. Files longer than
+    ``max_unit_tokens`` are cut at top-level unit boundaries into numbered parts."""
+
+    default_instruction = "Write the {language} file `{path}`."
+
+    def extract(self, doc: Example) -> Iterator[Example | Rejection]:
+        language = doc.metadata.get("language")
+        if not doc.text.strip():
+            yield self.reject(doc, "empty file", "the file has no text")
+            return
+        parses = None
+        cut_lines: list[int] = []
+        if has_parser(language):
+            units, parses = parse_units(doc.text, language)
+            cut_lines = [u.start_line - 1 for u in units]
+        assert self.tokens is not None
+        chunks = chunk_text(doc.text, self.max_tokens, self.tokens, cut_lines)
+        path = doc.metadata.get("path", "")
+        for number, chunk in enumerate(chunks, start=1):
+            user = self.fill(language=language or "text", path=path, name=path)
+            meta = {} if parses is None else {"parses": parses}
+            if len(chunks) > 1:
+                user += f" (part {number} of {len(chunks)})"
+                meta["chunk"] = [number, len(chunks)]
+            yield self.make(doc, user, fenced(chunk, language), number, **meta)

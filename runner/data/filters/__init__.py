@@ -1,0 +1,1 @@
+"""Filters: each answers keep, drop-with-reason, or alter-with-a-counted-reason."""

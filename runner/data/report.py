@@ -1,0 +1,316 @@
+"""Counts of everything the data stage did, written as report.json, report.md and a histogram."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from runner.data.outcome import Rejection, Verdict
+
+SAMPLES_PER_SOURCE = 2
+HISTOGRAM = "token_lengths.png"
+
+
+class Report:
+    def __init__(self, plan: Any, sources: list[Any]):
+        self.plan = plan
+        self.sources = sources
+        self.total_bytes = 0
+        self.per_source: dict[str, Counter[str]] = {s.name: Counter() for s in sources}
+        self.extracted: Counter[str] = Counter()
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.bad_input: list[str] = []
+        self.bad_input_count = 0
+        self.filters = [
+            {
+                "index": i,
+                "type": f["type"],
+                "dropped": Counter(),
+                "altered": Counter(),
+                "altered_items": 0,
+                "notes": Counter(),
+            }
+            for i, f in enumerate(plan.filters)
+        ]
+        self.samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.capped: dict[int, int] = {}
+        self.balance: dict[str, Any] | None = None
+        self.split: dict[str, Any] = {}
+        self.weights: dict[int, dict[str, int]] = {}
+        self.decontaminated = 0
+        self.ungrouped = 0
+        self.leak_check: dict[str, Any] = {}
+        self.split_counts: Counter[str] = Counter()
+        self.split_tokens: dict[str, list[int]] = defaultdict(list)
+        self.seq_len: int | None = None
+
+    @contextlib.contextmanager
+    def progress(self, total: int, enabled: bool = True):
+        """A rich progress bar over files, or nothing when disabled (tests, pipes)."""
+        if not enabled:
+            yield lambda: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "[bold]data[/]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        ) as bar:
+            task = bar.add_task("files", total=total)
+            yield lambda: bar.advance(task)
+
+    # -- counting ---------------------------------------------------------------------------
+    def add_task(self, result: Any) -> None:
+        name = self.sources[result.source].name
+        counts = self.per_source[name]
+        counts["files"] += 1
+        counts["read"] += result.read
+        self.total_bytes += result.bytes
+        for kind, n in result.extracted.items():
+            self.extracted[kind] += n
+        for sample in result.samples:
+            if len(self.samples[name]) < SAMPLES_PER_SOURCE:
+                self.samples[name].append(sample)
+
+    def filter_verdict(self, index: int, verdict: Verdict) -> None:
+        entry = self.filters[index]
+        if verdict.action == "alter":
+            entry["altered"][verdict.reason] += 1
+            entry["altered_items"] += verdict.count
+        elif verdict.action == "note":
+            entry["notes"][verdict.reason] += 1
+
+    def rejection(self, rejection: Rejection) -> None:
+        if rejection.action == "alter":
+            return  # counted by filter_verdict / the worker's alteration
+        self.rejected[(rejection.stage, rejection.reason)] += 1
+        if rejection.stage.startswith("filter:"):
+            index = rejection.extra.get("filter_index")
+            if index is not None:
+                self.filters[index]["dropped"][rejection.reason] += 1
+        if rejection.stage.startswith("source:"):
+            self.per_source[rejection.stage.removeprefix("source:")]["rejected"] += 1
+        if rejection.bad_input:
+            self.bad_input_count += 1
+            if len(self.bad_input) < 20:
+                self.bad_input.append(
+                    f"{rejection.where()}: {rejection.reason}: {rejection.detail}"
+                )
+
+    def written(self, item: Any) -> None:
+        self.split_counts[item.split] += item.copies
+        self.split_tokens[item.split].extend([item.tokens] * item.copies)
+        self.per_source[self.sources[item.source].name][f"in {item.split}"] += item.copies
+
+    # -- output -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        kept_by_filter = self._filter_flow()
+        return {
+            "input_bytes": self.total_bytes,
+            "sources": {
+                s.name: {
+                    "type": s.spec["type"],
+                    **dict(self.per_source[s.name]),
+                    "files_skipped": dict(s.skipped),
+                    "skipped_samples": s.skip_samples,
+                    "listing": getattr(s, "listing", None),
+                }
+                for s in self.sources
+            },
+            "extractors": dict(self.extracted),
+            "filters": kept_by_filter,
+            "rejected": {
+                f"{stage}: {reason}": n
+                for (stage, reason), n in sorted(self.rejected.items(), key=lambda x: -x[1])
+            },
+            "bad_input": {"count": self.bad_input_count, "first": self.bad_input},
+            "source_caps": {self.sources[i].name: n for i, n in self.capped.items()},
+            "balance": self.balance,
+            "split": {
+                **self.split,
+                "written": dict(self.split_counts),
+                "ungrouped_examples": self.ungrouped,
+            },
+            "weights": {self.sources[i].name: v for i, v in self.weights.items()},
+            "leak_check": self.leak_check,
+            "tokens": self.token_stats(),
+            "samples": dict(self.samples),
+        }
+
+    def _filter_flow(self) -> list[dict[str, Any]]:
+        flow = []
+        for entry in self.filters:
+            flow.append(
+                {
+                    "index": entry["index"],
+                    "type": entry["type"],
+                    "dropped": dict(entry["dropped"]),
+                    "altered": dict(entry["altered"]),
+                    "altered_items": entry["altered_items"],
+                    "notes": dict(entry["notes"]),
+                }
+            )
+        return flow
+
+    def token_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {"counted_with": "chat template" if self.plan.base else "none"}
+        for name, values in self.split_tokens.items():
+            if not values:
+                continue
+            ordered = sorted(values)
+            stats[name] = {
+                "count": len(values),
+                "min": ordered[0],
+                "max": ordered[-1],
+                "mean": round(statistics.fmean(values), 1),
+                "p50": ordered[len(ordered) // 2],
+                "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+            }
+            if self.seq_len:
+                stats[name]["over_seq_len"] = sum(1 for v in values if v > self.seq_len)
+        if self.seq_len:
+            stats["seq_len"] = self.seq_len
+        return stats
+
+    def finish(self, out: Path, recipe: Any) -> dict[str, Any]:
+        self.seq_len = recipe.get("train.seq_len")
+        report = self.to_dict()
+        length_drops = sum(
+            n
+            for (stage, reason), n in self.rejected.items()
+            if "tokens" in reason or "chars" in reason or "max_unit_tokens" in reason
+        )
+        produced = sum(self.split_counts.values()) + sum(self.rejected.values())
+        report["dropped_for_length_share"] = round(length_drops / produced, 4) if produced else 0.0
+        if any(self.split_tokens.values()):
+            histogram(self.split_tokens, out / HISTOGRAM, self.seq_len)
+            report["histogram"] = HISTOGRAM
+        (out / "report.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
+        (out / "report.md").write_text(markdown(report), encoding="utf-8")
+        return {
+            "outputs": [
+                "train.jsonl",
+                "val.jsonl",
+                "test.jsonl",
+                "rejected.jsonl",
+                "report.json",
+                "report.md",
+            ],
+            "counts": dict(self.split_counts),
+            "rejected": sum(self.rejected.values()),
+            "bad_input": self.bad_input_count,
+            "report": report,
+        }
+
+
+def histogram(tokens: dict[str, list[int]], path: Path, seq_len: int | None) -> None:
+    """Token lengths per split as a PNG (matplotlib, imported only here)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name in ("train", "val", "test"):
+        if tokens.get(name):
+            axis.hist(tokens[name], bins=40, alpha=0.6, label=f"{name} ({len(tokens[name])})")
+    if seq_len:
+        axis.axvline(seq_len, color="red", linestyle="--", label=f"seq_len {seq_len}")
+    axis.set_xlabel("tokens per example (chat template applied)")
+    axis.set_ylabel("examples")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The human report."""
+    lines = ["# Data report", ""]
+    split = report["split"]["written"]
+    lines += [
+        f"Written: train {split.get('train', 0)}, val {split.get('val', 0)}, "
+        f"test {split.get('test', 0)}. Input: {report['input_bytes'] / 1e6:.2f} MB.",
+        "",
+    ]
+    lines += [
+        "## Sources",
+        "",
+        "| source | type | files | read | rejected | train | val | test | skipped files |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report["sources"].items():
+        skipped = ", ".join(f"{k}: {v}" for k, v in s["files_skipped"].items()) or "-"
+        lines.append(
+            f"| {name} | {s['type']} | {s.get('files', 0)} | {s.get('read', 0)} | "
+            f"{s.get('rejected', 0)} | {s.get('in train', 0)} | {s.get('in val', 0)} | "
+            f"{s.get('in test', 0)} | {skipped} |"
+        )
+    lines += ["", "## Extractors", ""]
+    lines += [f"- {k}: {v} examples" for k, v in report["extractors"].items()] or ["- none"]
+    lines += ["", "## Filters", "", "| # | filter | dropped | altered |", "|---|---|---|---|"]
+    for f in report["filters"]:
+        dropped = "; ".join(f"{k}: {v}" for k, v in f["dropped"].items()) or "-"
+        altered = "; ".join(f"{k}: {v}" for k, v in f["altered"].items()) or "-"
+        lines.append(f"| {f['index']} | {f['type']} | {dropped} | {altered} |")
+    lines += ["", "## Every drop and alteration by stage and reason", ""]
+    lines += [f"- {k}: {v}" for k, v in report["rejected"].items()] or ["- none"]
+    if report["bad_input"]["count"]:
+        lines += ["", f"## Bad input ({report['bad_input']['count']})", ""]
+        lines += [f"- `{line}`" for line in report["bad_input"]["first"]]
+    if report["balance"]:
+        b = report["balance"]
+        lines += ["", f"## Balance by `{b['by']}` ({b['mode']}, target {b['target']})", ""]
+        lines += [f"- {k}: {b['before'][k]} -> {b['after'][k]}" for k in b["before"]]
+    leak = report["leak_check"]
+    lines += [
+        "",
+        "## Split and leak check",
+        "",
+        f"- groups: {report['split'].get('groups')}",
+        f"- groups found in more than one split: {leak.get('groups_in_several_splits')}",
+        f"- train examples identical to a val/test example: "
+        f"{leak.get('train_exact_duplicates_of_val_test')}",
+        f"- train examples removed as near duplicates of val/test: "
+        f"{leak.get('train_near_duplicates_removed')} "
+        f"(decontaminate: {leak.get('decontaminate')})",
+    ]
+    tokens = report["tokens"]
+    lines += ["", "## Token lengths", ""]
+    for name in ("train", "val", "test"):
+        if name in tokens:
+            t = tokens[name]
+            over = f", over seq_len: {t['over_seq_len']}" if "over_seq_len" in t else ""
+            lines.append(
+                f"- {name}: min {t['min']}, p50 {t['p50']}, p95 {t['p95']}, max {t['max']}{over}"
+            )
+    lines.append(f"- share dropped for length: {report['dropped_for_length_share']:.2%}")
+    if report.get("histogram"):
+        lines += ["", f"![token lengths]({report['histogram']})"]
+    lines += ["", "## Before / after", ""]
+    for name, samples in report["samples"].items():
+        for sample in samples:
+            before = json.dumps(sample["before"], ensure_ascii=False, indent=1)[:1200]
+            after = json.dumps(sample["after"], ensure_ascii=False, indent=1)[:1200]
+            lines += [
+                f"### {name}: {sample['id']}",
+                "",
+                "Before:",
+                "",
+                "```json",
+                before,
+                "```",
+                "",
+                "After:",
+                "",
+                "```json",
+                after,
+                "```",
+                "",
+            ]
+    return "\n".join(lines) + "\n"

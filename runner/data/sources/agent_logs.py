@@ -1,0 +1,85 @@
+"""`type: agent_logs`: JSONL logs of an agent (``success_memory.jsonl``, seed 002) as chat pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runner.data.example import Example, stable_id
+from runner.data.outcome import Rejection, bad_input
+from runner.data.reading import copy_metadata, display_path, iter_json_records
+from runner.data.registries import SOURCES
+from runner.data.sources.base import FieldTemplate, Source
+
+
+@SOURCES.register("agent_logs")
+class AgentLogsSource(Source):
+    """Each log entry is rendered through the ``prompt`` and ``response`` Jinja templates into a
+    user and an assistant turn. Entries missing a ``require_fields`` field, or a field a
+    template uses, are rejected with file and line."""
+
+    records = True
+    suffixes = (".jsonl", ".json")
+
+    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
+        super().__init__(spec, name, log_file)
+        self.prompt = FieldTemplate(spec.get("prompt", "{{ spec_issue_description }}"))
+        self.response = FieldTemplate(spec.get("response", "{{ successful_diff_summary }}"))
+        self.require = list(spec.get("require_fields") or [])
+        self.metadata_fields = list(spec.get("metadata_fields") or [])
+
+    def read(self, task: str) -> Iterator[Example | Rejection]:
+        path = Path(task)
+        shown = display_path(path, self.root)
+        for item in iter_json_records(path, self.stage, shown):
+            if isinstance(item, Rejection):
+                yield item
+                continue
+            line, entry = item
+            yield self.convert(entry, shown, line)
+
+    def convert(self, entry: Any, shown: str, line: int) -> Example | Rejection:
+        if not isinstance(entry, dict):
+            return bad_input(
+                self.stage,
+                "not an object",
+                f"expected a JSON object, got {type(entry).__name__}",
+                shown,
+                line,
+            )
+        for name in self.require:
+            if entry.get(name) in (None, "", []):
+                return bad_input(
+                    self.stage, "missing field", f"no '{name}' field", shown, line, raw=entry
+                )
+        try:
+            prompt = self.prompt.render(entry).strip()
+            response = self.response.render(entry).strip()
+        except KeyError as exc:
+            return bad_input(
+                self.stage, "missing field", f"no '{exc.args[0]}' field", shown, line, raw=entry
+            )
+        except ValueError as exc:
+            return bad_input(self.stage, "template error", str(exc), shown, line, raw=entry)
+        if not prompt or not response:
+            which = "prompt" if not prompt else "response"
+            return bad_input(
+                self.stage,
+                "empty turn",
+                f"the {which} template rendered empty",
+                shown,
+                line,
+                raw=entry,
+            )
+        meta = self.base_metadata(shown, line)
+        copy_metadata(entry, self.metadata_fields, meta)
+        return Example(
+            id=stable_id(self.name, shown, line, prompt, response),
+            source=self.name,
+            messages=[
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": response},
+            ],
+            metadata=meta,
+        )

@@ -1,0 +1,100 @@
+"""What every source shares: its name, where it reads, how it lists work and counts skips."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from runner.data.example import Example
+from runner.data.outcome import Rejection
+
+# Sampled paths per skip reason kept for the report (the counts are complete).
+SKIP_SAMPLES = 10
+
+
+class Source:
+    """One recipe source. ``tasks()`` runs in the main process and lists cheap work items
+    (usually files); ``read(task)`` runs in a worker process and yields examples or rejections.
+
+    ``records`` is true for sources whose records are independent examples (instruction
+    datasets, chat logs): the default split grouping then keeps each record apart instead of
+    putting a whole JSONL file in one split.
+    """
+
+    records = False
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, spec: dict[str, Any], name: str, log_file: Path | None = None):
+        self.spec = spec
+        self.name = name
+        self.stage = f"source:{name}"
+        self.log_file = log_file
+        self.path = Path(spec["path"]) if "path" in spec else None
+        self.metadata = dict(spec.get("metadata") or {})
+        self.skipped: Counter[str] = Counter()
+        self.skip_samples: dict[str, list[str]] = {}
+
+    # -- listing (main process) -------------------------------------------------------------
+    def tasks(self) -> Iterator[str]:
+        """Files to read, as strings; a file source lists itself, a folder its matching files."""
+        assert self.path is not None
+        if self.path.is_file():
+            yield str(self.path)
+            return
+        for file in sorted(self.path.rglob("*")):
+            if file.is_file() and file.suffix.lower() in self.suffixes:
+                yield str(file)
+
+    def skip(self, reason: str, shown: str) -> None:
+        self.skipped[reason] += 1
+        samples = self.skip_samples.setdefault(reason, [])
+        if len(samples) < SKIP_SAMPLES:
+            samples.append(shown)
+
+    @property
+    def root(self) -> Path:
+        assert self.path is not None
+        return self.path if self.path.is_dir() else self.path.parent
+
+    # -- reading (worker) -------------------------------------------------------------------
+    def read(self, task: str) -> Iterator[Example | Rejection]:
+        raise NotImplementedError
+
+    def base_metadata(self, shown: str, line: int | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"source_file": shown}
+        if line is not None:
+            meta["line"] = line
+        meta.update(self.metadata)
+        return meta
+
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+class FieldTemplate:
+    """A Jinja template over one input record's fields; a missing field is a reported error."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._template = _ENV.from_string(text)
+
+    def render(self, fields: dict[str, Any]) -> str:
+        """Render, raising ``KeyError(name)`` when the template uses a field the record lacks."""
+        try:
+            return self._template.render(**fields)
+        except UndefinedError as exc:
+            raise KeyError(_undefined_name(exc)) from None
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _undefined_name(exc: UndefinedError) -> str:
+    # Jinja says "'x' is undefined" or "'dict object' has no attribute 'y'".
+    message = str(exc)
+    parts = message.split("'")
+    return parts[-2] if len(parts) >= 3 else message

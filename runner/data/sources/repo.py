@@ -1,0 +1,102 @@
+"""`type: repo`: the files of a code repository or folder, as raw documents for extractors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from runner.data import files as rules
+from runner.data.example import Example, stable_id
+from runner.data.languages import canonical, language_of
+from runner.data.outcome import Rejection
+from runner.data.reading import BadFile, read_text
+from runner.data.registries import SOURCES
+from runner.data.sources.base import Source
+
+
+@SOURCES.register("repo")
+class RepoSource(Source):
+    """Lists files with ``git ls-files`` in a work tree, else by walking the folder with its
+    .gitignore files; applies include/exclude globs (gitignore syntax), the ``languages`` list
+    and the skip rules (vendored, generated, lock, binary, oversize, links out of the root)."""
+
+    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
+        super().__init__(spec, name, log_file)
+        self.include = pathspec.GitIgnoreSpec.from_lines(list(spec.get("include") or ["**/*"]))
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(spec.get("exclude") or []))
+        languages = spec.get("languages")
+        self.languages = {canonical(x) for x in languages} if languages else None
+        self.max_file_bytes = int(spec.get("max_file_bytes", 1_000_000))
+        self.listing = "walk"
+
+    @property
+    def root(self) -> Path:
+        assert self.path is not None
+        return Path(os.path.realpath(self.path))
+
+    def tasks(self) -> Iterator[str]:
+        root = self.root
+        log_file = self.log_file or Path(os.devnull)
+        listed = rules.git_files(root, log_file)
+        if listed is not None:
+            self.listing = "git ls-files"
+        for rel in listed if listed is not None else rules.walk_files(root):
+            reason = self.skip_reason(root, rel)
+            if reason:
+                self.skip(reason, rel)
+            else:
+                yield rel
+
+    def skip_reason(self, root: Path, rel: str) -> str | None:
+        if not self.include.match_file(rel):
+            return "not included"
+        if self.exclude.match_file(rel):
+            return "excluded"
+        reason = rules.policy_skip(rel)
+        if reason:
+            return reason
+        language = language_of(rel)
+        if self.languages is not None and language not in self.languages:
+            return "other language"
+        path = root / rel
+        if path.is_symlink() and not rules.inside(root, path):
+            return "link outside root"
+        if not rules.inside(root, path):
+            return "outside root"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return "missing"  # listed by git but deleted from the work tree
+        if size > self.max_file_bytes:
+            return "over max_file_bytes"
+        if not path.is_file():
+            return "not a file"
+        return None
+
+    def read(self, task: str) -> Iterator[Example | Rejection]:
+        path = self.root / task
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(8192)
+        except OSError as exc:
+            from runner.data.outcome import bad_input
+
+            yield bad_input(self.stage, "unreadable file", exc.strerror or str(exc), task)
+            return
+        reason = rules.content_skip(head)
+        if reason:
+            # Counted in the worker's result; the main process merges it into the report.
+            yield Rejection(self.stage, f"skipped: {reason}", file=task, action="skip")
+            return
+        try:
+            text = read_text(path, self.stage, task)
+        except BadFile as exc:
+            yield exc.rejection
+            return
+        meta = self.base_metadata(task)
+        meta.update({"path": task, "language": language_of(task)})
+        yield Example(id=stable_id(self.name, task), source=self.name, text=text, metadata=meta)

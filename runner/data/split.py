@@ -1,0 +1,146 @@
+"""Per-source caps, balance by a metadata field, the grouped split and source weights.
+
+Every choice here is a pure function of the examples' keys and a seed, so the same inputs give
+the same dataset on any machine, and adding an unrelated file does not reshuffle other groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Kept:
+    """What the main process remembers about an example written to the spool."""
+
+    index: int
+    id: str
+    source: int
+    group: str
+    value: Any  # the balance field's value (None when not balancing or missing)
+    tokens: int
+    split: str = ""
+    copies: int = 1
+    dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)
+
+
+def rank(seed: int, key: str) -> int:
+    """A deterministic pseudo-random rank of ``key`` under ``seed``."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+
+
+def cap_sources(kept: list[Kept], caps: dict[int, int], seed: int) -> Counter[int]:
+    """Apply per-source ``max_examples``: keep a seeded sample of that size. Returns drops."""
+    dropped: Counter[int] = Counter()
+    by_source: dict[int, list[Kept]] = defaultdict(list)
+    for item in kept:
+        if item.dropped is None:
+            by_source[item.source].append(item)
+    for source, items in by_source.items():
+        cap = caps.get(source)
+        if cap is None or len(items) <= cap:
+            continue
+        for item in sorted(items, key=lambda k: rank(seed, k.id))[cap:]:
+            item.dropped = ("balance", "over source max_examples", f"max_examples is {cap}")
+            dropped[source] += 1
+    return dropped
+
+
+def balance(
+    kept: list[Kept], field: str, mode: str, max_per_value: int | None, seed: int
+) -> dict[str, Any]:
+    """Downsample so each value of ``field`` has at most the target count.
+
+    ``equal``: every value down to the rarest value's count (and ``max_per_value``);
+    ``cap``: only ``max_per_value``. Examples without the field form their own value.
+    """
+    by_value: dict[str, list[Kept]] = defaultdict(list)
+    for item in kept:
+        if item.dropped is None:
+            by_value[_label(item.value)].append(item)
+    before = {value: len(items) for value, items in sorted(by_value.items())}
+    target = None
+    if mode == "equal" and by_value:
+        target = min(before.values())
+    if max_per_value is not None:
+        target = max_per_value if target is None else min(target, max_per_value)
+    if target is not None:
+        for value, items in by_value.items():
+            for item in sorted(items, key=lambda k: rank(seed, k.id))[target:]:
+                item.dropped = (
+                    "balance",
+                    f"over target for {field}",
+                    f"{field}={value}: {len(items)} > {target}",
+                )
+    after = {
+        value: min(count, target) if target is not None else count
+        for value, count in before.items()
+    }
+    return {"by": field, "mode": mode, "target": target, "before": before, "after": after}
+
+
+def _label(value: Any) -> str:
+    return "(missing)" if value is None else str(value)
+
+
+def assign_splits(kept: list[Kept], fractions: dict[str, float], seed: int) -> dict[str, Any]:
+    """Assign whole groups to splits: groups in seeded order, each to the split furthest below
+    its target share. Deterministic; a group never straddles splits."""
+    groups: dict[str, list[Kept]] = defaultdict(list)
+    for item in kept:
+        if item.dropped is None:
+            groups[item.group].append(item)
+    total = sum(len(items) for items in groups.values())
+    wanted = {name: fractions.get(name, 0.0) for name in SPLITS}
+    share = sum(wanted.values()) or 1.0
+    targets = {name: total * wanted[name] / share for name in SPLITS}
+    counts = dict.fromkeys(SPLITS, 0)
+    group_counts = dict.fromkeys(SPLITS, 0)
+    for group in sorted(groups, key=lambda g: rank(seed, g)):
+        items = groups[group]
+        # Largest deficit first; ties go to train, then val, then test.
+        name = max(
+            SPLITS,
+            key=lambda s: (
+                (targets[s] - counts[s], -SPLITS.index(s)) if wanted[s] > 0 else (float("-inf"), 0)
+            ),
+        )
+        for item in items:
+            item.split = name
+        counts[name] += len(items)
+        group_counts[name] += 1
+    return {
+        "examples": counts,
+        "groups": group_counts,
+        "targets": {k: round(v, 2) for k, v in targets.items()},
+    }
+
+
+def apply_weights(
+    kept: list[Kept], weights: dict[int, float], seed: int
+) -> dict[int, dict[str, int]]:
+    """Scale each source's share of the train split: a weight below 1 keeps a seeded sample,
+    above 1 repeats examples (whole copies, then a seeded sample for the fraction)."""
+    summary: dict[int, dict[str, int]] = {}
+    by_source: dict[int, list[Kept]] = defaultdict(list)
+    for item in kept:
+        if item.dropped is None and item.split == "train":
+            by_source[item.source].append(item)
+    for source, items in by_source.items():
+        weight = weights.get(source, 1.0)
+        if weight == 1.0:
+            continue
+        whole, fraction = int(weight), weight - int(weight)
+        ordered = sorted(items, key=lambda k: rank(seed, k.id))
+        extra = round(len(items) * fraction)
+        for position, item in enumerate(ordered):
+            item.copies = whole + (1 if position < extra else 0)
+            if item.copies == 0:
+                item.dropped = ("weight", "source weight below 1", f"weight {weight}")
+        summary[source] = {"before": len(items), "after": sum(i.copies for i in items)}
+    return summary

@@ -1,0 +1,130 @@
+"""Token counts with the base model's own tokenizer, and chunking of long code by tokens.
+
+Long files and units are cut into pieces that fit, at line boundaries (preferring the starts of
+top-level units), never truncated: axolotl-ai-cloud/axolotl PR #3401 is what silent truncation
+of long code files looks like from the user's side.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+
+class TokenCounter:
+    """Counts tokens of text with a Hugging Face tokenizer (its fast Rust backend when present)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        if type(tokenizer).__module__.startswith("tokenizers"):
+            self._backend = tokenizer  # a bare `tokenizers.Tokenizer`
+        else:
+            self._backend = getattr(tokenizer, "backend_tokenizer", None)
+
+    @classmethod
+    def for_base(cls, base: str, revision: str | None = None) -> TokenCounter:
+        """The counter of the recipe's ``model.base``.
+
+        Reads the folder's ``tokenizer.json`` with the ``tokenizers`` library when there is one
+        (a second, where importing transformers takes ten); otherwise goes through
+        ``runner.models.load_tokenizer``.
+        """
+        from runner.models import load_tokenizer, resolve_base
+
+        folder = resolve_base(base, revision)
+        if (folder / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            return cls(Tokenizer.from_file(str(folder / "tokenizer.json")))
+        return cls(load_tokenizer(base, revision))
+
+    def count(self, text: str) -> int:
+        if self._backend is not None:
+            return len(self._backend.encode(text, add_special_tokens=False).ids)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        if self._backend is not None:
+            return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+        return [self.count(t) for t in texts]
+
+    def token_starts(self, text: str) -> list[int]:
+        """Character offset where each token starts."""
+        if self._backend is not None:
+            return [
+                start for start, _ in self._backend.encode(text, add_special_tokens=False).offsets
+            ]
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [start for start, _ in encoded["offset_mapping"]]
+
+    def fits(self, text: str, limit: int) -> bool:
+        """``count(text) <= limit``, without tokenizing when the text is short enough that it
+        must fit (every token of a byte-level or byte-fallback tokenizer covers >= 1 byte)."""
+        if len(text.encode("utf-8")) + 1 <= limit:
+            return True
+        return self.count(text) <= limit
+
+
+def chunk_text(
+    text: str, limit: int, counter: TokenCounter, cut_lines: Iterable[int] = ()
+) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` tokens at line boundaries.
+
+    Lines in ``cut_lines`` (0-based; e.g. where top-level units start) are preferred cut points.
+    A single line longer than the limit is cut between tokens. Concatenating the pieces gives
+    back ``text`` exactly.
+    """
+    if counter.fits(text, limit):
+        return [text]
+    starts = counter.token_starts(text)
+    line_offsets = [0]
+    for index, char in enumerate(text):
+        if char == "\n":
+            line_offsets.append(index + 1)
+    line_offsets.append(len(text))
+
+    def tokens_between(a: int, b: int) -> int:  # tokens starting in text[a:b]
+        return bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
+
+    preferred = sorted({c for c in cut_lines if 0 < c < len(line_offsets) - 1})
+    segments = []  # (start char, end char) between preferred cuts
+    previous = 0
+    for cut in [*preferred, len(line_offsets) - 1]:
+        segments.append((line_offsets[previous], line_offsets[cut]))
+        previous = cut
+    pieces: list[tuple[int, int]] = []
+    for seg_start, seg_end in segments:
+        if tokens_between(seg_start, seg_end) <= limit:
+            pieces.append((seg_start, seg_end))
+            continue
+        # Too long: cut this segment at line boundaries, and an over-long line by tokens.
+        for line_start, line_end in _lines_in(seg_start, seg_end, line_offsets):
+            if tokens_between(line_start, line_end) <= limit:
+                pieces.append((line_start, line_end))
+                continue
+            first = bisect.bisect_left(starts, line_start)
+            last = bisect.bisect_left(starts, line_end)
+            for token in range(first, last, limit):
+                piece_start = line_start if token == first else starts[token]
+                piece_end = starts[token + limit] if token + limit < last else line_end
+                pieces.append((piece_start, piece_end))
+    merged: list[tuple[int, int]] = []
+    for start, end in pieces:  # greedily join neighbours while they fit
+        if merged and tokens_between(merged[-1][0], end) <= limit:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return [text[a:b] for a, b in merged if a < b]
+
+
+def _lines_in(start: int, end: int, line_offsets: list[int]) -> list[tuple[int, int]]:
+    first = bisect.bisect_right(line_offsets, start) - 1
+    result = []
+    for index in range(first, len(line_offsets) - 1):
+        a, b = max(line_offsets[index], start), min(line_offsets[index + 1], end)
+        if a >= end:
+            break
+        if a < b:
+            result.append((a, b))
+    return result
