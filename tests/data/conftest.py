@@ -1,0 +1,51 @@
+"""Fixtures of the data-stage tests: a real tokenizer (built once per session), recipes in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.recipe.model import Recipe, freeze
+
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = REPO / "datasets"
+
+
+@pytest.fixture(scope="session")
+def tokens():
+    """Qwen2's real tokenizer (converted once from llama.cpp's vocab file and cached on disk)."""
+    from tokenizers import Tokenizer
+
+    from runner.data.tokens import TokenCounter
+    from runner.models.tiny import tiny_spec, tokenizer_dir
+
+    folder = tokenizer_dir(tiny_spec("tiny:qwen2"))
+    return TokenCounter(Tokenizer.from_file(str(folder / "tokenizer.json")))
+
+
+def make_recipe(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) -> Recipe:
+    """A resolved recipe with just the data sections (what the loader would hand the stage)."""
+    config = {
+        "name": "t",
+        "sources": sources,
+        "filters": sections.pop("filters", []),
+        "split": {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 42, "group_by": "source_file",
+                  "decontaminate": True, "decontaminate_threshold": 0.8,
+                  **sections.pop("split", {})},
+        "prompt": {"template": "chatml", **sections.pop("prompt", {})},
+        "model": {"base": "tiny:qwen2"},
+        "train": {"seq_len": 512},
+        "on_error": sections.pop("on_error", "skip"),
+        **sections,
+    }
+    return Recipe(name="t", path=tmp_path / "t.yaml", config=freeze(config))
+
+
+@pytest.fixture
+def recipe_factory(tmp_path):
+    def make(sources, **sections):
+        return make_recipe(tmp_path, sources, **sections)
+
+    return make
