@@ -81,27 +81,42 @@ def _is_adapter(path: Path) -> bool:
     return "lora" in name or "adapter" in name
 
 
-def converted_gguf(
-    model_dir: Path, qtype: str, outtype: str = "f16", *, label: str, log_file: Path
+def convert_like_export(
+    model_dir: Path, folder: Path, qtype: str, outtype: str, *, label: str, log_file: Path
 ) -> Path:
-    """A model folder converted (and quantized to ``qtype``) exactly as the GGUF export does it.
+    """Convert ``model_dir`` into ``folder`` as the GGUF export does: the converter writes
+    ``outtype``, then llama.cpp's quantizer makes ``qtype`` from it."""
+    from runner import llamacpp
 
-    Used for the base model, and for the fine-tuned one when the recipe exports no GGUF. Cached
-    by the folder's file names, sizes and times and the llama.cpp versions: converting a 7B base
-    for every evaluation would cost minutes and gigabytes.
+    full = folder / f"{label}-{outtype}.gguf"
+    llamacpp.convert_model(model_dir, full, outtype, stage="eval", log_file=log_file)
+    if qtype == outtype:
+        return full
+    quantized = llamacpp.quantize(
+        full, folder / f"{label}-{qtype}.gguf", qtype, stage="eval", log_file=log_file
+    )
+    full.unlink()
+    return quantized
+
+
+def base_gguf(base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Path) -> Path:
+    """The base model converted the same way as the export, built once per base and type.
+
+    Cached by the folder's file names, sizes and times and the llama.cpp versions: converting a
+    7B base for every evaluation would cost minutes and gigabytes.
     """
     from runner import llamacpp
     from runner.models.cache import build_once
     from runner.recipe.model import content_hash
 
     files = {
-        p.relative_to(model_dir).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
-        for p in sorted(model_dir.rglob("*"))
+        p.relative_to(base_dir).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(base_dir.rglob("*"))
         if p.is_file()
     }
     key = content_hash(
         {
-            "model": str(model_dir),
+            "model": str(base_dir),
             "files": files,
             "qtype": qtype,
             "outtype": outtype,
@@ -110,16 +125,9 @@ def converted_gguf(
     )
 
     def build(tmp: Path) -> None:
-        full = tmp / f"{label}-{outtype}.gguf"
-        llamacpp.convert_model(model_dir, full, outtype, stage="eval", log_file=log_file)
-        if qtype != outtype:
-            llamacpp.quantize(
-                full, tmp / f"{label}-{qtype}.gguf", qtype, stage="eval", log_file=log_file
-            )
-            full.unlink()
+        convert_like_export(base_dir, tmp, qtype, outtype, label="base", log_file=log_file)
 
-    folder = build_once("eval-gguf", f"{label}-{model_dir.name}", key, build)
-    return folder / f"{label}-{qtype}.gguf"
+    return build_once("eval-gguf", f"base-{base_dir.name}", key, build) / f"base-{qtype}.gguf"
 
 
 def gguf_outtype(recipe: Any) -> str:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from runner.eval.checks import Sample
-from runner.eval.testset import TestCase
+from runner.eval.testset import EvalCase
 
 
-def render_prompts(template: Any, cases: Sequence[TestCase]) -> list[str]:
+def render_prompts(template: Any, cases: Sequence[EvalCase]) -> list[str]:
     """Each prompt rendered with the training template and its generation prompt.
 
     Both models get the very same text: the base model is asked in the fine-tune's format, so the
@@ -22,7 +22,7 @@ def render_prompts(template: Any, cases: Sequence[TestCase]) -> list[str]:
 def generate_samples(
     gguf: Path,
     template: Any,
-    cases: Sequence[TestCase],
+    cases: Sequence[EvalCase],
     *,
     max_new_tokens: int,
     n_ctx: int,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.eval.testset import TestCase
+from runner.eval.testset import EvalCase
 
 
 class MaskingError(ValueError):
@@ -45,45 +45,56 @@ def loss_spans(
     render: Callable[[list[dict[str, str]], bool], str],
     messages: list[dict[str, str]],
     train_on: str,
+    end_of_turn: str = "",
 ) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans that carry loss.
 
-    ``render(messages, add_generation_prompt)`` is the template. A turn's span starts where the
-    rendering of the conversation before it, with the generation prompt, ends.
+    Mirrors Axolotl's ``chat_template`` strategy as the train stage configures it
+    (``roles_to_train`` + ``train_on_eos: turn``): a trained turn's content, then the first
+    ``end_of_turn`` after it; the template's glue (``<|im_start|>assistant\n``) carries no loss.
+    ``render(messages, add_generation_prompt)`` is the template.
     """
     full = render(messages, False)
-    if train_on == "all":
-        return full, [(0, len(full))]
-    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    roles = ("system", "user", "assistant") if train_on == "all" else ("assistant",)
+    turns = [i for i, m in enumerate(messages) if m["role"] in roles]
     if train_on == "last_assistant":
         turns = turns[-1:]
     spans = []
     for i in turns:
-        before = render(messages[:i], True)
+        gen = messages[i]["role"] == "assistant"
+        before = render(messages[:i], gen) if i or gen else ""
         through = render(messages[: i + 1], False)
         if not full.startswith(before) or not full.startswith(through):
             raise MaskingError(f"the template does not render turn {i} as a prefix of the whole")
-        spans.append((len(before), len(through)))
+        start, stop = len(before), len(through)
+        content = messages[i]["content"]
+        at = full.find(content, start, stop) if content else -1
+        if at < 0 and content.strip():
+            content = content.strip()  # templates that trim contents (llama2)
+            at = full.find(content, start, stop)
+        if at >= 0:
+            start = at
+            eot = full.find(end_of_turn, at + len(content), stop) if end_of_turn else -1
+            stop = eot + len(end_of_turn) if eot >= 0 else at + len(content)
+        spans.append((start, stop))
     return full, spans
 
 
-def encode(
-    tokenizer: Any, render: Callable, case: TestCase, train_on: str, seq_len: int
-) -> Encoded:
+def encode(tokenizer: Any, template: Any, case: EvalCase, train_on: str, seq_len: int) -> Encoded:
     """Token ids and loss mask of one conversation, cut at ``seq_len`` like training."""
-    text, spans = loss_spans(render, case.messages, train_on)
+    text, spans = loss_spans(template.render, case.messages, train_on, template.end_of_turn)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     labels = [any(lo <= start < hi for lo, hi in spans) for start, _ in enc["offset_mapping"]]
     return Encoded(case.id, list(enc["input_ids"])[:seq_len], labels[:seq_len])
 
 
 def encode_all(
-    tokenizer: Any, render: Callable, cases: Sequence[TestCase], train_on: str, seq_len: int
+    tokenizer: Any, template: Any, cases: Sequence[EvalCase], train_on: str, seq_len: int
 ) -> tuple[list[Encoded], list[dict[str, str]]]:
     encoded, skipped = [], []
     for case in cases:
         try:
-            item = encode(tokenizer, render, case, train_on, seq_len)
+            item = encode(tokenizer, template, case, train_on, seq_len)
         except MaskingError as exc:
             skipped.append({"id": case.id, "reason": str(exc)})
             continue

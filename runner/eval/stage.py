@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from runner.errors import GateFailed, StageError
 from runner.eval.checks import CheckSet, build_checks
 from runner.eval.gate import gate_failures
-from runner.eval.testset import TestSet, load_test_split
+from runner.eval.testset import EvalSet, load_test_split
 from runner.recipe.model import Recipe, content_hash, thaw
 
 
@@ -78,7 +79,7 @@ def raise_if_gate_missed(summary: Mapping[str, Any], report_path: Path | None = 
         raise exc
 
 
-def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: TestSet) -> dict[str, Any]:
+def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: EvalSet) -> dict[str, Any]:
     """Measure everything; returns the results dict the report is written from."""
     from transformers import AutoTokenizer
 
@@ -99,7 +100,7 @@ def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: TestSet) -> di
 
     seq_len = int(recipe.get("train.seq_len", 2048))
     train_on = str(recipe.get("prompt.train_on", "assistant"))
-    encoded, loss_skipped = encode_all(tokenizer, template.render, testset.cases, train_on, seq_len)
+    encoded, loss_skipped = encode_all(tokenizer, template, testset.cases, train_on, seq_len)
     loss = {"tokens": 0, "examples": len(encoded), "skipped": loss_skipped}
     losses: dict[str, Any] = {}
     for side, (model_dir, adapter) in _loss_models(tuned, base_dir, compare_base).items():
@@ -177,39 +178,42 @@ def _generate(
 
     chosen = artifacts.choose_gguf(ctx.stage_dir("gguf"), recipe)
     outtype = artifacts.gguf_outtype(recipe)
-    if chosen is None:
-        if tuned.adapter_dir is not None:
-            notes.append(
-                "no GGUF and no merged model in this run: generation checks skipped "
-                "(add `- type: gguf` under export)"
-            )
-            return {}
-        qtype = outtype
-        tuned_gguf = artifacts.converted_gguf(
-            tuned.model_dir, qtype, outtype, label="tuned", log_file=ctx.log_file
+    if chosen is None and tuned.adapter_dir is not None:
+        notes.append(
+            "no GGUF and no merged model in this run: generation checks skipped "
+            "(add `- type: merge` and `- type: gguf` under export)"
         )
-        notes.append(f"the recipe exports no GGUF: the merged model was converted to {qtype} here")
-    else:
-        tuned_gguf, qtype = chosen
-    ggufs = {"tuned": tuned_gguf}
-    if compare_base:
-        # The export's route: the converter writes `outtype`, the quantizer makes `qtype` from it.
-        ggufs = {
-            "base": artifacts.converted_gguf(
-                base_dir, qtype, outtype, label="base", log_file=ctx.log_file
-            ),
-            **ggufs,
-        }
+        return {}
+    qtype = chosen[1] if chosen else outtype
     prompts = render_prompts(template, cases)
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     n_ctx = longest + max_new + 8
-    samples = {}
     console = Console(stderr=True)
-    for side, path in ggufs.items():
-        with console.status(f"generating {len(cases)} answers with the {side} model ({path.name})"):
-            samples[side] = generate_samples(
-                path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx
+    with tempfile.TemporaryDirectory(prefix=".convert-", dir=ctx.out) as scratch:
+        if chosen is None:
+            # Converted for this evaluation only, then deleted with the scratch folder.
+            tuned_gguf = artifacts.convert_like_export(
+                tuned.model_dir, Path(scratch), qtype, outtype, label="tuned", log_file=ctx.log_file
             )
+            notes.append(
+                f"the recipe exports no GGUF: the merged model was converted to {qtype} here"
+            )
+        else:
+            tuned_gguf = chosen[0]
+        ggufs = {"tuned": tuned_gguf}
+        if compare_base:
+            base = artifacts.base_gguf(base_dir, qtype, outtype, log_file=ctx.log_file)
+            ggufs = {"base": base, **ggufs}
+        samples = {}
+        for side, path in ggufs.items():
+            with console.status(
+                f"generating {len(cases)} answers with the {side} model ({path.name})"
+            ):
+                samples[side] = generate_samples(
+                    path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx
+                )
+    if chosen is None:
+        ggufs["tuned"] = Path(f"(converted for this evaluation from {tuned.model_dir}, deleted)")
     return {"samples": samples, "gguf": ggufs, "qtype": qtype}
 
 
@@ -232,7 +236,7 @@ def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str
             samples["base"], samples["tuned"], check_results["base"], check_results["tuned"]
         )
     data_report = history.read_data_report(ctx.stage_dir("data"))
-    testset: TestSet = results["testset"]
+    testset: EvalSet = results["testset"]
     metrics = {"loss": results["loss"], **comparison}
     gate = thaw(recipe.get("eval.gate") or {})
     failures = gate_failures(gate, metrics)

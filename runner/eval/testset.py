@@ -9,7 +9,7 @@ from typing import Any
 
 
 @dataclass
-class TestCase:
+class EvalCase:
     """One test row: the conversation, and the prompt/reference pair the generation checks use."""
 
     id: str
@@ -28,14 +28,14 @@ class TestCase:
 
 
 @dataclass
-class TestSet:
-    cases: list[TestCase]
+class EvalSet:
+    cases: list[EvalCase]
     skipped: list[dict[str, Any]] = field(default_factory=list)  # {"line", "id", "reason"}
 
 
-def load_test_split(path: Path) -> TestSet:
+def load_test_split(path: Path) -> EvalSet:
     """Read ``test.jsonl``; a row that cannot be evaluated is kept in ``skipped`` with its reason."""
-    cases: list[TestCase] = []
+    cases: list[EvalCase] = []
     skipped: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
@@ -55,5 +55,5 @@ def load_test_split(path: Path) -> TestSet:
             if roles.index("assistant") == 0 and roles.count("assistant") == len(roles):
                 skipped.append({"line": line_no, "id": row.get("id"), "reason": "no prompt turn"})
                 continue
-            cases.append(TestCase(str(row.get("id", line_no)), messages, row.get("meta") or {}))
-    return TestSet(cases, skipped)
+            cases.append(EvalCase(str(row.get("id", line_no)), messages, row.get("meta") or {}))
+    return EvalSet(cases, skipped)

@@ -1,0 +1,84 @@
+"""A tiny Qwen2 base (real tokenizer, random weights) and a LoRA adapter fitted to a few Python
+answers, built once per test session: the real inputs the eval stage measures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+# Test conversations in the canonical data-stage format. The adapter is fitted on them, so its
+# held-out loss on them must come out below the base model's.
+ROWS = [
+    {
+        "id": f"t{i}",
+        "messages": [
+            {"role": "system", "content": "You are a helpful Python coding assistant."},
+            {"role": "user", "content": f"Write a function that returns {i} plus x."},
+            {
+                "role": "assistant",
+                "content": f"```python\ndef plus_{i}(x):\n    return x + {i}\n```",
+            },
+        ],
+        "meta": {"language": "python"},
+    }
+    for i in range(4)
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base() -> Path:
+    from runner.models import resolve_base
+
+    return resolve_base("tiny:qwen2")
+
+
+@pytest.fixture(scope="session")
+def fitted_adapter(tiny_base: Path, tmp_path_factory) -> Path:
+    """A LoRA adapter (peft) trained for a few steps on ROWS with the eval's own masking."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from runner.eval.loss import encode_all
+    from runner.eval.testset import EvalCase
+    from runner.prompt.template import load_template
+
+    out = tmp_path_factory.mktemp("adapter")
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    template = load_template({"template": "chatml"}, tiny_base)
+    cases = [EvalCase(r["id"], r["messages"], r["meta"]) for r in ROWS]
+    encoded, _ = encode_all(tokenizer, template, cases, "assistant", 256)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    history = []
+    for _ in range(12):
+        for item in encoded:
+            ids = torch.tensor([item.input_ids])
+            labels = torch.where(torch.tensor([item.labels]), ids, torch.full_like(ids, -100))
+            loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            history.append({"step": len(history) + 1, "loss": round(float(loss), 4)})
+    # The shape of HF Trainer's checkpoint state, with this fit's real losses.
+    state = {"global_step": len(history), "log_history": history}
+    (out / "trainer_state.json").write_text(json.dumps(state))
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
