@@ -36,8 +36,17 @@ def write_jsonl(path, rows):
     [
         ("alpaca", {"instruction": "Add", "input": "1 2", "output": "3"}, "Add\n\n1 2", "3"),
         ("alpaca", {"instruction": "Say hi", "input": "", "output": "hi"}, "Say hi", "hi"),
-        ("zignet", {"instruction": "Write Zig", "context": "ctx", "response": "const x = 1;",
-                    "metadata": {"version": "0.15.0"}}, "Write Zig\n\nctx", "const x = 1;"),
+        (
+            "zignet",
+            {
+                "instruction": "Write Zig",
+                "context": "ctx",
+                "response": "const x = 1;",
+                "metadata": {"version": "0.15.0"},
+            },
+            "Write Zig\n\nctx",
+            "const x = 1;",
+        ),
         ("prompt_completion", {"prompt": "2+2=", "completion": "4"}, "2+2=", "4"),
         ("auto", {"prompt": "2+2=", "completion": "4"}, "2+2=", "4"),
         ("auto", {"instruction": "I", "context": "C", "response": "R"}, "I\n\nC", "R"),
@@ -47,27 +56,45 @@ def test_instruction_layouts(tmp_path, fmt, row, user, assistant):
     path = write_jsonl(tmp_path / "d.jsonl", [row])
     _, examples, rejections = read_all({"type": "instructions", "path": str(path), "format": fmt})
     assert rejections == []
-    assert examples[0].messages == [{"role": "user", "content": user},
-                                    {"role": "assistant", "content": assistant}]
+    assert examples[0].messages == [
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": assistant},
+    ]
     assert examples[0].metadata["source_file"] == "d.jsonl"
     assert examples[0].metadata["line"] == 1
 
 
 def test_instructions_custom_fields_and_metadata(tmp_path):
-    row = {"q": {"text": "Why?"}, "a": "Because.", "sys": "Be brief.", "meta": {"level": 2},
-           "tag": "x"}
+    row = {
+        "q": {"text": "Why?"},
+        "a": "Because.",
+        "sys": "Be brief.",
+        "meta": {"level": 2},
+        "tag": "x",
+    }
     path = write_jsonl(tmp_path / "d.jsonl", [row])
-    _, examples, _ = read_all({"type": "instructions", "path": str(path), "format": "custom",
-                               "fields": {"instruction": "q.text", "output": "a", "system": "sys"},
-                               "metadata_fields": ["meta", "tag"]})
+    _, examples, _ = read_all(
+        {
+            "type": "instructions",
+            "path": str(path),
+            "format": "custom",
+            "fields": {"instruction": "q.text", "output": "a", "system": "sys"},
+            "metadata_fields": ["meta", "tag"],
+        }
+    )
     assert examples[0].messages[0] == {"role": "system", "content": "Be brief."}
     assert examples[0].messages[1]["content"] == "Why?"
     assert examples[0].metadata["level"] == 2 and examples[0].metadata["tag"] == "x"
 
 
 def test_zignet_sample_carries_metadata():
-    _, examples, rejections = read_all({"type": "instructions", "format": "zignet",
-                                        "path": str(DATASETS / "zignet/zig-combined-dataset.json")})
+    _, examples, rejections = read_all(
+        {
+            "type": "instructions",
+            "format": "zignet",
+            "path": str(DATASETS / "zignet/zig-combined-dataset.json"),
+        }
+    )
     assert rejections == []
     assert len(examples) == 26
     assert {e.metadata["difficulty"] for e in examples} == {"easy", "medium", "hard"}
@@ -80,7 +107,11 @@ def test_zignet_sample_carries_metadata():
     [
         ('{"instruction": "a", "output": ', "malformed JSON", "Expecting value (column 32)"),
         ('["not", "an", "object"]', "not an object", "expected a JSON object, got list"),
-        ('{"instruction": "a"}', "unknown layout", "keys ['instruction'] match no instruction layout"),
+        (
+            '{"instruction": "a"}',
+            "unknown layout",
+            "keys ['instruction'] match no instruction layout",
+        ),
         ('{"instruction": "a", "output": ""}', "empty output", "'output' is empty"),
         ('{"instruction": 3, "output": "b"}', "wrong field type", "'instruction' is int, not text"),
     ],
@@ -91,13 +122,24 @@ def test_instructions_bad_input(tmp_path, line, reason, detail):
     assert len(examples) == 1
     [bad] = rejections
     assert (bad.reason, bad.detail, bad.file, bad.line, bad.bad_input) == (
-        reason, detail, "d.jsonl", 2, True)
+        reason,
+        detail,
+        "d.jsonl",
+        2,
+        True,
+    )
 
 
 def test_instructions_missing_field_in_custom_layout(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"q": "x"}])
-    _, _, [bad] = read_all({"type": "instructions", "path": str(path), "format": "custom",
-                            "fields": {"instruction": "q", "output": "answer"}})
+    _, _, [bad] = read_all(
+        {
+            "type": "instructions",
+            "path": str(path),
+            "format": "custom",
+            "fields": {"instruction": "q", "output": "answer"},
+        }
+    )
     assert (bad.reason, bad.detail, bad.line) == ("missing field", "no 'answer' field", 1)
 
 
@@ -111,11 +153,14 @@ def test_undecodable_file(tmp_path):
 
 # -- conversations --------------------------------------------------------------------------
 def test_meton_sample():
-    source, examples, rejections = read_all({"type": "conversations", "format": "meton",
-                                             "path": str(DATASETS / "meton/conversations")})
+    source, examples, rejections = read_all(
+        {"type": "conversations", "format": "meton", "path": str(DATASETS / "meton/conversations")}
+    )
     reasons = sorted((r.reason, r.file) for r in rejections)
-    assert reasons == [("malformed JSON", "session_20251030_120000_deadbeef.json"),
-                       ("no assistant turn", "session_20251030_080102_0a0b0c0d.json")]
+    assert reasons == [
+        ("malformed JSON", "session_20251030_120000_deadbeef.json"),
+        ("no assistant turn", "session_20251030_080102_0a0b0c0d.json"),
+    ]
     assert len(examples) == 6
     with_tool = next(e for e in examples if "main.py" in e.messages[0]["content"])
     assert [m["role"] for m in with_tool.messages] == ["user", "assistant", "user", "assistant"]
@@ -125,15 +170,44 @@ def test_meton_sample():
 @pytest.mark.parametrize(
     ("record", "options", "roles"),
     [
-        ({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
-                       {"role": "assistant", "content": "A"}]}, {}, ["system", "user", "assistant"]),
-        ({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
-                       {"role": "assistant", "content": "A"}]}, {"system_messages": "drop"},
-         ["user", "assistant"]),
-        ({"conversations": [{"from": "human", "value": "U"}, {"from": "gpt", "value": "A"},
-                            {"from": "human", "value": "trailing"}]}, {}, ["user", "assistant"]),
-        ({"messages": [{"role": "me", "content": "U"}, {"role": "ai", "content": "A"}]},
-         {"roles": {"me": "user", "ai": "assistant"}}, ["user", "assistant"]),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "S"},
+                    {"role": "user", "content": "U"},
+                    {"role": "assistant", "content": "A"},
+                ]
+            },
+            {},
+            ["system", "user", "assistant"],
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "S"},
+                    {"role": "user", "content": "U"},
+                    {"role": "assistant", "content": "A"},
+                ]
+            },
+            {"system_messages": "drop"},
+            ["user", "assistant"],
+        ),
+        (
+            {
+                "conversations": [
+                    {"from": "human", "value": "U"},
+                    {"from": "gpt", "value": "A"},
+                    {"from": "human", "value": "trailing"},
+                ]
+            },
+            {},
+            ["user", "assistant"],
+        ),
+        (
+            {"messages": [{"role": "me", "content": "U"}, {"role": "ai", "content": "A"}]},
+            {"roles": {"me": "user", "ai": "assistant"}},
+            ["user", "assistant"],
+        ),
     ],
 )
 def test_conversation_layouts(tmp_path, record, options, roles):
@@ -145,12 +219,24 @@ def test_conversation_layouts(tmp_path, record, options, roles):
 @pytest.mark.parametrize(
     ("record", "options", "reason", "detail"),
     [
-        ({"messages": [{"role": "wizard", "content": "U"}]}, {}, "unknown role",
-         "message 0 has role 'wizard'; map it under `roles:`"),
-        ({"messages": [{"role": "user"}]}, {}, "missing field",
-         "message 0 lacks 'role' or 'content' text"),
-        ({"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]},
-         {"min_turns": 2}, "fewer than min_turns", "1 assistant turn(s), min_turns is 2"),
+        (
+            {"messages": [{"role": "wizard", "content": "U"}]},
+            {},
+            "unknown role",
+            "message 0 has role 'wizard'; map it under `roles:`",
+        ),
+        (
+            {"messages": [{"role": "user"}]},
+            {},
+            "missing field",
+            "message 0 lacks 'role' or 'content' text",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]},
+            {"min_turns": 2},
+            "fewer than min_turns",
+            "1 assistant turn(s), min_turns is 2",
+        ),
         ({"title": "no messages"}, {}, "missing field", "no 'messages' list"),
     ],
 )
@@ -162,13 +248,15 @@ def test_conversation_bad_input(tmp_path, record, options, reason, detail):
 
 # -- agent logs -----------------------------------------------------------------------------
 def test_agent_logs_sample():
-    spec = {"type": "agent_logs", "path": str(DATASETS / "agent-logs/success_memory.jsonl"),
-            "require_fields": ["spec_issue_description", "successful_diff_summary"],
-            "prompt": "Issue: {{ spec_issue_description }}\nFiles: {{ spec_target_files | join(', ') }}",
-            "metadata_fields": ["patch_source"]}
+    spec = {
+        "type": "agent_logs",
+        "path": str(DATASETS / "agent-logs/success_memory.jsonl"),
+        "require_fields": ["spec_issue_description", "successful_diff_summary"],
+        "prompt": "Issue: {{ spec_issue_description }}\nFiles: {{ spec_target_files | join(', ') }}",
+        "metadata_fields": ["patch_source"],
+    }
     _, examples, rejections = read_all(spec)
-    assert [(r.reason, r.line) for r in rejections] == [("malformed JSON", 4),
-                                                        ("missing field", 7)]
+    assert [(r.reason, r.line) for r in rejections] == [("malformed JSON", 4), ("missing field", 7)]
     assert rejections[1].detail == "no 'spec_issue_description' field"
     assert len(examples) == 5
     assert examples[0].messages[0]["content"].startswith("Issue: Rename `get_usr`")
@@ -188,25 +276,33 @@ def test_markdown_split_by_heading(tmp_path):
     (tmp_path / "guide.md").write_text(
         "# Guide\n\nIntro text that is long enough to keep around here.\n\n## Install\n\n"
         "Run `pip install x` and then configure it with the file below.\n\n```bash\n# not a heading\n"
-        "x --init\n```\n\n## Tiny\n\nshort\n")
-    _, examples, rejections = read_all({"type": "docs", "path": str(tmp_path),
-                                        "min_section_chars": 20})
+        "x --init\n```\n\n## Tiny\n\nshort\n"
+    )
+    _, examples, rejections = read_all(
+        {"type": "docs", "path": str(tmp_path), "min_section_chars": 20}
+    )
     assert [e.metadata["title"] for e in examples] == ["Guide", "Install"]
     assert examples[1].metadata["heading_path"] == "Guide > Install"
     assert "# not a heading" in examples[1].text
     assert examples[1].metadata["line"] == 5
     [short] = rejections
-    assert (short.reason, short.detail) == ("section shorter than min_section_chars", "5 < 20 chars")
+    assert (short.reason, short.detail) == (
+        "section shorter than min_section_chars",
+        "5 < 20 chars",
+    )
 
 
 def test_html_text_through_parser(tmp_path):
     (tmp_path / "page.html").write_text(
         "<html><head><title>API</title><script>var x = '<h2>fake</h2>';</script></head><body>"
         "<h1>Payments</h1><p>Create a payment with <code>POST /payments</code> and an amount.</p>"
-        "<h2>Refunds</h2><ul><li>Full refunds</li><li>Partial refunds</li></ul></body></html>")
+        "<h2>Refunds</h2><ul><li>Full refunds</li><li>Partial refunds</li></ul></body></html>"
+    )
     _, examples, _ = read_all({"type": "docs", "path": str(tmp_path), "min_section_chars": 5})
     assert [(e.metadata["title"], e.metadata["heading_path"]) for e in examples] == [
-        ("Payments", "Payments"), ("Refunds", "Payments > Refunds")]
+        ("Payments", "Payments"),
+        ("Refunds", "Payments > Refunds"),
+    ]
     assert "POST /payments" in examples[0].text and "fake" not in examples[0].text
     assert "Partial refunds" in examples[1].text
 
@@ -222,9 +318,13 @@ def test_repo_walk_honours_gitignore_and_skip_rules(tmp_path):
     (root / "gen.rs").write_text("// @generated by protoc\nfn x() {}\n")
     (tmp_path / "outside.rs").write_text("fn secret() {}\n")
     os.symlink(tmp_path / "outside.rs", root / "src/link.rs")
-    spec = {"type": "repo", "path": str(root), "include": ["**/*.rs", "**/*.ts", "**/*.tsx",
-            "**/*.js", "**/*.lock", "**/*.json"], "exclude": ["tests/fixtures/**"],
-            "max_file_bytes": 200}
+    spec = {
+        "type": "repo",
+        "path": str(root),
+        "include": ["**/*.rs", "**/*.ts", "**/*.tsx", "**/*.js", "**/*.lock", "**/*.json"],
+        "exclude": ["tests/fixtures/**"],
+        "max_file_bytes": 200,
+    }
     source, examples, rejections = read_all(spec)
     assert source.listing == "walk"
     paths = sorted(e.metadata["path"] for e in examples)
@@ -234,9 +334,13 @@ def test_repo_walk_honours_gitignore_and_skip_rules(tmp_path):
     assert skipped["lock file"] == 2  # Cargo.lock, package-lock.json
     assert skipped["excluded"] == 1
     assert skipped["over max_file_bytes"] >= 4
-    assert "node_modules/left-pad/index.js" not in str(source.skip_samples)  # gitignored: never listed
+    assert "node_modules/left-pad/index.js" not in str(
+        source.skip_samples
+    )  # gitignored: never listed
     assert sorted((r.reason, r.file) for r in rejections) == [
-        ("skipped: binary", "src/blob.rs"), ("skipped: generated", "gen.rs")]
+        ("skipped: binary", "src/blob.rs"),
+        ("skipped: generated", "gen.rs"),
+    ]
 
 
 def test_repo_vendored_without_gitignore(tmp_path):
@@ -263,10 +367,18 @@ def test_repo_uses_git_ls_files(tmp_path):
 
 # -- hf_dataset -----------------------------------------------------------------------------
 def test_hf_dataset_local_jsonl(tmp_path):
-    path = write_jsonl(tmp_path / "train.jsonl", [
-        {"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]},
-        {"messages": [{"role": "user", "content": "U2"}, {"role": "assistant", "content": "A2"}]},
-    ])
+    path = write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "U2"},
+                    {"role": "assistant", "content": "A2"},
+                ]
+            },
+        ],
+    )
     _, examples, rejections = read_all({"type": "hf_dataset", "path": str(path)})
     assert rejections == []
     assert [e.messages[1]["content"] for e in examples] == ["A", "A2"]

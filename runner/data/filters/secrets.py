@@ -53,7 +53,7 @@ SURE: dict[str, re.Pattern[str]] = {
     ),
     # `DB_PASSWORD=hunter2` (env files, shell) and `password: hunter2` (YAML).
     "env credential": re.compile(
-        r"(?im)^[ \t]*(?:export[ \t]+)?"
+        r"(?im)(?:^|(?<=\s))(?:export[ \t]+)?"
         + _KEY
         + r"(?:=|:[ \t]+)(?P<s>[^\s'\"#;,()\[\]{}]{4,})[ \t]*$"
     ),

@@ -1,0 +1,173 @@
+"""Extractors on small real files in each language; chunking never loses a character."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.data.example import Example
+from runner.data.outcome import Rejection
+from runner.data.registries import EXTRACTORS, load_all
+from runner.data.tokens import chunk_text
+
+load_all()
+
+PYTHON = '''import os
+
+
+def add(a, b):
+    """Add two numbers."""
+    return a + b
+
+
+def sub(a, b):
+    return a - b
+'''
+
+ZIG = """const std = @import("std");
+
+/// Divide two numbers.
+pub fn divide(a: f32, b: f32) !f32 {
+    if (b == 0) return error.DivisionByZero;
+    return a / b;
+}
+"""
+
+TS = """/** Validate a price. */
+export const validatePrice = (price: number): boolean => {
+  return price > 0;
+};
+"""
+
+RUST = """/// Creates a payment.
+pub fn create(amount: u64) -> u64 {
+    amount
+}
+"""
+
+
+def doc(text, language, path):
+    return Example(
+        id="d",
+        source="s",
+        text=text,
+        metadata={"source_file": path, "path": path, "language": language},
+    )
+
+
+def run(kind, document, tokens, spec=None, max_unit_tokens=1024):
+    extractor = EXTRACTORS.get(kind)(
+        {"type": kind, **(spec or {})}, {"max_unit_tokens": max_unit_tokens}, tokens
+    )
+    items = list(extractor.extract(document))
+    return (
+        [i for i in items if isinstance(i, Example)],
+        [i for i in items if isinstance(i, Rejection)],
+    )
+
+
+def test_explain_code_python(tokens):
+    examples, [rejected] = run("explain_code", doc(PYTHON, "python", "m.py"), tokens)
+    [example] = examples
+    user, answer = example.messages[0]["content"], example.messages[1]["content"]
+    assert user.startswith("Explain what the following python code from `m.py` does.")
+    assert "def add(a, b):\n    return a + b" in user and "Add two numbers" not in user
+    assert answer == "Add two numbers."
+    assert example.metadata["unit"] == "add" and example.metadata["parses"] is True
+    assert (rejected.reason, rejected.detail, rejected.line) == (
+        "no documentation",
+        "function 'sub' has no docstring or doc comment",
+        9,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "name", "doc_text"),
+    [
+        (ZIG, "zig", "divide", "Divide two numbers."),
+        (TS, "typescript", "validatePrice", "Validate a price."),
+        (RUST, "rust", "create", "Creates a payment."),
+    ],
+)
+def test_explain_code_doc_comments(tokens, text, language, name, doc_text):
+    [example], [] = run("explain_code", doc(text, language, f"f.{language}"), tokens)
+    assert example.metadata["unit"] == name
+    assert example.messages[1]["content"] == doc_text
+
+
+def test_document_code_answers_with_doc_as_written(tokens):
+    [example], _ = run("document_code", doc(ZIG, "zig", "m.zig"), tokens)
+    assert example.messages[1]["content"] == "```zig\n/// Divide two numbers.\n```"
+    assert "/// Divide" not in example.messages[0]["content"]
+
+
+def test_implement_from_docstring(tokens):
+    [example], _ = run("implement_from_docstring", doc(PYTHON, "python", "m.py"), tokens)
+    assert example.messages[0]["content"] == (
+        "Implement `add` in python as documented:\n\n```python\ndef add(a, b):\n"
+        '    """Add two numbers."""\n```'
+    )
+    assert example.messages[1]["content"] == (
+        '```python\ndef add(a, b):\n    """Add two numbers."""\n    return a + b\n```'
+    )
+
+
+def test_complete_code_splits_units(tokens):
+    examples, [] = run("complete_code", doc(PYTHON, "python", "m.py"), tokens, {"split_at": 0.5})
+    assert [e.metadata["unit"] for e in examples] == ["add", "sub"]
+    first = examples[0]
+    assert first.messages[0]["content"].endswith(
+        '```python\ndef add(a, b):\n    """Add two numbers."""\n```'
+    )
+    assert first.messages[1]["content"] == "```python\n    return a + b\n```"
+
+
+def test_unit_over_token_limit_is_rejected_not_truncated(tokens):
+    body = "\n".join(f"    x{i} = {i} * {i}" for i in range(200))
+    text = f'def long():\n    """Long."""\n{body}\n'
+    [], [rejected] = run("explain_code", doc(text, "python", "l.py"), tokens, max_unit_tokens=64)
+    assert rejected.reason == "unit over max_unit_tokens"
+    assert rejected.detail.startswith("function 'long' is ") and rejected.detail.endswith(
+        "tokens > 64; a explain_code task cannot be chunked"
+    )
+
+
+def test_file_completion_chunks_at_unit_boundaries(tokens):
+    text = "\n\n".join(f"def f{i}(x):\n    return x + {i} * {i} - {i}\n" for i in range(30))
+    examples, [] = run("file_completion", doc(text, "python", "big.py"), tokens, max_unit_tokens=64)
+    assert len(examples) > 3
+    parts = [
+        e.messages[1]["content"].removeprefix("```python\n").removesuffix("\n```") for e in examples
+    ]
+    assert all(tokens.count(p) <= 64 for p in parts)
+    assert all(p.lstrip().startswith("def ") for p in parts)  # cut where units start
+    assert examples[0].messages[0]["content"] == (
+        f"Write the python file `big.py`. (part 1 of {len(examples)})"
+    )
+    assert "".join(p + "\n" for p in parts).replace("\n", "") == text.replace("\n", "")
+
+
+def test_chunk_text_keeps_every_character(tokens):
+    text = "one line that is very long " * 200 + "\nshort\n" * 5
+    pieces = chunk_text(text, 50, tokens)
+    assert "".join(pieces) == text
+    assert all(tokens.count(p) <= 52 for p in pieces)  # +2: BPE merges across a cut
+
+
+def test_docs_qa():
+    document = Example(
+        id="d",
+        source="s",
+        text="Run pip install.",
+        metadata={
+            "title": "Install",
+            "heading_path": "Guide > Install",
+            "path": "g.md",
+            "source_file": "g.md",
+        },
+    )
+    [example], [] = run("docs_qa", document, None, {"instruction": "How do I: {heading_path}?"})
+    assert example.messages == [
+        {"role": "user", "content": "How do I: Guide > Install?"},
+        {"role": "assistant", "content": "Run pip install."},
+    ]
+    assert example.metadata["response_format"] == "text"
