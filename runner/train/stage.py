@@ -90,7 +90,7 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
     tokenizer = _load_tokenizer(base_dir)
     end_tokens = [template.end_of_turn]
     end_ids = tokens.end_token_ids(tokenizer, end_tokens)
-    pad, pad_note = tokens.pad_override(tokenizer, end_tokens)
+    pad, pad_note = tokens.pad_override(tokenizer, end_tokens, template.source)
 
     data = prepare_training_data(
         ctx.stage_dir("data"), ctx.out / "data", recipe.get("prompt.train_on", "assistant")

@@ -35,17 +35,22 @@ def end_token_ids(tokenizer: Any, end_tokens: Sequence[str]) -> set[int]:
     return ids
 
 
-def pad_override(tokenizer: Any, end_tokens: Sequence[str]) -> tuple[str | None, str | None]:
+def pad_override(
+    tokenizer: Any, end_tokens: Sequence[str], template_source: str = ""
+) -> tuple[str | None, str | None]:
     """A pad token to use instead of the tokenizer's when that one is missing or ends turns.
 
+    The replacement is the unknown token or another special token the chat template never
+    writes, so padding can never hide a token the model must learn.
     Returns ``(token, note)``; ``(None, None)`` when the tokenizer's pad token is fine.
     """
     pad = tokenizer.pad_token
     if pad is not None and pad not in end_tokens:
         return None, None
-    candidates = [tokenizer.unk_token, *getattr(tokenizer, "all_special_tokens", [])]
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    candidates = [tokenizer.unk_token, *(t.content for _, t in sorted(added.items()) if t.special)]
     for token in candidates:
-        if token and token not in end_tokens:
+        if token and token not in end_tokens and token not in template_source:
             why = "has no pad token" if pad is None else f"pads with the end-of-turn token {pad!r}"
             return token, (
                 f"the tokenizer {why}; padding with {token!r} instead so the end of each turn "

@@ -1,0 +1,188 @@
+"""The recipe -> Axolotl expansion, key by key, and the checks against Axolotl's own model."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import UserError
+from runner.recipe.model import Recipe, freeze
+from runner.train.check import check_axolotl_keys
+from runner.train.config import PACKING_MIN_EXAMPLES, render_axolotl_config, render_notes
+from runner.train.stage import refuse_unsupported
+
+BASE = {
+    "name": "t",
+    "prompt": {"template": "chatml", "train_on": "assistant"},
+    "model": {"base": "tiny:qwen2", "quantization": "none", "cpu_fallback": False},
+    "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all_linear"},
+    "train": {"seq_len": 256, "sample_packing": "auto", "epochs": 1},
+    "split": {"val": 0.1},
+    "compute": {"gpus": 1, "strategy": "single", "precision": "auto", "flash_attention": "auto"},
+    "axolotl": {},
+}
+
+
+def recipe(**sections) -> Recipe:
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
+    for dotted, value in sections.items():
+        section, _, key = dotted.partition("__")
+        config[section] = {**config[section], key: value} if key else value
+    return Recipe(name="t", path=__import__("pathlib").Path("t.yaml"), config=freeze(config))
+
+
+def render(r, cuda=False, **kw):
+    kw.setdefault("template_source", "{{ messages }}<|im_end|>")
+    kw.setdefault("end_of_turn", ["<|im_end|>"])
+    return render_axolotl_config(
+        r, base_model="B", dataset_dir="D", output_dir="O", cuda=cuda, **kw
+    )
+
+
+def test_cpu_turns_off_mixed_precision_and_triton_kernels():
+    cfg = render(recipe())
+    assert cfg["bf16"] is False and cfg["fp16"] is False and cfg["tf32"] is False
+    assert all(cfg[f"lora_{k}_kernel"] is False for k in ("mlp", "qkv", "o", "embedding"))
+    assert "attn_implementation" not in cfg
+
+
+def test_gpu_precision_and_attention():
+    cfg = render(recipe(), cuda=True)
+    assert (cfg["bf16"], cfg["fp16"], cfg["attn_implementation"]) == ("auto", False, "sdpa")
+    assert "lora_mlp_kernel" not in cfg
+    cfg = render(recipe(compute__precision="fp16", compute__flash_attention=True), cuda=True)
+    assert (cfg["bf16"], cfg["fp16"], cfg["attn_implementation"]) == (
+        False,
+        True,
+        "flash_attention_2",
+    )
+
+
+def test_template_drives_training_and_end_of_turn_is_trained():
+    cfg = render(recipe())
+    assert cfg["chat_template"] == "jinja"
+    assert cfg["chat_template_jinja"] == "{{ messages }}<|im_end|>"
+    assert cfg["eot_tokens"] == ["<|im_end|>"]
+    ds = cfg["datasets"][0]
+    assert (ds["type"], ds["path"], ds["field_messages"]) == (
+        "chat_template",
+        "D/train.jsonl",
+        "messages",
+    )
+    assert ds["train_on_eos"] == ds["train_on_eot"] == "turn"
+
+
+@pytest.mark.parametrize(
+    "train_on, roles, flag",
+    [
+        ("assistant", ["assistant"], None),
+        ("last_assistant", ["assistant"], "train"),
+        ("all", ["system", "user", "assistant"], None),
+    ],
+)
+def test_train_on(train_on, roles, flag):
+    ds = render(recipe(prompt__train_on=train_on))["datasets"][0]
+    assert ds["roles_to_train"] == roles
+    assert ds.get("message_field_training") == flag
+
+
+def test_validation_set_follows_the_data():
+    assert render(recipe(), val_examples=5)["test_datasets"][0]["path"] == "D/val.jsonl"
+    cfg = render(recipe(), val_examples=0)
+    assert "test_datasets" not in cfg and cfg["val_set_size"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "quant, fallback, cuda, expect",
+    [
+        ("4bit", False, True, {"load_in_4bit": True, "adapter": "qlora"}),
+        ("4bit", True, False, {"adapter": "lora"}),
+        ("8bit", False, True, {"load_in_8bit": True, "adapter": "lora"}),
+        ("none", False, True, {"adapter": "lora"}),
+    ],
+)
+def test_quantization(quant, fallback, cuda, expect):
+    cfg = render(recipe(model__quantization=quant, model__cpu_fallback=fallback), cuda=cuda)
+    got = {k: cfg[k] for k in ("load_in_4bit", "load_in_8bit", "adapter") if k in cfg}
+    assert got == expect
+
+
+def test_qlora_without_cuda_is_refused_unless_fallback():
+    with pytest.raises(
+        UserError, match="4bit \\(QLoRA\\) needs a CUDA GPU.*model.cpu_fallback: true"
+    ):
+        refuse_unsupported(recipe(model__quantization="4bit"), cuda=False)
+    refuse_unsupported(recipe(model__quantization="4bit", model__cpu_fallback=True), cuda=False)
+    refuse_unsupported(recipe(model__quantization="4bit"), cuda=True)
+    notes = render_notes(recipe(model__quantization="4bit", model__cpu_fallback=True), cuda=False)
+    assert "model.quantization 4bit: no CUDA, training a 16-bit LoRA (model.cpu_fallback)" in notes
+
+
+def test_lora_targets_and_full_finetune():
+    cfg = render(recipe(lora__target_modules=["q_proj", "v_proj"]))
+    assert cfg["lora_target_modules"] == ["q_proj", "v_proj"] and "lora_target_linear" not in cfg
+    assert "adapter" not in render(recipe(lora__enabled=False))
+
+
+@pytest.mark.parametrize(
+    "wanted, cuda, n, packed",
+    [
+        ("auto", False, 10_000, False),
+        ("auto", True, PACKING_MIN_EXAMPLES - 1, False),
+        ("auto", True, PACKING_MIN_EXAMPLES, True),
+        (True, True, 3, True),
+        (False, True, 10_000, False),
+    ],
+)
+def test_sample_packing(wanted, cuda, n, packed):
+    r = recipe(train__sample_packing=wanted)
+    assert render(r, cuda=cuda, train_examples=n)["sample_packing"] is packed
+    notes = render_notes(r, cuda=cuda, train_examples=n)
+    assert any(note.startswith("sample packing off") for note in notes) == (
+        wanted == "auto" and not packed
+    )
+
+
+def test_passthrough_keys_win():
+    cfg = render(recipe(axolotl={"learning_rate": 0.5, "special_tokens": {"pad_token": "<pad>"}}))
+    assert cfg["learning_rate"] == 0.5 and cfg["special_tokens"] == {"pad_token": "<pad>"}
+
+
+def test_render_is_pure_and_stable():
+    assert render(recipe()) == render(recipe())
+
+
+def test_generated_config_passes_axolotl():
+    assert check_axolotl_keys(render(recipe(), cuda=False)) == []
+
+
+@pytest.mark.parametrize(
+    "passthrough, message",
+    [
+        (
+            {"lora_mlp_kernal": False},
+            "lora_mlp_kernal: not a key Axolotl 0.19.0 knows; did you mean 'lora_mlp_kernel'?",
+        ),
+        (
+            {"special_tokens": {"pad_tokn": "x"}},
+            "special_tokens.pad_tokn: not a key Axolotl 0.19.0 knows; did you mean 'pad_token'?",
+        ),
+        (
+            {"fsdp_config": {"ofload_params": True}},
+            "fsdp_config.ofload_params: not a key Axolotl 0.19.0 knows; did you mean 'offload_params'?",
+        ),
+    ],
+)
+def test_unknown_keys_are_caught_one_by_one(passthrough, message):
+    problems = check_axolotl_keys(render(recipe(axolotl=passthrough)))
+    assert [p.split(" (Axolotl")[0] for p in problems] == [message]
+
+
+def test_unknown_dataset_key():
+    cfg = render(recipe())
+    cfg["datasets"][0]["roles_to_trian"] = ["assistant"]
+    assert check_axolotl_keys(cfg)[0].startswith("datasets[0].roles_to_trian: not a key")
+
+
+def test_axolotl_validation_runs():
+    problems = check_axolotl_keys(render(recipe(axolotl={"adapter": "qlora"})))
+    assert problems and "load_in_4bit" in problems[0]

@@ -1,0 +1,90 @@
+"""Label checks on tokenized data and the pad/end-of-turn check, on a real tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import StageError
+from runner.train import tokens
+
+EOT = 9
+N = tokens.IGNORE
+
+
+@pytest.mark.parametrize(
+    "input_ids, labels, bad",
+    [
+        ([1, 2, 3, 9, 5], [N, N, 3, 9, N], None),  # one trained turn ending on the end token
+        ([1, 2, 9, 4, 5, 9], [N, 2, 9, N, 5, 9], None),  # two turns
+        ([1, 2, 3, 9, 5], [N, N, 3, N, N], "a trained turn ends with token id 3"),  # EOT masked
+        ([1, 2, 9, 4, 5, 9], [N, 2, 9, N, 5, N], "a trained turn ends with token id 5"),
+        ([1, 2, 3], [N, N, N], "no token carries loss"),
+        ([1, 2, 3, 9], [N, 2, 3, 9], None),  # span running to the end
+    ],
+)
+def test_check_labels(input_ids, labels, bad):
+    report = tokens.check_labels([(input_ids, labels)], {EOT})
+    if bad is None:
+        assert report.problem() is None
+    else:
+        assert report.bad_rows[0]["why"] == bad
+        assert "the model would not learn to stop" in report.problem()
+
+
+def test_no_rows_is_a_problem():
+    assert "no rows" in tokens.check_labels([], {EOT}).problem()
+
+
+@pytest.fixture(scope="module")
+def qwen_tokenizer():
+    from transformers import AutoTokenizer
+
+    from runner.models import resolve_base
+
+    return AutoTokenizer.from_pretrained(str(resolve_base("tiny:qwen2")))
+
+
+def test_qwen_pad_is_not_the_chatml_end_token(qwen_tokenizer):
+    # Qwen2's pad and eos are both <|endoftext|>; ChatML turns end with <|im_end|> (FINDINGS).
+    assert tokens.pad_override(qwen_tokenizer, ["<|im_end|>"]) == (None, None)
+    assert tokens.end_token_ids(qwen_tokenizer, ["<|im_end|>"]) == {151645}
+
+
+def test_a_missing_pad_token_becomes_unk_never_the_end_token():
+    from transformers import AutoTokenizer
+
+    from runner.models import resolve_base
+
+    llama = AutoTokenizer.from_pretrained(str(resolve_base("tiny:llama")))
+    llama.pad_token = llama.eos_token  # the usual "fix" that masks the end of every turn
+    token, note = tokens.pad_override(llama, ["</s>"], "[INST] {{ m.content }} [/INST]")
+    assert token == "<unk>"
+    assert "pads with the end-of-turn token '</s>'" in note
+
+
+def test_no_free_special_token_to_pad_with_is_an_error(qwen_tokenizer):
+    # The tiny Qwen2 tokenizer has three special tokens: pad, im_start and im_end.
+    template = "<|im_start|>{{ m.content }}<|im_end|>"
+    with pytest.raises(StageError, match="set axolotl: {special_tokens: {pad_token"):
+        tokens.pad_override(qwen_tokenizer, ["<|endoftext|>", "<|im_end|>"], template)
+
+
+def test_an_end_string_of_several_tokens_is_refused(qwen_tokenizer):
+    with pytest.raises(StageError, match="is 2 tokens for this tokenizer"):
+        tokens.end_token_ids(qwen_tokenizer, ["### End"])
+
+
+def test_count_over_length(qwen_tokenizer):
+    rows = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "word " * 200},
+                {"role": "assistant", "content": "x"},
+            ]
+        },
+    ]
+    source = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    )
+    assert tokens.count_over_length(qwen_tokenizer, source, rows, 64) == (1, 2)
