@@ -1,0 +1,181 @@
+"""The whole data stage: outputs, counts, grouped split, decontamination, bad input, recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.data.build import run
+from runner.errors import StageError, UserError
+from runner.stage import StageContext
+
+from .conftest import DATASETS, REPO
+
+
+def build(recipe, tmp_path, tokens, **kwargs):
+    ctx = StageContext(run_dir=tmp_path, out=tmp_path / "data", stage="data")
+    return run(recipe, ctx, tokens=tokens, progress=False, **kwargs), tmp_path / "data"
+
+
+def rows(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+ZIG = str(DATASETS / "zignet/zig-combined-dataset.json")
+
+
+def test_zignet_build(recipe_factory, tmp_path, tokens):
+    recipe = recipe_factory(
+        [{"type": "instructions", "name": "zig", "path": ZIG, "format": "zignet"}],
+        filters=[
+            {"type": "exact_dedupe"},
+            {"type": "syntax", "language": "zig"},
+            {"type": "regex", "forbid": [r"@intToFloat\(", r"@floatToInt\("]},
+        ],
+        balance={"by": "difficulty", "mode": "cap", "max_per_value": 6},
+        split={"train": 0.7, "val": 0.15, "test": 0.15, "group_by": "topic"},
+        prompt={"system": "You are a Zig expert for version {{ meta.version }}."},
+    )
+    summary, out = build(recipe, tmp_path, tokens)
+    report = json.loads((out / "report.json").read_text())
+    assert report["rejected"] == {
+        "balance: over target for difficulty": 5,
+        "filter:syntax: syntax error": 3,
+        "filter:regex: forbidden pattern": 2,
+        "filter:exact_dedupe: exact duplicate": 1,
+    }
+    splits = {name: rows(out / f"{name}.jsonl") for name in ("train", "val", "test")}
+    assert sum(map(len, splits.values())) == 26 - 11
+    assert all(len(s) > 0 for s in splits.values())
+    topics = {name: {r["meta"]["topic"] for r in s} for name, s in splits.items()}
+    assert not (
+        topics["train"] & topics["val"]
+        or topics["train"] & topics["test"]
+        or topics["val"] & topics["test"]
+    )
+    assert report["leak_check"]["groups_in_several_splits"] == 0
+    first = splits["train"][0]
+    assert first["messages"][0] == {
+        "role": "system",
+        "content": f"You are a Zig expert for version {first['meta']['version']}.",
+    }
+    assert set(first) == {"id", "messages", "meta"}
+    rejected = rows(out / "rejected.jsonl")
+    regex = [r for r in rejected if r["stage"] == "filter:regex"]
+    assert {(r["file"], r["line"]) for r in regex} == {
+        ("zig-combined-dataset.json", 12),
+        ("zig-combined-dataset.json", 132),
+    }
+    assert report["tokens"]["train"]["max"] > 0 and (out / "token_lengths.png").stat().st_size > 0
+    assert "## Split and leak check" in (out / "report.md").read_text()
+    assert summary["counts"] == report["split"]["written"]
+    # Same recipe, same output: the build is deterministic.
+    again, out2 = build(recipe, tmp_path / "again", tokens)
+    assert (out2 / "train.jsonl").read_text() == (out / "train.jsonl").read_text()
+
+
+def test_decontamination_removes_train_near_duplicates(recipe_factory, tmp_path, tokens):
+    base = " ".join(f"step{i} of the payment flow" for i in range(60))
+    data = tmp_path / "d.jsonl"
+    lines = [{"instruction": f"Task {i}", "output": base + f" variant {i}"} for i in range(12)]
+    lines += [
+        {"instruction": f"Other {i}", "output": f"unrelated answer number {i} " * 20}
+        for i in range(12)
+    ]
+    data.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    recipe = recipe_factory(
+        [{"type": "instructions", "path": str(data)}], split={"train": 0.6, "val": 0.2, "test": 0.2}
+    )
+    _, out = build(recipe, tmp_path, tokens)
+    report = json.loads((out / "report.json").read_text())
+    held = rows(out / "val.jsonl") + rows(out / "test.jsonl")
+    assert any("payment flow" in r["messages"][-1]["content"] for r in held)
+    train = rows(out / "train.jsonl")
+    assert not any("payment flow" in r["messages"][-1]["content"] for r in train)
+    assert report["leak_check"]["train_near_duplicates_removed"] > 0
+    assert (
+        report["rejected"]["decontaminate: near duplicate of val/test"]
+        == report["leak_check"]["train_near_duplicates_removed"]
+    )
+
+
+def test_on_error_fail_names_file_and_line(recipe_factory, tmp_path, tokens):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": \n')
+    recipe = recipe_factory([{"type": "instructions", "path": str(data)}], on_error="fail")
+    with pytest.raises(StageError, match=r"d\.jsonl:2: malformed JSON: Expecting value"):
+        build(recipe, tmp_path, tokens)
+
+
+def test_missing_path_is_a_user_error(recipe_factory, tmp_path, tokens):
+    recipe = recipe_factory([{"type": "repo", "path": str(tmp_path / "nope")}])
+    with pytest.raises(UserError, match="path does not exist"):
+        build(recipe, tmp_path, tokens)
+
+
+def test_weights_and_caps(recipe_factory, tmp_path, tokens):
+    def dataset(name, n):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(
+            "\n".join(
+                json.dumps({"instruction": f"{name} {i}", "output": f"{name} answer {i} " * 5})
+                for i in range(n)
+            )
+            + "\n"
+        )
+        return str(path)
+
+    recipe = recipe_factory(
+        [
+            {"type": "instructions", "name": "a", "path": dataset("a", 20), "max_examples": 10},
+            {"type": "instructions", "name": "b", "path": dataset("b", 10), "weight": 2.0},
+        ],
+        split={"train": 1.0, "val": 0.0, "test": 0.0, "decontaminate": False},
+    )
+    _, out = build(recipe, tmp_path, tokens)
+    train = rows(out / "train.jsonl")
+    assert sum(r["meta"]["source"] == "a" for r in train) == 10
+    assert sum(r["meta"]["source"] == "b" for r in train) == 20
+    assert len({r["id"] for r in train}) == 30  # copies get their own ids
+
+
+def test_repo_build_with_pool(recipe_factory, tmp_path, tokens):
+    """Enough files to use the worker pool; secrets planted in one are redacted in the output."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"m{i}.py").write_text(
+            f'def f{i}(x):\n    """Return x plus {i}, documented."""\n    return x + {i}\n'
+        )
+    (src / "conf.py").write_text('API_TOKEN = "ghp_Zx9Y8w7V6u5T4s3R2q1P0o9N8m7L6k5J4i3H"\n')
+    recipe = recipe_factory(
+        [
+            {
+                "type": "repo",
+                "path": str(src),
+                "extract": [{"type": "explain_code"}, {"type": "file_completion"}],
+            }
+        ],
+        filters=[{"type": "near_dedupe"}, {"type": "secrets"}],
+    )
+    _, out = build(recipe, tmp_path, tokens, workers=2)
+    everything = "".join((out / f"{n}.jsonl").read_text() for n in ("train", "val", "test"))
+    assert "ghp_Zx9Y8w7" not in everything and "<REDACTED_SECRET>" in everything
+    assert "ghp_Zx9Y8w7" not in (out / "rejected.jsonl").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["extractors"] == {"explain_code": 20, "file_completion": 21}
+    assert report["filters"][1]["altered"] == {"redacted secret": 1}
+
+
+@pytest.mark.parametrize("name", ["zignet", "meton", "agent-logs", "hyperswitch", "qi"])
+def test_example_recipes_build(name, tmp_path, tokens):
+    from runner.recipe.load import load_recipe
+
+    recipe = load_recipe(REPO / "recipes/examples" / f"{name}.yaml", ["model.base=tiny:qwen2"])
+    summary, out = build(recipe, tmp_path, tokens)
+    assert summary["counts"]["train"] > 0
+    for split in ("train", "val", "test"):
+        for row in rows(out / f"{split}.jsonl"):
+            assert row["messages"][-1]["role"] == "assistant"
