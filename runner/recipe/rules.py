@@ -237,3 +237,14 @@ def commands_need_permission(document: Doc) -> Iterator[Problem]:
                 "for this recipe (set it after reading the command)",
                 warning=True,
             )
+
+
+@rule
+def base_is_convertible(document: Doc) -> Iterator[Problem]:
+    """Warn before any training time is spent when llama.cpp's pinned converter would refuse the base."""
+    if not (_targets(document, "gguf") or _targets(document, "lora_gguf")):
+        return
+    from runner.models.convertible import check_convertible
+
+    for message in check_convertible(document["model"]["base"]):
+        yield Problem(("model", "base"), message, warning=True)

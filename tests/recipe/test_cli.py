@@ -27,9 +27,9 @@ def test_every_object_in_the_schema_is_strict():
 
     def walk(node, at):
         if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                if node.get("additionalProperties") is not False:
-                    loose.append(at)
+            strict = node.get("additionalProperties") is False
+            if node.get("type") == "object" and "properties" in node and not strict:
+                loose.append(at)
             for key, value in node.items():
                 walk(value, f"{at}/{key}")
         elif isinstance(node, list):

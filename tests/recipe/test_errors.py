@@ -162,3 +162,18 @@ def test_absolute_path_warns_about_portability(write, data_file):
     path = write("recipe.yaml", HEADER.replace("data.jsonl", str(data_file)))
     recipe = load_recipe(path)
     assert any("will not work on other machines" in w for w in recipe.warnings)
+
+
+def test_unconvertible_base_warns_at_validate_time(write, data_file, tmp_path):
+    model = tmp_path / "foo-model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["FooForCausalLM"], "model_type": "foo"}')
+    text = (
+        HEADER.replace("tiny:qwen2", "./foo-model") + "export:\n  - type: merge\n  - type: gguf\n"
+    )
+    recipe = load_recipe(write("recipe.yaml", text))
+    joined = "\n".join(recipe.warnings)
+    assert (
+        "7:3: warning: model.base: llama.cpp's pinned converter does not support the architecture FooForCausalLM"
+        in joined
+    )
