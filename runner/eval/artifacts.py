@@ -25,60 +25,62 @@ class TunedModel:
         return f"base {self.model_dir} + LoRA adapter {self.adapter_dir}"
 
 
-def find_adapter(train_dir: Path) -> Path | None:
-    """The final adapter folder under ``train/``: the shallowest ``adapter_config.json`` outside
-    ``checkpoint-*`` folders (those hold intermediate adapters), else the newest checkpoint's."""
-    found = sorted(train_dir.rglob("adapter_config.json"), key=lambda p: len(p.parts))
-    final = [p for p in found if not any(part.startswith("checkpoint-") for part in p.parts)]
-    if final:
-        return final[0].parent
-    if found:
-        return max(found, key=lambda p: int(p.parent.name.rpartition("-")[2] or 0)).parent
-    return None
-
-
 def tuned_model(run_dir: Path, merged_dir: Path, train_dir: Path, base_dir: Path) -> TunedModel:
+    """The merged model when the run has one, else the base with the trained adapter (peft)."""
+    from runner.export.merge import find_adapter
+
     if (merged_dir / "config.json").is_file():
         return TunedModel(merged_dir, None, merged_dir)
-    adapter = find_adapter(train_dir)
-    if adapter is None:
+    try:
+        adapter = find_adapter(train_dir)
+    except StageError:
         raise StageError(
             "eval", f"no fine-tuned model in {run_dir}: neither merged/ nor an adapter in train/"
-        )
+        ) from None
     tokenizer_dir = adapter if (adapter / "tokenizer_config.json").is_file() else base_dir
     return TunedModel(base_dir, adapter, tokenizer_dir)
 
 
-def _quant_name(path: Path) -> str:
-    return path.stem.lower()
+@dataclass
+class ExportedGGUF:
+    """The exported GGUF to evaluate: a full model, or a base GGUF plus a LoRA GGUF."""
+
+    path: Path
+    qtype: str
+    lora: Path | None = None
 
 
-def choose_gguf(gguf_dir: Path, recipe: Any) -> tuple[Path, str] | None:
-    """The exported GGUF users deploy, and its type (``q4_k_m``, ``f16``...).
+def choose_gguf(gguf_dir: Path, recipe: Any) -> ExportedGGUF | None:
+    """The exported GGUF users deploy (names from ``runner.export.gguf.gguf_path``).
 
     The Ollama export's ``from`` when set, else the recipe's quantizations in order, else the
-    converter's full-precision output. LoRA-adapter GGUFs are never chosen here.
+    converter's full-precision output; without a full model, the LoRA GGUF with its base.
     """
-    files = [p for p in sorted(gguf_dir.glob("*.gguf")) if not _is_adapter(p)]
-    if not files:
-        return None
+    from runner.export.gguf import gguf_path
+
     wanted: list[str] = []
     for target in recipe.exports("ollama"):
         if target.get("from") and target["from"] != "adapter":
-            wanted.append(target["from"])
+            wanted.append(str(target["from"]))
     for target in recipe.exports("gguf"):
-        wanted += list(target.get("quantize", ()))
-        wanted.append(target.get("outtype", "f16"))
+        wanted += [str(q) for q in target.get("quantize", ())]
+        wanted.append(str(target.get("outtype", "f16")))
     for qtype in wanted:
-        match = [p for p in files if _quant_name(p).endswith(qtype.lower())]
-        if match:
-            return match[0], qtype.lower()
+        path = gguf_path(recipe, gguf_dir, qtype)
+        if path.is_file():
+            return ExportedGGUF(path, qtype)
+    for target in recipe.exports("lora_gguf"):
+        outtype = str(target.get("outtype", "f16"))
+        lora = gguf_path(recipe, gguf_dir, f"lora-{outtype}")
+        base_type = outtype if outtype in ("f16", "bf16", "f32") else "f16"
+        base = (
+            Path(target["base_gguf"])
+            if target.get("base_gguf")
+            else (gguf_path(recipe, gguf_dir, f"base-{base_type}"))
+        )
+        if lora.is_file() and base.is_file():
+            return ExportedGGUF(base, base_type, lora)
     return None
-
-
-def _is_adapter(path: Path) -> bool:
-    name = path.name.lower()
-    return "lora" in name or "adapter" in name
 
 
 def convert_like_export(

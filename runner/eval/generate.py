@@ -26,13 +26,20 @@ def generate_samples(
     *,
     max_new_tokens: int,
     n_ctx: int,
+    lora: Path | None = None,
 ) -> list[Sample]:
-    """Greedy answers of ``gguf`` to every case, stopping on the template's stop strings."""
+    """Greedy answers of ``gguf`` (with a LoRA GGUF applied, if given) to every case, stopping
+    on the template's stop strings."""
     from runner.llamacpp import generate_chat
 
     prompts = render_prompts(template, cases)
     generations = generate_chat(
-        gguf, prompts, max_tokens=max_new_tokens, stop=list(template.stop), n_ctx=n_ctx
+        gguf,
+        prompts,
+        max_tokens=max_new_tokens,
+        stop=list(template.stop),
+        n_ctx=n_ctx,
+        lora_path=lora,
     )
     return [
         Sample(

@@ -76,24 +76,53 @@ def read_data_report(data_dir: Path) -> dict[str, Any]:
 
 
 def data_counts(report: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The numbers of the data report worth a table row: scalars up to two levels deep."""
+    """Rows for the report's data table, from the data stage's ``report.json``.
+
+    Examples written per split, rejections (total and the five most common reasons), bad input
+    rows and token lengths per split; for a report of another shape, its scalars two levels deep.
+    """
     rows: list[tuple[str, Any]] = []
+    written = (report.get("split") or {}).get("written")
+    if isinstance(written, dict):
+        rows += [(f"examples in {split}", n) for split, n in written.items()]
+    rejected = report.get("rejected")
+    if isinstance(rejected, dict) and rejected:
+        counts = {k: v for k, v in rejected.items() if isinstance(v, int)}
+        rows.append(("rejected, all reasons", sum(counts.values())))
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+        rows += [(f"rejected: {reason}", n) for reason, n in top]
+    bad = report.get("bad_input")
+    if isinstance(bad, dict) and "count" in bad:
+        rows.append(("bad input rows", bad["count"]))
+    for split, stats in (report.get("tokens") or {}).items():
+        if isinstance(stats, dict) and {"mean", "p95", "max"} <= stats.keys():
+            rows.append(
+                (
+                    f"tokens per {split} example (mean / p95 / max)",
+                    f"{stats['mean']} / {stats['p95']} / {stats['max']}",
+                )
+            )
+    if rows:
+        return rows
     for key, value in report.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             rows.append((key, value))
         elif isinstance(value, dict):
-            for sub, inner in value.items():
-                if isinstance(inner, int | float) and not isinstance(inner, bool):
-                    rows.append((f"{key}.{sub}", inner))
+            rows += [
+                (f"{key}.{sub}", inner)
+                for sub, inner in value.items()
+                if isinstance(inner, int | float) and not isinstance(inner, bool)
+            ]
     return rows
 
 
 def token_histogram(data_dir: Path) -> Path | None:
-    """The data stage's token-length histogram (the first PNG whose name says so, else any PNG)."""
+    """The data stage's token-length histogram (``report.json`` names it; else a PNG named so)."""
     if not data_dir.is_dir():
         return None
+    named_in_report = read_data_report(data_dir).get("histogram")
+    if isinstance(named_in_report, str) and (data_dir / named_in_report).is_file():
+        return data_dir / named_in_report
     pngs = sorted(data_dir.rglob("*.png"))
     named = [p for p in pngs if "hist" in p.name or "token" in p.name]
     return (named or pngs or [None])[0]

@@ -184,7 +184,7 @@ def _generate(
             "(add `- type: merge` and `- type: gguf` under export)"
         )
         return {}
-    qtype = chosen[1] if chosen else outtype
+    qtype = chosen.qtype if chosen else outtype
     prompts = render_prompts(template, cases)
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     n_ctx = longest + max_new + 8
@@ -192,28 +192,33 @@ def _generate(
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=ctx.out) as scratch:
         if chosen is None:
             # Converted for this evaluation only, then deleted with the scratch folder.
-            tuned_gguf = artifacts.convert_like_export(
+            path = artifacts.convert_like_export(
                 tuned.model_dir, Path(scratch), qtype, outtype, label="tuned", log_file=ctx.log_file
             )
+            chosen = artifacts.ExportedGGUF(path, qtype)
             notes.append(
                 f"the recipe exports no GGUF: the merged model was converted to {qtype} here"
             )
-        else:
-            tuned_gguf = chosen[0]
-        ggufs = {"tuned": tuned_gguf}
+        runs = {"tuned": (chosen.path, chosen.lora)}
         if compare_base:
-            base = artifacts.base_gguf(base_dir, qtype, outtype, log_file=ctx.log_file)
-            ggufs = {"base": base, **ggufs}
+            # A LoRA export's base GGUF is the base converted the same way; else convert it.
+            base = (
+                chosen.path
+                if chosen.lora
+                else artifacts.base_gguf(base_dir, qtype, outtype, log_file=ctx.log_file)
+            )
+            runs = {"base": (base, None), **runs}
         samples = {}
-        for side, path in ggufs.items():
+        for side, (path, lora) in runs.items():
             with console.status(
                 f"generating {len(cases)} answers with the {side} model ({path.name})"
             ):
                 samples[side] = generate_samples(
-                    path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx
+                    path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx, lora=lora
                 )
-    if chosen is None:
-        ggufs["tuned"] = Path(f"(converted for this evaluation from {tuned.model_dir}, deleted)")
+    ggufs = {side: " + ".join(str(p) for p in run if p) for side, run in runs.items()}
+    if Path(scratch) in chosen.path.parents:
+        ggufs["tuned"] = f"(converted here from {tuned.model_dir}, then deleted)"
     return {"samples": samples, "gguf": ggufs, "qtype": qtype}
 
 

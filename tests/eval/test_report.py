@@ -136,7 +136,16 @@ def test_report_numbers_pictures_and_side_by_side(tmp_path):
     assert summary["pass_rate"]["tuned"] == pytest.approx(5 / 6)
     assert summary["gate"] == {"thresholds": {"min_pass_rate": 0.8}, "passed": True, "failures": []}
     assert summary["data"]["test_rows_skipped"][0]["line"] == 7
-    assert ("splits.test", 6) in [tuple(r) for r in summary["data"]["counts"]]
+    assert [tuple(r) for r in summary["data"]["counts"]] == [
+        ("examples in train", 90),
+        ("examples in val", 5),
+        ("examples in test", 6),
+        ("rejected, all reasons", 4),
+        ("rejected: near_dedupe: similar to t3", 3),
+        ("rejected: length: over max_chars", 1),
+        ("bad input rows", 2),
+        ("tokens per train example (mean / p95 / max)", "40.5 / 100 / 120"),
+    ]
     assert len(summary["differences"]) == 5
     for name in ("loss_curve.png", "token_lengths.png", "pass_rates.png"):
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
