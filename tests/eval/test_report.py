@@ -38,15 +38,17 @@ def make_run(tmp_path: Path) -> StageContext:
         for row in TEST_ROWS:
             f.write(json.dumps(row) + "\n")
         f.write("{broken\n")
-    (run_dir / "data" / "report.json").write_text(
-        json.dumps(
-            {
-                "splits": {"train": 90, "val": 5, "test": 6},
-                "dropped": {"near_dedupe": 3},
-                "examples": 101,
-            }
-        )
-    )
+    data_report = {  # the data stage's shape
+        "split": {"train": 0.9, "written": {"train": 90, "val": 5, "test": 6}},
+        "rejected": {"near_dedupe: similar to t3": 3, "length: over max_chars": 1},
+        "bad_input": {"count": 2, "first": []},
+        "tokens": {
+            "counted_with": "chat template",
+            "train": {"count": 90, "min": 9, "max": 120, "mean": 40.5, "p50": 38, "p95": 100},
+        },
+        "histogram": "token_lengths.png",
+    }
+    (run_dir / "data" / "report.json").write_text(json.dumps(data_report))
     import matplotlib
 
     matplotlib.use("Agg")
