@@ -1,0 +1,178 @@
+"""Stage "gguf": convert the merged model with llama.cpp's converter, quantize, and check the result.
+
+Files are named ``<recipe name>-<type>.gguf``: the converter's full-precision file (``f16``,
+``bf16`` or ``f32``), one file per quantization type, and for ``lora_gguf`` the adapter
+(``<name>-lora-<type>.gguf``) with the base it applies to (``<name>-base-<type>.gguf``).
+
+Every full model file is read back. The stage fails when its ``tokenizer.chat_template`` is
+missing or differs from the template the model was trained with (ollama/ollama#8982,
+ollama/ollama#8363), when its end-of-sequence token is not the trained tokenizer's, or when
+llama.cpp would not stop at the template's end-of-turn token (ggml-org/llama.cpp#9606).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from runner import llamacpp
+from runner.errors import StageError
+from runner.recipe.model import Recipe
+from runner.stage import StageContext
+
+STAGE = "gguf"
+
+
+def artifact_stem(recipe: Recipe) -> str:
+    """The file-name stem of a recipe's GGUF files (its name, made file-system safe)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", recipe.name).strip("-") or "model"
+
+
+def gguf_path(recipe: Recipe, gguf_dir: Path, kind: str) -> Path:
+    """Where the GGUF of one ``kind`` lives: ``f16``, ``q4_k_m``, ``lora-f16``, ``base-f16``..."""
+    return gguf_dir / f"{artifact_stem(recipe)}-{kind}.gguf"
+
+
+def _diff_line(expected: str, actual: str) -> str:
+    """The first line where two texts differ, for an error message."""
+    exp, act = expected.splitlines(), actual.splitlines()
+    for i, (a, b) in enumerate(zip(exp, act, strict=False), start=1):
+        if a != b:
+            return f"line {i}: expected {a!r}, found {b!r}"
+    return f"expected {len(exp)} lines, found {len(act)}"
+
+
+def verify_gguf(path: Path, model_dir: Path, end_of_turn: str | None) -> tuple[dict, list[str]]:
+    """Read a converted GGUF back and list what is wrong with it (empty list when fine).
+
+    ``model_dir`` is the Hugging Face folder it was converted from: its ``chat_template.jinja``
+    is the trained template and its tokenizer says which token is end-of-sequence.
+    ``end_of_turn`` is the string that ends an assistant turn in that template.
+    """
+    from runner.prompt.template import read_special_tokens, read_tokenizer_template
+
+    meta = llamacpp.read_metadata(path)
+    problems: list[str] = []
+    trained = read_tokenizer_template(model_dir)
+    found = meta["chat_template"]
+    if not found:
+        problems.append(
+            f"{path.name} has no tokenizer.chat_template; Ollama and llama.cpp would fall back "
+            "to a generic prompt (ollama/ollama#8982)"
+        )
+    elif found != trained:
+        problems.append(
+            f"{path.name}'s tokenizer.chat_template differs from the trained one in "
+            f"{model_dir}/chat_template.jinja ({_diff_line(trained, found)})"
+        )
+    eos_text = read_special_tokens(model_dir)["eos_token"]
+    eos = meta["tokens"].get("eos")
+    if eos is None:
+        problems.append(f"{path.name} declares no end-of-sequence token")
+    elif eos_text and eos["text"] != eos_text:
+        problems.append(
+            f"{path.name}'s end-of-sequence token is {eos['text']!r} (id {eos['id']}), "
+            f"but the trained tokenizer's eos_token is {eos_text!r}"
+        )
+    eot = meta["tokens"].get("eot")
+    if end_of_turn and eot is not None and eot["text"] != end_of_turn:
+        problems.append(
+            f"{path.name}'s end-of-turn token is {eot['text']!r} (id {eot['id']}), "
+            f"but the template ends turns with {end_of_turn!r}"
+        )
+    if end_of_turn:
+        info = llamacpp.token_info(path, [end_of_turn])[end_of_turn]
+        meta["end_of_turn"] = {"text": end_of_turn, **info}
+        if len(info["ids"]) != 1 or not info["end_of_generation"]:
+            problems.append(
+                f"llama.cpp will not stop generating at the template's end-of-turn {end_of_turn!r} "
+                f"(tokens {info['ids']}, end-of-generation: {info['end_of_generation']}): make it "
+                "the tokenizer's eos_token when training (ggml-org/llama.cpp#9606)"
+            )
+    return meta, problems
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    return {"path": str(path), "bytes": path.stat().st_size}
+
+
+def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+    """Convert, quantize, convert the adapter if asked, then verify every full model file."""
+    from runner.prompt.template import load_template
+
+    full_targets = recipe.exports("gguf")
+    lora_targets = recipe.exports("lora_gguf")
+    files: dict[str, Path] = {}
+    checked: list[tuple[str, Path, Path, str | None]] = []  # kind, file, HF folder, end of turn
+
+    if full_targets:
+        merged = ctx.stage_dir("merge")
+        template = load_template(recipe["prompt"], tokenizer_dir=merged)
+        options = full_targets[0]
+        outtype = options.get("outtype", "f16")
+        full = llamacpp.convert_model(
+            merged, gguf_path(recipe, ctx.out, outtype), outtype, stage=STAGE, log_file=ctx.log_file
+        )
+        files[outtype] = full
+        checked.append((outtype, full, merged, template.end_of_turn))
+        for qtype in options.get("quantize", ("q8_0", "q4_k_m")):
+            dst = gguf_path(recipe, ctx.out, qtype)
+            files[qtype] = llamacpp.quantize(full, dst, qtype, stage=STAGE, log_file=ctx.log_file)
+            checked.append((qtype, dst, merged, template.end_of_turn))
+
+    if lora_targets:
+        files.update(_export_adapter(recipe, ctx, lora_targets[0]))
+
+    report: dict[str, Any] = {}
+    problems: list[str] = []
+    for kind, path, model_dir, end_of_turn in checked:
+        meta, found = verify_gguf(path, model_dir, end_of_turn)
+        report[kind] = {
+            "file_type": meta["file_type"],
+            "tensor_types": meta["tensor_types"],
+            "tokens": meta["tokens"],
+            "end_of_turn": meta.get("end_of_turn"),
+            "chat_template_matches": not any("chat_template" in p for p in found),
+        }
+        problems.extend(found)
+    if problems:
+        raise StageError(STAGE, "; ".join(dict.fromkeys(problems)))
+    return {
+        "outputs": {kind: str(ctx.stage_dir(STAGE) / p.name) for kind, p in files.items()},
+        "files": {kind: _summary(p) for kind, p in files.items()},
+        "checks": report,
+        "notes": list(ctx.notes),
+    }
+
+
+def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str, Path]:
+    """The LoRA adapter as GGUF, and the base model it applies to unless ``base_gguf`` is given."""
+    from runner.export.merge import find_adapter
+    from runner.models import resolve_base
+
+    outtype = options.get("outtype", "f16")
+    base_dir = resolve_base(recipe["model"]["base"], recipe.get("model.revision"))
+    adapter = find_adapter(ctx.stage_dir("train"))
+    files = {
+        f"lora-{outtype}": llamacpp.convert_lora(
+            adapter,
+            base_dir,
+            gguf_path(recipe, ctx.out, f"lora-{outtype}"),
+            outtype,
+            stage=STAGE,
+            log_file=ctx.log_file,
+        )
+    }
+    if options.get("base_gguf"):
+        ctx.notes.append(f"adapter applies to the given base GGUF {options['base_gguf']}")
+    else:
+        base_type = outtype if outtype in ("f16", "bf16", "f32") else "f16"
+        files[f"base-{base_type}"] = llamacpp.convert_model(
+            base_dir,
+            gguf_path(recipe, ctx.out, f"base-{base_type}"),
+            base_type,
+            stage=STAGE,
+            log_file=ctx.log_file,
+        )
+    return files

@@ -1,0 +1,215 @@
+"""Stage "smoke": load every exported GGUF in llama.cpp's runtime and check a few greedy answers.
+
+For a few held-out prompts (the data stage's ``test.jsonl``, else ``val.jsonl``) rendered with
+the trained chat template, it records: the file loads; it produces text; it stopped on an end
+token rather than at the token limit (a model that never learned its end-of-turn token runs on:
+axolotl-ai-cloud/axolotl#1608); no literal special token leaked into the text; and llama.cpp
+counts as many prompt tokens as the Hugging Face tokenizer, so what the model sees at inference
+is what it was trained on. Any failed check fails the stage with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import StageError
+from runner.recipe.model import Recipe
+from runner.stage import StageContext
+
+STAGE = "smoke"
+DEFAULTS = {"prompts": 3, "max_new_tokens": 64, "require_stop": True}
+
+
+@dataclass
+class SmokeTarget:
+    """One thing to load: a full GGUF, or a base GGUF with a LoRA adapter GGUF on top."""
+
+    kind: str
+    model: Path
+    adapter: Path | None = None
+
+
+@dataclass
+class SmokeResult:
+    kind: str
+    loads: bool
+    error: str | None = None
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def find_targets(gguf_dir: Path, base_gguf: str | None = None) -> list[SmokeTarget]:
+    """Every exported GGUF, by the gguf stage's names (``<name>-<kind>.gguf``).
+
+    A base converted only to carry an adapter is tested with that adapter, not alone: an
+    untrained base is not expected to stop on its own.
+    """
+    files = sorted(gguf_dir.glob("*.gguf"))
+    kinds = {_kind(p): p for p in files}
+    bases = [p for k, p in kinds.items() if k.startswith("base-")]
+    base = Path(base_gguf) if base_gguf else (bases[0] if bases else None)
+    targets = []
+    for kind, path in kinds.items():
+        if kind.startswith("base-"):
+            continue
+        if kind.startswith("lora-"):
+            if base is None:
+                raise StageError(STAGE, f"{path.name} is an adapter but no base GGUF was found")
+            targets.append(SmokeTarget(kind, base, adapter=path))
+        else:
+            targets.append(SmokeTarget(kind, path))
+    return targets
+
+
+def _kind(path: Path) -> str:
+    match = re.search(r"-((?:lora-|base-)?[a-z0-9_]+)$", path.stem)
+    return match.group(1) if match else path.stem
+
+
+def held_out_cases(data_dir: Path, limit: int) -> tuple[list[Any], str]:
+    """Up to ``limit`` held-out conversations and the file they came from."""
+    from runner.eval.testset import load_test_split
+
+    for name in ("test.jsonl", "val.jsonl"):
+        path = data_dir / name
+        if path.is_file():
+            cases = load_test_split(path).cases
+            if cases:
+                return cases[:limit], name
+    raise StageError(
+        STAGE,
+        f"no held-out conversation to smoke-test with: {data_dir} has no usable test.jsonl or "
+        "val.jsonl (give the split a test or validation share)",
+    )
+
+
+def check_answer(gen: Any, special_tokens: list[str], hf_prompt_tokens: int, require_stop: bool):
+    """The failed checks of one generation (empty when it passes) and the record to keep."""
+    leaked = [t for t in special_tokens if t in gen.text]
+    checks = {
+        "produces_text": bool(gen.text.strip()),
+        "stopped_on_end_token": gen.finish_reason == "stop" and gen.end_token is not None,
+        "no_special_tokens": not leaked,
+        "prompt_tokens_match": gen.prompt_tokens == hf_prompt_tokens,
+    }
+    failures = []
+    if not checks["produces_text"]:
+        failures.append("produced no text")
+    if require_stop and not checks["stopped_on_end_token"]:
+        failures.append(
+            f"did not stop on an end token within {gen.completion_tokens} tokens "
+            f"({gen.finish_reason}); was the end-of-turn token trained?"
+        )
+    if leaked:
+        failures.append(f"literal special tokens in the answer: {', '.join(leaked)}")
+    if not checks["prompt_tokens_match"]:
+        failures.append(
+            f"llama.cpp reads the prompt as {gen.prompt_tokens} tokens, the Hugging Face "
+            f"tokenizer as {hf_prompt_tokens}: inference does not see what training saw"
+        )
+    record = {**gen.to_dict(), "hf_prompt_tokens": hf_prompt_tokens, "checks": checks}
+    return failures, record
+
+
+def smoke_test(
+    targets: list[SmokeTarget],
+    prompts: list[str],
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    require_stop: bool,
+) -> list[SmokeResult]:
+    """Run every target on every prompt; a file that does not load is a result, not a crash."""
+    from runner.llamacpp import generate_chat
+
+    hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    special = [t for t in tokenizer.all_special_tokens if t] + [
+        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
+    ]
+    special = list(dict.fromkeys(special))
+    n_ctx = max(hf_counts) + max_new_tokens + 16
+    results = []
+    for target in targets:
+        try:
+            gens = generate_chat(
+                target.model, prompts, max_new_tokens, n_ctx=n_ctx, lora_path=target.adapter
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            results.append(SmokeResult(target.kind, loads=False, error=str(exc)))
+            continue
+        result = SmokeResult(target.kind, loads=True)
+        for i, (gen, count) in enumerate(zip(gens, hf_counts, strict=True)):
+            failures, record = check_answer(gen, special, count, require_stop)
+            result.answers.append(record)
+            result.failures.extend(f"prompt {i + 1}: {f}" for f in failures)
+        results.append(result)
+    return results
+
+
+def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+    """Smoke-test every GGUF the gguf stage wrote; write ``smoke.json``; fail on any failure."""
+    from transformers import AutoTokenizer
+
+    from runner.prompt.template import load_template
+
+    options = {**DEFAULTS, **dict(recipe.get("eval.smoke") or {})}
+    lora = recipe.exports("lora_gguf")
+    targets = find_targets(ctx.stage_dir("gguf"), lora[0].get("base_gguf") if lora else None)
+    if not targets:
+        raise StageError(STAGE, f"no GGUF file in {ctx.stage_dir('gguf')} to smoke-test")
+    tokenizer_dir = ctx.stage_dir("merge")
+    if not (tokenizer_dir / "tokenizer_config.json").is_file():
+        tokenizer_dir = ctx.stage_dir("train")  # adapter-only export: the trained tokenizer
+    template = load_template(recipe["prompt"], tokenizer_dir=tokenizer_dir)
+    cases, source = held_out_cases(ctx.stage_dir("data"), int(options["prompts"]))
+    prompts = [template.render(c.prompt, add_generation_prompt=True) for c in cases]
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    results = smoke_test(
+        targets,
+        prompts,
+        tokenizer,
+        max_new_tokens=int(options["max_new_tokens"]),
+        require_stop=bool(options["require_stop"]),
+    )
+    report = {
+        "prompts_from": source,
+        "prompt_ids": [c.id for c in cases],
+        "require_stop": bool(options["require_stop"]),
+        "models": {r.kind: _result_dict(r) for r in results},
+    }
+    (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    failures = [
+        f"{r.kind}: {r.error or f}"
+        for r in results
+        for f in (r.failures or [None])
+        if not r.loads or f
+    ]
+    summary = {
+        "outputs": {"smoke": str(ctx.stage_dir(STAGE) / "smoke.json")},
+        "passed": not failures,
+        "models": {
+            r.kind: {
+                "loads": r.loads,
+                "stopped": sum(a["checks"]["stopped_on_end_token"] for a in r.answers),
+                "answers": len(r.answers),
+            }
+            for r in results
+        },
+    }
+    if failures:
+        raise StageError(STAGE, "; ".join(failures[:8]) + f" (details: {ctx.out / 'smoke.json'})")
+    return summary
+
+
+def _result_dict(result: SmokeResult) -> dict[str, Any]:
+    return {
+        "loads": result.loads,
+        "error": result.error,
+        "passed": result.loads and not result.failures,
+        "failures": result.failures,
+        "answers": result.answers,
+    }
