@@ -122,6 +122,7 @@ def smoke_test(
     *,
     max_new_tokens: int,
     require_stop: bool,
+    log_file: Path | None = None,
 ) -> list[SmokeResult]:
     """Run every target on every prompt; a file that does not load is a result, not a crash."""
     from runner.llamacpp import generate_chat
@@ -136,10 +137,16 @@ def smoke_test(
     for target in targets:
         try:
             gens = generate_chat(
-                target.model, prompts, max_new_tokens, n_ctx=n_ctx, lora_path=target.adapter
+                target.model,
+                prompts,
+                max_new_tokens,
+                n_ctx=n_ctx,
+                lora_path=target.adapter,
+                stage=STAGE,
+                log_file=log_file,
             )
-        except (ValueError, RuntimeError, OSError) as exc:
-            results.append(SmokeResult(target.kind, loads=False, error=str(exc)))
+        except StageError as exc:  # the child process could not load or run the file
+            results.append(SmokeResult(target.kind, loads=False, error=exc.message))
             continue
         result = SmokeResult(target.kind, loads=True)
         for i, (gen, count) in enumerate(zip(gens, hf_counts, strict=True)):
@@ -174,6 +181,7 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         tokenizer,
         max_new_tokens=int(options["max_new_tokens"]),
         require_stop=bool(options["require_stop"]),
+        log_file=ctx.log_file,
     )
     report = {
         "prompts_from": source,
@@ -182,12 +190,11 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         "models": {r.kind: _result_dict(r) for r in results},
     }
     (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    failures = [
-        f"{r.kind}: {r.error or f}"
-        for r in results
-        for f in (r.failures or [None])
-        if not r.loads or f
-    ]
+    failures = []
+    for r in results:
+        if not r.loads:
+            failures.append(f"{r.kind}: does not load: {r.error}")
+        failures.extend(f"{r.kind}: {f}" for f in r.failures)
     summary = {
         "outputs": {"smoke": str(ctx.stage_dir(STAGE) / "smoke.json")},
         "passed": not failures,

@@ -144,6 +144,12 @@ def write_axolotl_yaml(path: Path, base: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def stage_runner():
+    """``run_stage(module, recipe, run_dir, stage)``, for tests that run one more stage."""
+    return run_stage
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen2() -> Path:
     from runner.models import resolve_base
 

@@ -1,0 +1,131 @@
+"""The smoke test: every exported GGUF loads in llama.cpp and answers held-out prompts properly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runner.export import smoke
+from runner.export.smoke import SmokeTarget, check_answer, find_targets, smoke_test
+from runner.llamacpp import Generation
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("export-tiny-qwen2")
+def test_trained_model_passes_the_smoke_test(exported_run, stage_runner):
+    run_dir, recipe, _ = exported_run
+    summary = stage_runner(smoke, recipe, run_dir, "smoke")
+    assert summary["passed"] is True
+    # Every full file and the base + adapter pair answered all three held-out prompts and
+    # stopped on <|im_end|>, although the tokenizer's eos is <|endoftext|>.
+    assert summary["models"] == {
+        kind: {"loads": True, "stopped": 3, "answers": 3}
+        for kind in ("f16", "lora-f16", "q4_k_m", "q8_0")
+    }
+    report = json.loads((run_dir / "smoke" / "smoke.json").read_text())
+    assert report["prompts_from"] == "test.jsonl"
+    for result in report["models"].values():
+        for answer in result["answers"]:
+            assert answer["end_token"] == "<|im_end|>"
+            assert answer["prompt_tokens"] == answer["hf_prompt_tokens"]
+            assert answer["text"] == "Here it is."
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("export-tiny-qwen2")
+def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwen2):
+    from transformers import AutoTokenizer
+
+    from runner.prompt.template import load_template
+
+    run_dir, _, _ = exported_run
+    base_gguf = next((run_dir / "gguf").glob("*-base-f16.gguf"))
+    template = load_template({"template": "chatml"}, tokenizer_dir=run_dir / "merged")
+    prompt = template.render([{"role": "user", "content": "Say hi."}], add_generation_prompt=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "merged"))
+    [result] = smoke_test(
+        [SmokeTarget("base-f16", base_gguf)],
+        [prompt],
+        tokenizer,
+        max_new_tokens=8,
+        require_stop=True,
+    )
+    assert result.loads
+    assert any(
+        "did not stop on an end token within 8 tokens (length)" in f for f in result.failures
+    )
+
+
+def test_a_file_that_does_not_load_is_a_result_not_a_crash(tmp_path):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    junk = tmp_path / "junk-q8_0.gguf"
+    junk.write_bytes(b"GGUF but not really")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0}, "a")))
+    [result] = smoke_test(
+        [SmokeTarget("q8_0", junk)], ["a"], tokenizer, max_new_tokens=4, require_stop=True
+    )
+    assert not result.loads
+    assert "llama.cpp could not run" in result.error
+
+
+def _gen(text="ok", finish="stop", end="<|im_end|>", prompt_tokens=10):
+    return Generation(text, finish, prompt_tokens, 3, end_token=end if finish == "stop" else None)
+
+
+@pytest.mark.parametrize(
+    ("gen", "hf_tokens", "expected"),
+    [
+        (_gen(), 10, []),
+        (_gen(text="  "), 10, ["produced no text"]),
+        (
+            _gen(finish="length"),
+            10,
+            [
+                "did not stop on an end token within 3 tokens (length); was the end-of-turn token trained?"
+            ],
+        ),
+        (
+            _gen(text="ok<|im_start|>user"),
+            10,
+            ["literal special tokens in the answer: <|im_start|>"],
+        ),
+        (
+            _gen(prompt_tokens=11),
+            10,
+            [
+                "llama.cpp reads the prompt as 11 tokens, the Hugging Face tokenizer as 10: "
+                "inference does not see what training saw"
+            ],
+        ),
+    ],
+)
+def test_answer_checks(gen, hf_tokens, expected):
+    failures, record = check_answer(gen, ["<|im_start|>", "<|im_end|>"], hf_tokens, True)
+    assert failures == expected
+    assert record["hf_prompt_tokens"] == hf_tokens
+
+
+def test_stopping_is_not_required_when_the_recipe_says_so():
+    failures, record = check_answer(_gen(finish="length"), [], 10, require_stop=False)
+    assert failures == []
+    assert record["checks"]["stopped_on_end_token"] is False
+
+
+def test_targets_pair_the_adapter_with_its_base(tmp_path):
+    for kind in ("f16", "q8_0", "lora-f16", "base-f16"):
+        (tmp_path / f"my-model-{kind}.gguf").write_bytes(b"")
+    targets = {t.kind: t for t in find_targets(tmp_path)}
+    assert set(targets) == {"f16", "q8_0", "lora-f16"}
+    assert targets["lora-f16"].model.name == "my-model-base-f16.gguf"
+    assert targets["lora-f16"].adapter.name == "my-model-lora-f16.gguf"
+
+
+def test_no_held_out_prompts_fails_with_a_reason(tmp_path):
+    from runner.errors import StageError
+
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    with pytest.raises(StageError, match="no usable test.jsonl or val.jsonl"):
+        smoke.held_out_cases(tmp_path, 3)
