@@ -42,6 +42,10 @@ class RepoSource(Source):
         root = self.root
         log_file = self.log_file or Path(os.devnull)
         listed = rules.git_files(root, log_file)
+        if not listed:
+            # Not a work tree, or a folder the enclosing repository ignores (a pyenv
+            # version inside ~/.pyenv, say): git lists nothing, the folder is walked.
+            listed = None
         if listed is not None:
             self.listing = "git ls-files"
         for rel in listed if listed is not None else rules.walk_files(root):
