@@ -25,6 +25,9 @@ TRAIN_FLAG = "train"
 # small set leaves too few batches, and Axolotl fails with zero-length loaders or "eval split too
 # small" (axolotl-ai-cloud/axolotl#999, #1644).
 PACKING_MIN_EXAMPLES = 256
+# Below this many examples, Axolotl tokenizes in one process: starting a worker pool per dataset
+# map costs more than the work (about a minute for the 40-example quickstart on 2 cores).
+SINGLE_PROCESS_TOKENIZE_BELOW = 5000
 
 ROLES_TO_TRAIN = {
     "assistant": ["assistant"],
@@ -248,6 +251,8 @@ def render_axolotl_config(
         cfg["test_datasets"] = [_dataset(f"{dataset_dir}/{VAL_FILE}", recipe)]
     else:
         cfg["val_set_size"] = 0.0
+    if train_examples is not None and train_examples < SINGLE_PROCESS_TOKENIZE_BELOW:
+        cfg["dataset_num_proc"] = 1
     cfg["dataset_prepared_path"] = f"{output_dir}/prepared"
     cfg["output_dir"] = output_dir
 

@@ -212,22 +212,20 @@ def _train(
 
 
 def _loss_history(out: Path, progress: TrainProgress) -> list[dict[str, Any]]:
-    """Loss per logged step, from the trainer's own state when it saved one."""
-    checkpoints = sorted(
-        out.glob("checkpoint-*/trainer_state.json"), key=lambda p: p.stat().st_mtime
-    )
-    for state in [out / "trainer_state.json", *reversed(checkpoints)]:
-        if not state.is_file():
-            continue
-        log = json.loads(state.read_text()).get("log_history", [])
+    """Loss per logged step: the trainer's saved state (which survives a resume), then the
+    steps this attempt logged after its newest saved state."""
+    states = [out / "trainer_state.json", *out.glob("checkpoint-*/trainer_state.json")]
+    newest = max((s for s in states if s.is_file()), key=lambda s: s.stat().st_mtime, default=None)
+    history: list[dict[str, Any]] = []
+    if newest is not None:
+        log = json.loads(newest.read_text()).get("log_history", [])
         history = [
             {"step": e["step"], "loss": e["loss"], "epoch": e.get("epoch")}
             for e in log
             if "loss" in e
         ]
-        if history:
-            return history
-    return progress.losses
+    last = history[-1]["step"] if history else 0
+    return history + [e for e in progress.losses if e["step"] > last]
 
 
 def _drop_checkpoints(out: Path) -> None:
