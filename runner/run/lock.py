@@ -22,6 +22,15 @@ def base_model_identity(recipe: Recipe, inputs: dict[str, str]) -> dict[str, Any
     return identity
 
 
+def llama_cpp_versions() -> dict[str, str]:
+    """The converter tree's gguf-py version next to llama-cpp-python's (cheap: reads a file)."""
+    try:
+        from runner.llamacpp import versions as llama_versions
+    except ImportError:
+        return {}
+    return {f"llama.cpp {k}": v for k, v in llama_versions().items() if k != "llama-cpp-python"}
+
+
 def build_lock(recipe: Recipe, stages: list[str], keys: StageKeys, run_hash: str) -> dict[str, Any]:
     return {
         "run": run_hash,
@@ -33,6 +42,6 @@ def build_lock(recipe: Recipe, stages: list[str], keys: StageKeys, run_hash: str
         "base_model": base_model_identity(recipe, keys.inputs),
         "seed": recipe.get("train.seed"),
         "split_seed": recipe.get("split.seed"),
-        "versions": versions(),
+        "versions": {**versions(), **llama_cpp_versions()},
         "stages": {name: keys.keys[name] for name in stages},
     }
