@@ -76,6 +76,7 @@ def test_template_that_rewrites_earlier_turns_is_skipped_with_a_reason():
         )
 
 
+@pytest.mark.slow
 def test_loss_matches_transformers_and_the_fitted_adapter_wins(tiny_base, fitted_adapter, chatml):
     import torch
 

@@ -212,3 +212,18 @@ def test_report_of_a_run_without_eval_is_a_user_error(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["report", str(tmp_path / "run")]) == 2
     assert "has no evaluation report" in capsys.readouterr().err
+
+
+def test_recipe_report_finds_the_latest_run_of_a_recipe_file(tmp_path, monkeypatch, capsys):
+    from runner.cli import main
+
+    run_dir = finished_eval(tmp_path, {})
+    runs = tmp_path / "runs"
+    (runs / "quickstart").mkdir(parents=True)
+    (runs / "quickstart" / "latest").symlink_to(run_dir)
+    monkeypatch.setenv("RECIPE_RUNS_DIR", str(runs))
+    assert main(["report", "recipes/quickstart.yaml"]) == 0
+    assert capsys.readouterr().out.startswith("# Evaluation: zig-demo")
+    monkeypatch.setenv("RECIPE_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert main(["report", "recipes/quickstart.yaml"]) == 2
+    assert "recipe 'quickstart' has no run yet" in capsys.readouterr().err
