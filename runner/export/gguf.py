@@ -108,6 +108,12 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
 
     if full_targets:
         merged = ctx.stage_dir("merge")
+        if not (merged / "config.json").is_file():
+            raise StageError(
+                STAGE,
+                f"a `type: gguf` export converts the merged model, but {merged} holds none "
+                "(is the merge export disabled?)",
+            )
         template = load_template(recipe["prompt"], tokenizer_dir=merged)
         options = full_targets[0]
         outtype = options.get("outtype", "f16")
@@ -123,6 +129,9 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
 
     if lora_targets:
         files.update(_export_adapter(recipe, ctx, lora_targets[0]))
+        for kind, path in files.items():
+            if kind.startswith("lora-") and llamacpp.read_metadata(path)["adapter_type"] != "lora":
+                raise StageError(STAGE, f"{path.name} is not a LoRA adapter GGUF (adapter.type)")
 
     report: dict[str, Any] = {}
     problems: list[str] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ SEED = 1234
 # one token likely, and a fine-tuned tiny model could never learn to stop. With 0.1 a LoRA on
 # the attention and MLP projections fits a short answer and its end token within an epoch.
 INIT_RANGE = 0.1
-# Bump when the build code changes what it writes: it is part of every cache key.
-BUILD_VERSION = 4
+# Bump when the build code changes what it writes: they are part of the cache keys.
+TOKENIZER_BUILD = 10  # distinct from every value BUILD_VERSION took when it keyed both
+BUILD_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def tokenizer_dir(spec: TinySpec) -> Path:
     vocab = vocab_gguf(spec.vocab)
     key = content_hash(
         {
-            "build": BUILD_VERSION,
+            "build": TOKENIZER_BUILD,
             "vocab_sha256": _file_sha256(vocab),
             "versions": _tool_versions(),
         }
@@ -168,6 +170,7 @@ def tokenizer_dir(spec: TinySpec) -> Path:
 
         tokenizer = AutoTokenizer.from_pretrained(str(vocab.parent), gguf_file=vocab.name)
         _apply_gguf_special_tokens(tokenizer, vocab)
+        _add_gguf_added_tokens(tokenizer, vocab)
         tokenizer.save_pretrained(str(tmp))
 
     return build_once("tokenizers", spec.vocab, key, build)
@@ -207,6 +210,45 @@ def _apply_gguf_special_tokens(tokenizer: Any, vocab: Path) -> None:
     for flag in ("add_bos_token", "add_eos_token"):
         if flag in ids and hasattr(tokenizer, "update_post_processor"):
             setattr(tokenizer, flag, ids[flag])
+
+
+_LOOKS_SPECIAL = re.compile(r"^<[|｜].*[|｜]>$")
+_FILLER = re.compile(r"^\[PAD\d+\]$")
+
+
+def _add_gguf_added_tokens(tokenizer: Any, vocab: Path) -> None:
+    """Make the GGUF's control and user-defined tokens atomic, as in the family's tokenizer.
+
+    transformers' GGUF reader keeps only some of them as added tokens: DeepSeek-Coder's
+    ``<|EOT|>`` (a user-defined token in the GGUF, which llama.cpp never splits) came out as six
+    ordinary pieces. Tokens shaped like ``<|...|>`` are marked special, as their models mark them;
+    the converter's ``[PAD<n>]`` vocabulary fillers are left alone.
+    """
+    import gguf
+    from tokenizers import AddedToken
+
+    reader = gguf.GGUFReader(str(vocab))
+    tokens, types = (
+        reader.fields["tokenizer.ggml.tokens"],
+        reader.fields["tokenizer.ggml.token_type"],
+    )
+    wanted = (gguf.TokenType.CONTROL, gguf.TokenType.USER_DEFINED)
+    known = set(tokenizer.get_added_vocab())
+    added = []
+    for i in range(len(tokens.data)):
+        kind = int(types.parts[types.data[i]][0])
+        if kind not in wanted:
+            continue
+        text = tokens.contents(i)
+        if text in known or _FILLER.match(text):
+            continue
+        special = kind == gguf.TokenType.CONTROL or bool(_LOOKS_SPECIAL.match(text))
+        added.append((i, AddedToken(text, special=special, normalized=False)))
+    if added:
+        tokenizer.add_tokens([token for _, token in added])
+    moved = [(i, t.content) for i, t in added if tokenizer.convert_tokens_to_ids(t.content) != i]
+    if moved:
+        raise RuntimeError(f"added tokens did not keep their GGUF ids: {moved[:5]}")
 
 
 def build_tiny(base: str) -> Path:
