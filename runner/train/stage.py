@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,20 +127,26 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             f"{over} of {total} training examples are longer than train.seq_len ({seq_len} tokens) "
             "and are dropped by Axolotl"
         )
-    problems = check_axolotl_keys(cfg)
-    if problems:
-        raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
     config_path = ctx.out / "axolotl.yaml"
     config_path.write_text(dump_yaml(cfg), encoding="utf-8")
 
     axolotl = axolotl_executable()
     env = axolotl_env()
-    proc.run(
-        preprocess_command(str(config_path), axolotl=axolotl),
-        stage=STAGE,
-        log_file=ctx.log_file,
-        env=env,
-    )
+    # Checking every key against Axolotl's model imports Axolotl here (seconds); it runs while
+    # `axolotl preprocess` starts, and its verdict is read before any training step.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(check_axolotl_keys, cfg)
+        try:
+            proc.run(
+                preprocess_command(str(config_path), axolotl=axolotl),
+                stage=STAGE,
+                log_file=ctx.log_file,
+                env=env,
+            )
+        except StageError:
+            _raise_config_problems(checking.result())
+            raise
+        _raise_config_problems(checking.result())
     labels = tokens.check_labels(tokens.prepared_rows(ctx.out / "prepared"), end_ids)
     problem = labels.problem()
     if problem:
@@ -170,6 +177,11 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         "resumed_from": progress.resumed_from,
         "notes": notes,
     }
+
+
+def _raise_config_problems(problems: list[str]) -> None:
+    if problems:
+        raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
 
 
 def _train(

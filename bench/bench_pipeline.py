@@ -1,0 +1,76 @@
+"""The pipeline's own cost: a no-op re-run, and the runner's overhead around Axolotl.
+
+1. No-op re-run: `recipe run quickstart --until train` on a finished run, as a fresh process
+   each time (imports count); median wall time, target < 2 s.
+2. Overhead: `recipe run --until train --force train` (config expansion, key checks against
+   Axolotl's model, `axolotl preprocess`, the tokenized-label check, `axolotl train`) versus
+   `axolotl train` alone on the same generated config in a fresh output folder, so it tokenizes
+   for itself. Ratio, goal <= 1.1. Both run the real training on this machine's CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "quickstart.yaml"
+SETS = ["--set", "train.epochs=1"]
+NOOP_RUNS = 5
+
+
+def _recipe_run(runs: Path, *extra: str) -> float:
+    argv = [sys.executable, "-m", "runner.cli", "run", str(RECIPE), "--until", "train"]
+    argv += ["--runs-dir", str(runs), *SETS, *extra]
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _axolotl_alone(config: Path, work: Path) -> float:
+    from runner.train.stage import axolotl_env, axolotl_executable
+
+    cfg = yaml.safe_load(config.read_text())
+    cfg["output_dir"] = str(work / "out")
+    cfg["dataset_prepared_path"] = str(work / "prepared")
+    fresh = work / "axolotl.yaml"
+    fresh.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    argv = [axolotl_executable(), "train", str(fresh)]
+    env = {**os.environ, **axolotl_env()}
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        runs = Path(tmp) / "runs"
+        first = _recipe_run(runs)
+        print(f"   first run of quickstart --until train: {first:.1f} s", flush=True)
+
+        noop = [_recipe_run(runs) for _ in range(NOOP_RUNS)]
+        median = statistics.median(noop)
+        verdict = "ok" if median < 2 else "OVER TARGET"
+        print(
+            f"   no-op re-run: median {median:.2f} s over {NOOP_RUNS} runs "
+            f"(min {min(noop):.2f} s, target < 2 s) {verdict}",
+            flush=True,
+        )
+
+        ours = _recipe_run(runs, "--force", "train")
+        config = (runs / "quickstart" / "latest" / "axolotl.yaml").resolve()
+        alone = _axolotl_alone(config, Path(tmp))
+        ratio = ours / alone
+        verdict = "ok" if ratio <= 1.1 else "OVER GOAL"
+        print(
+            f"   runner overhead: recipe run --until train --force train {ours:.1f} s vs "
+            f"axolotl train alone {alone:.1f} s: ratio {ratio:.2f} (goal <= 1.1) {verdict}",
+            flush=True,
+        )
