@@ -3,6 +3,7 @@ answers, built once per test session: the real inputs the eval stage measures.""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -41,8 +42,30 @@ def tiny_base() -> Path:
 
 
 @pytest.fixture(scope="session")
-def fitted_adapter(tiny_base: Path, tmp_path_factory) -> Path:
-    """A LoRA adapter (peft) trained for a few steps on ROWS with the eval's own masking."""
+def fitted_adapter(tiny_base: Path) -> Path:
+    """A LoRA adapter (peft) trained for a few steps on ROWS with the eval's own masking.
+
+    Built once into the runner's cache under a file lock: test workers share it even when
+    pytest-xdist spreads these tests over several workers.
+    """
+    from runner.models.cache import build_once, package_version
+    from runner.recipe.model import content_hash
+
+    key = content_hash(
+        {
+            "base": tiny_base.name,
+            "rows": ROWS,
+            "fit": FIT,
+            "versions": {p: package_version(p) for p in ("torch", "transformers", "peft")},
+        }
+    )
+    return build_once("test-adapters", "eval-fitted", key, functools.partial(_fit, tiny_base))
+
+
+FIT = {"r": 8, "alpha": 16, "lr": 1e-2, "epochs": 12, "seed": 0}
+
+
+def _fit(tiny_base: Path, out: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,23 +74,22 @@ def fitted_adapter(tiny_base: Path, tmp_path_factory) -> Path:
     from runner.eval.testset import EvalCase
     from runner.prompt.template import load_template
 
-    out = tmp_path_factory.mktemp("adapter")
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
     template = load_template({"template": "chatml"}, tiny_base)
     cases = [EvalCase(r["id"], r["messages"], r["meta"]) for r in ROWS]
     encoded, _ = encode_all(tokenizer, template, cases, "assistant", 256)
-    torch.manual_seed(0)
+    torch.manual_seed(FIT["seed"])
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
     config = LoraConfig(
-        r=8,
-        lora_alpha=16,
+        r=FIT["r"],
+        lora_alpha=FIT["alpha"],
         target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, config)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=FIT["lr"])
     history = []
-    for _ in range(12):
+    for _ in range(FIT["epochs"]):
         for item in encoded:
             ids = torch.tensor([item.input_ids])
             labels = torch.where(torch.tensor([item.labels]), ids, torch.full_like(ids, -100))
@@ -75,10 +97,9 @@ def fitted_adapter(tiny_base: Path, tmp_path_factory) -> Path:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-            history.append({"step": len(history) + 1, "loss": round(float(loss), 4)})
+            history.append({"step": len(history) + 1, "loss": round(loss.item(), 4)})
     # The shape of HF Trainer's checkpoint state, with this fit's real losses.
     state = {"global_step": len(history), "log_history": history}
     (out / "trainer_state.json").write_text(json.dumps(state))
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    return out
