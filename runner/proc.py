@@ -6,10 +6,20 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from runner.errors import StageError
+
+
+class CommandFailed(StageError):
+    """A command exited non-zero (or was killed at its timeout); ``status`` is its exit status."""
+
+    def __init__(self, stage: str, message: str, *, status: int, timed_out: bool = False):
+        super().__init__(stage, message)
+        self.status = status
+        self.timed_out = timed_out
 
 
 def format_command(argv: Sequence[str | os.PathLike]) -> str:
@@ -55,18 +65,44 @@ def run(
         except FileNotFoundError as exc:
             raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
         assert proc.stdout is not None
+        # The timeout is enforced by a watchdog: reading output blocks while a hung command keeps
+        # its stdout open, so waiting after the read loop would never time out.
+        expired = threading.Event()
+
+        def kill_on_timeout() -> None:
+            expired.set()
+            proc.kill()
+
+        watchdog = threading.Timer(timeout, kill_on_timeout) if timeout else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             for line in proc.stdout:
                 log.write(line)
                 if on_line is not None:
                     on_line(line.rstrip("\n"))
-            status = proc.wait(timeout=timeout)
+            status = proc.wait()
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+    if expired.is_set():
+        raise CommandFailed(
+            stage,
+            f"`{command}` did not finish within {timeout:g} s and was stopped; see the log: {log_file}",
+            status=status,
+            timed_out=True,
+        )
     if status != 0:
-        raise StageError(stage, f"`{command}` exited with status {status}; see the log: {log_file}")
+        raise CommandFailed(
+            stage,
+            f"`{command}` exited with status {status}; see the log: {log_file}",
+            status=status,
+        )
     return status
 
 

@@ -9,7 +9,6 @@ refuses again on its own so that no code path can run a command without the perm
 from __future__ import annotations
 
 import functools
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -57,13 +56,6 @@ def network_isolation() -> tuple[list[str], str]:
     )
 
 
-def _status_of(exc: StageError) -> int:
-    match = re.search(r"exited with status (-?\d+)", exc.message)
-    if match is None:
-        raise exc
-    return int(match[1])
-
-
 @CHECKS.register("command")
 class CommandCheck(Check):
     """Passes when the command exits 0; fails on another status or on the timeout."""
@@ -105,9 +97,9 @@ class CommandCheck(Check):
                     on_line=output.append,
                     timeout=self.timeout + 10,
                 )
-            except StageError as exc:
-                status = _status_of(exc)
-                if status in _TIMED_OUT:
+            except proc.CommandFailed as exc:
+                status = exc.status
+                if exc.timed_out or status in _TIMED_OUT:
                     return CheckResult(False, f"timed out after {self.timeout:g} s")
                 last = next((line for line in reversed(output) if line.strip()), "")
                 tail = f": {last.strip()[:120]}" if last else ""
