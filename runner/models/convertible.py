@@ -70,7 +70,10 @@ def pre_tokenizer_hash(tokenizer_json: Path) -> str:
 def check_convertible(base: str | Path) -> list[str]:
     """Warnings (empty when fine) about converting ``model.base`` with the pinned converter."""
     if is_tiny(base):
-        spec = tiny_spec(str(base))  # unknown tiny names are errors, with the known list
+        try:
+            spec = tiny_spec(str(base))
+        except UserError:
+            return []  # an unknown tiny name is an error of its own (recipe rule tiny_family_known)
         try:
             supported = spec.architecture in supported_architectures()
         except UserError as exc:

@@ -83,3 +83,7 @@ def test_real_pre_tokenizer_is_recognised_and_a_changed_one_is_not(tmp_path):
     )
     [warning] = check_convertible(str(copy))
     assert "does not recognise this tokenizer's BPE pre-tokenizer" in warning
+
+
+def test_an_unknown_tiny_name_is_left_to_its_own_error():
+    assert check_convertible("tiny:qwen") == []
