@@ -89,9 +89,11 @@ def select_stages(recipe: Recipe, until: str | None) -> list[str]:
     return stages[: stages.index(until) + 1]
 
 
-def _prepare(recipe: Recipe, root: Path) -> tuple[list[str], Any, RunFolder, str]:
+def _prepare(
+    recipe: Recipe, root: Path, *, save: bool = True
+) -> tuple[list[str], Any, RunFolder, str]:
     all_stages = enabled_stages(recipe)
-    keys = compute_keys(recipe, all_stages, root / ".hash-cache.json")
+    keys = compute_keys(recipe, all_stages, root / ".hash-cache.json", save=save)
     run_hash = content_hash({"recipe": recipe.to_dict(), "stages": keys.keys})[:10]
     return all_stages, keys, RunFolder(root, recipe.name, run_hash), run_hash
 
@@ -116,7 +118,7 @@ def run_pipeline(
         raise UserError(
             f"--force {force}: not among the stages this run covers ({', '.join(stages)})"
         )
-    all_stages, keys, folder, run_hash = _prepare(recipe, root)
+    all_stages, keys, folder, run_hash = _prepare(recipe, root, save=not dry_run)
     forced = set(stages[stages.index(force) :]) if force else set()
     result = PipelineResult(recipe.name, folder.run_dir, [])
     if not dry_run:
@@ -188,7 +190,7 @@ def plan(recipe: Recipe, *, root: Path | None = None) -> dict[str, Any]:
     from runner.train.plan import train_plan
 
     root = root or runs_root()
-    all_stages, keys, folder, _ = _prepare(recipe, root)
+    all_stages, keys, folder, _ = _prepare(recipe, root, save=False)
     train = train_plan(recipe)
     stages = []
     for name in STAGE_DIRS:

@@ -65,8 +65,11 @@ class StageKeys:
         return self.keys[stage][:12]
 
 
-def compute_keys(recipe: Recipe, stages: list[str], cache_file: Path | None) -> StageKeys:
-    """Key every enabled stage. Files named by a stage's sections are hashed by content."""
+def compute_keys(
+    recipe: Recipe, stages: list[str], cache_file: Path | None, *, save: bool = True
+) -> StageKeys:
+    """Key every enabled stage. Files named by a stage's sections are hashed by content;
+    ``save=False`` reads the hash cache without writing it (``recipe plan`` writes nothing)."""
     hashes = HashCache(cache_file)
     keys: dict[str, str] = {}
     inputs: dict[str, str] = {}
@@ -86,5 +89,6 @@ def compute_keys(recipe: Recipe, stages: list[str], cache_file: Path | None) -> 
                 "upstream": {d: keys[d] for d in spec.deps if d in keys},
             }
         )
-    hashes.save()
+    if save:
+        hashes.save()
     return StageKeys(keys=keys, inputs=inputs)

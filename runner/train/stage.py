@@ -136,16 +136,20 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
     # `axolotl preprocess` starts, and its verdict is read before any training step.
     with ThreadPoolExecutor(max_workers=1) as pool:
         checking = pool.submit(check_axolotl_keys, cfg)
-        try:
-            proc.run(
-                preprocess_command(str(config_path), axolotl=axolotl),
-                stage=STAGE,
-                log_file=ctx.log_file,
-                env=env,
-            )
-        except StageError:
-            _raise_config_problems(checking.result())
-            raise
+        expected = 1 + (data.counts["val"] > 0)
+        if tokens.prepared_count(ctx.out / "prepared") == expected:
+            notes.append("reused the tokenized data of the interrupted attempt")
+        else:
+            try:
+                proc.run(
+                    preprocess_command(str(config_path), axolotl=axolotl),
+                    stage=STAGE,
+                    log_file=ctx.log_file,
+                    env=env,
+                )
+            except StageError:
+                _raise_config_problems(checking.result())
+                raise
         _raise_config_problems(checking.result())
     labels = tokens.check_labels(tokens.prepared_rows(ctx.out / "prepared"), end_ids)
     problem = labels.problem()

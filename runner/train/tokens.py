@@ -141,6 +141,14 @@ def _trained_spans(labels: Sequence[int]) -> list[tuple[int, int]]:
     return spans
 
 
+def prepared_count(prepared_dir: Path) -> int:
+    """How many finished datasets Axolotl saved there (``save_to_disk`` writes its
+    ``dataset_info.json`` last, so a cut-off save does not count)."""
+    if not prepared_dir.is_dir():
+        return 0
+    return len({p.parent for p in prepared_dir.rglob("dataset_info.json")})
+
+
 def prepared_rows(prepared_dir: Path) -> Iterable[tuple[Sequence[int], Sequence[int]]]:
     """``(input_ids, labels)`` of every dataset Axolotl saved under ``dataset_prepared_path``."""
     from datasets import load_from_disk

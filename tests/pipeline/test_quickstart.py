@@ -32,7 +32,8 @@ def test_the_killed_run_resumed_from_its_checkpoint(trained_quickstart):
     summary = trained_quickstart.train
     assert trained_quickstart.killed_at.startswith("checkpoint-")
     killed_step = int(trained_quickstart.killed_at.split("-")[1])
-    assert summary.notes and any(n.startswith("resumed from checkpoint-") for n in summary.notes)
+    assert any(n.startswith("resumed from checkpoint-") for n in summary.notes)
+    assert "reused the tokenized data of the interrupted attempt" in summary.notes
     log = (trained_quickstart.run_dir / "logs" / "train.log").read_text()
     second_attempt = log.rsplit("axolotl train ", 1)[1]
     assert "resume from checkpoint at" in second_attempt

@@ -95,7 +95,7 @@ def recipe_params():
         yield pytest.param(path, id=rel, marks=marks)
 
 
-@pytest.mark.parametrize("recipe_path", recipe_params())
+@pytest.mark.parametrize("recipe_path", list(recipe_params()))
 @pytest.mark.parametrize("device", ["gpu", "cpu"])
 def test_axolotl_config_golden(recipe_path, device):
     from runner.train.check import check_axolotl_keys
