@@ -121,6 +121,11 @@ def run_pipeline(
     all_stages, keys, folder, run_hash = _prepare(recipe, root, save=not dry_run)
     forced = set(stages[stages.index(force) :]) if force else set()
     result = PipelineResult(recipe.name, folder.run_dir, [])
+    to_run = [s for s in stages if s in forced or folder.manifest(s, keys.keys[s]) is None]
+    if "train" in to_run and not dry_run:
+        from runner.train.stage import preflight
+
+        preflight(recipe)  # e.g. QLoRA without CUDA: refused before the data stage runs
     if not dry_run:
         folder.create(build_lock(recipe, all_stages, keys, run_hash))
 

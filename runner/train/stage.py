@@ -73,6 +73,12 @@ def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
         )
 
 
+def preflight(recipe: Recipe) -> None:
+    """Checks about this machine made before any stage runs, so a run that cannot train stops
+    before spending time on its data."""
+    refuse_unsupported(recipe, cuda_available())
+
+
 def _load_tokenizer(base_dir: Path) -> Any:
     from transformers import AutoTokenizer
 

@@ -248,3 +248,17 @@ def test_until_a_stage_the_recipe_does_not_run(tmp_path, recorder):
 
     with pytest.raises(UserError, match="does not run the hub stage"):
         run(make_recipe(tmp_path), tmp_path / "runs", until="hub")
+
+
+def test_qlora_without_cuda_stops_before_any_stage(tmp_path, recorder, monkeypatch):
+    from runner.errors import UserError
+    from runner.train import stage
+
+    monkeypatch.setattr(stage, "cuda_available", lambda: False)
+    recipe = make_recipe(tmp_path, model__quantization="4bit")
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        run(recipe, tmp_path / "runs")
+    assert recorder.calls == []
+    fallback = make_recipe(tmp_path, model__quantization="4bit", model__cpu_fallback=True)
+    run(fallback, tmp_path / "runs", until="train")
+    assert recorder.calls == ["data", "train"]
