@@ -7,7 +7,6 @@ resumed, finished.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
@@ -71,12 +70,10 @@ def test_lock_file(trained_quickstart):
 
 
 def test_running_again_does_nothing(trained_quickstart):
+    # (Its speed is measured in bench/bench_pipeline.py, not asserted here.)
     messages = []
-    start = time.monotonic()
     again = run_pipeline(
         trained_quickstart.recipe, until="train", root=trained_quickstart.root, say=messages.append
     )
-    seconds = time.monotonic() - start
     assert [s.status for s in again.stages] == ["cached", "cached"]
     assert messages[-1].startswith("nothing to do")
-    assert seconds < 5
