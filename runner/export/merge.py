@@ -10,6 +10,7 @@ converted correctly (axolotl-ai-cloud/axolotl#1251).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -214,6 +215,4 @@ def _needs_cast(folder: Path, dtype: str) -> bool:
 
 def _path_with_venv() -> str:
     """``axolotl`` starts ``accelerate`` by name, so the venv's bin must be on PATH (FINDINGS)."""
-    import os
-
     return str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
