@@ -248,3 +248,24 @@ def base_is_convertible(document: Doc) -> Iterator[Problem]:
 
     for message in check_convertible(document["model"]["base"]):
         yield Problem(("model", "base"), message, warning=True)
+
+
+@rule
+def early_stopping_needs_eval_and_save_steps(document: Doc) -> Iterator[Problem]:
+    """Axolotl refuses early stopping without both step counts (its check_early_stopping)."""
+    train = document["train"]
+    if "early_stopping_patience" not in train:
+        return
+    eval_steps, save_steps = train.get("eval_steps"), train.get("save_steps")
+    if not eval_steps or not save_steps:
+        yield Problem(
+            ("train", "early_stopping_patience"),
+            "early stopping compares evaluations and keeps the best checkpoint: "
+            "set train.eval_steps and train.save_steps too",
+        )
+    elif save_steps % eval_steps:
+        yield Problem(
+            ("train", "save_steps"),
+            f"train.save_steps ({save_steps}) must be a multiple of train.eval_steps ({eval_steps}) "
+            "for early stopping",
+        )

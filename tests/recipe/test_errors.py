@@ -84,6 +84,14 @@ CASES = [
         "eval:\n  compare_base: false\n  gate:\n    min_improvement: 0.1\n",
         "11:5: eval.gate.min_improvement: eval.gate.min_improvement compares with the base model",
     ),
+    (
+        "train:\n  early_stopping_patience: 2\n",
+        "9:3: train.early_stopping_patience: early stopping compares evaluations and keeps the best checkpoint: set train.eval_steps and train.save_steps too",
+    ),
+    (
+        "train:\n  early_stopping_patience: 2\n  eval_steps: 30\n  save_steps: 50\n",
+        "11:3: train.save_steps: train.save_steps (50) must be a multiple of train.eval_steps (30)",
+    ),
     ("lora:\n  enabled: false\n", None),
 ]
 
