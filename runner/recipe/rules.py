@@ -20,7 +20,6 @@ Doc = dict[str, Any]
 RULES: list[Callable[[Doc], Iterator[Problem]]] = []
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-TINY_FAMILIES = ("qwen2", "llama", "deepseek-coder")
 FULL_PRECISION = ("f16", "bf16", "f32")
 
 
@@ -96,13 +95,16 @@ def prompt_template_exists(document: Doc) -> Iterator[Problem]:
 
 @rule
 def tiny_family_known(document: Doc) -> Iterator[Problem]:
+    from runner.models.tiny import TINY_MODELS
+
     base = document["model"]["base"]
-    if base.startswith("tiny:") and base[5:] not in TINY_FAMILIES:
+    families = tuple(TINY_MODELS)
+    if base.startswith("tiny:") and base[5:] not in families:
         family = base[5:]
         yield Problem(
             ("model", "base"),
-            f"'{family}' is not a built-in tiny model{did_you_mean(family, TINY_FAMILIES)} "
-            f"(known: {', '.join('tiny:' + f for f in TINY_FAMILIES)})",
+            f"'{family}' is not a built-in tiny model{did_you_mean(family, families)} "
+            f"(known: {', '.join('tiny:' + f for f in families)})",
         )
 
 
