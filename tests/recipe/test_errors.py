@@ -185,3 +185,11 @@ def test_unconvertible_base_warns_at_validate_time(write, data_file, tmp_path):
         "7:3: warning: model.base: llama.cpp's pinned converter does not support the architecture FooForCausalLM"
         in joined
     )
+
+
+def test_unknown_tiny_model_suggests_the_closest(write, data_file):
+    with pytest.raises(RecipeErrors) as caught:
+        load_recipe(write("recipe.yaml", HEADER.replace("tiny:qwen2", "tiny:qwen")))
+    assert "7:3: model.base: 'qwen' is not a built-in tiny model; did you mean 'qwen2'?" in str(
+        caught.value
+    )
