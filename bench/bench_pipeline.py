@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "quickstart.yaml"
 SETS = ["--set", "train.epochs=1"]
 NOOP_RUNS = 5
+# The two sides of the overhead ratio alternate, and each keeps its best time: on a shared
+# 2-core machine a neighbour's load would otherwise decide the ratio.
+OVERHEAD_ROUNDS = 2
 
 
 def _recipe_run(runs: Path, *extra: str) -> float:
@@ -37,6 +40,7 @@ def _recipe_run(runs: Path, *extra: str) -> float:
 def _axolotl_alone(config: Path, work: Path) -> float:
     from runner.train.stage import axolotl_env, axolotl_executable
 
+    work.mkdir(parents=True, exist_ok=True)
     cfg = yaml.safe_load(config.read_text())
     cfg["output_dir"] = str(work / "out")
     cfg["dataset_prepared_path"] = str(work / "prepared")
@@ -64,13 +68,17 @@ def main() -> None:
             flush=True,
         )
 
-        ours = _recipe_run(runs, "--force", "train")
         config = (runs / "quickstart" / "latest" / "axolotl.yaml").resolve()
-        alone = _axolotl_alone(config, Path(tmp))
+        ours_times, alone_times = [], []
+        for round_ in range(OVERHEAD_ROUNDS):
+            ours_times.append(_recipe_run(runs, "--force", "train"))
+            alone_times.append(_axolotl_alone(config, Path(tmp) / f"alone{round_}"))
+        ours, alone = min(ours_times), min(alone_times)
         ratio = ours / alone
         verdict = "ok" if ratio <= 1.1 else "OVER GOAL"
         print(
             f"   runner overhead: recipe run --until train --force train {ours:.1f} s vs "
-            f"axolotl train alone {alone:.1f} s: ratio {ratio:.2f} (goal <= 1.1) {verdict}",
+            f"axolotl train alone {alone:.1f} s (best of {OVERHEAD_ROUNDS} each): "
+            f"ratio {ratio:.2f} (goal <= 1.1) {verdict}",
             flush=True,
         )
