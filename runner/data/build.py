@@ -9,8 +9,10 @@ indexes and one small key per example, not the examples.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,10 @@ from runner.stage import StageContext
 # Below this many tasks the work runs in this process: starting workers (and loading the
 # tokenizer in each) costs more than it saves.
 POOL_MIN_TASKS = 16
+# Token statistics count every written example up to this many, else a seeded sample this size
+# (rendering through the chat template and tokenizing every example cost more than the rest of
+# the stage together); the report says which.
+TOKEN_SAMPLE = 1000
 
 
 def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
@@ -109,6 +115,9 @@ class Builder:
         self.report = Report(plan, self.sources)
         self.work_dir = ctx.out / ".work"
         self.kept: list[splitting.Kept] = []
+        self.worker = Worker(plan, tokens)
+        self.template = self.worker.template()
+        self.shapes: dict[tuple[str, ...], bool] = {}  # role sequence -> renders
         self.spool_path = self.work_dir / "spool.jsonl"
         self.signature_path = self.work_dir / "signatures.bin"
 
@@ -134,25 +143,54 @@ class Builder:
 
     def _results(self, tasks: list[tuple[int, str]], workers: int | None, progress: bool):
         count = workers if workers is not None else min(2, os.cpu_count() or 1)
-        worker = Worker(self.plan, self.tokens)
+        worker = self.worker
         with self.report.progress(len(tasks), enabled=progress) as advance:
             if count <= 1 or len(tasks) < POOL_MIN_TASKS:
+                self.warm_up()
                 for task in tasks:
                     yield worker.process(*task)
                     advance()
                 return
             import multiprocessing
 
+            if self.plan.signature is not None or any(
+                f["type"] == "near_dedupe" for f in self.plan.filters
+            ):
+                from runner.data.minhash import preload
+
+                preload()  # once here rather than once in every worker and again here
             # fork: the pool inherits the worker built here (tokenizer, template, imports).
             set_worker(worker)
             fork = os.name == "posix"
             context = multiprocessing.get_context("fork" if fork else "spawn")
             initargs = (None if fork else self.plan,)
             with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:
+                self.warm_up()  # a thread: only once the workers are forked
                 # imap keeps input order: dedupe decisions do not depend on scheduling.
                 for result in pool.imap(process_task, tasks, chunksize=4):
                     yield result
                     advance()
+
+    def warm_up(self) -> None:
+        """Import what the main process needs later (transformers to render the chat template,
+        matplotlib for the histogram: seconds each) in a thread, while workers read files."""
+        if self.template is None:
+            return
+        import threading
+
+        def imports() -> None:
+            # A failure here only means the work is done later, where errors are reported.
+            with contextlib.suppress(Exception):
+                import matplotlib
+
+                matplotlib.use("Agg")
+                import matplotlib.pyplot  # noqa: F401
+
+                from runner.prompt.render import render_chat_template
+
+                render_chat_template(self.template.source, [{"role": "user", "content": "x"}])
+
+        threading.Thread(target=imports, name="data-warm-up", daemon=True).start()
 
     def merge(self, result: TaskResult) -> None:
         self.report.add_task(result)
@@ -165,6 +203,20 @@ class Builder:
             self.reject(rejection)
         for candidate in result.candidates:
             example = candidate.example
+            if candidate.record is not None:
+                error = self.render_error(candidate.record["messages"])
+                if error is not None:
+                    self.reject(
+                        Rejection(
+                            "format",
+                            "cannot render",
+                            error,
+                            file=example.metadata.get("source_file"),
+                            line=example.metadata.get("line"),
+                            example=example,
+                        )
+                    )
+                    continue
             verdict_drop = None
             for index, kind, payload in candidate.trace:
                 if kind == "key":
@@ -191,6 +243,26 @@ class Builder:
                 continue
             self.keep(result.source, candidate)
 
+    def render_error(self, messages: list[dict[str, str]]) -> str | None:
+        """Why the chat template refuses ``messages``, or None.
+
+        Templates refuse role sequences (no system turn, roles that do not alternate), so the
+        first example of each sequence is rendered; after a refusal, every example of that
+        sequence is, since the reason may lie in its content.
+        """
+        if self.template is None:
+            return None
+        shape = tuple(m["role"] for m in messages)
+        if self.shapes.get(shape):
+            return None
+        try:
+            self.template.render(messages)
+        except UserError as exc:
+            self.shapes[shape] = False
+            return str(exc)
+        self.shapes.setdefault(shape, True)
+        return None
+
     def reject(self, rejection: Rejection) -> None:
         if rejection.bad_input and self.on_error == "fail":
             raise StageError(
@@ -212,11 +284,7 @@ class Builder:
             group = f"id:{record['id']}"
         value = meta.get(self.balance_spec["by"]) if self.balance_spec else None
         index = len(self.kept)
-        self.kept.append(
-            splitting.Kept(
-                index, record["id"], source, f"{source}:{group}", value, candidate.tokens
-            )
-        )
+        self.kept.append(splitting.Kept(index, record["id"], source, f"{source}:{group}", value))
         self.spool.write(json.dumps(record, ensure_ascii=False) + "\n")
         if self.plan.signature is not None:
             self.signatures.write(candidate.signature.astype("uint32").tobytes())
@@ -281,6 +349,22 @@ class Builder:
         del signatures
 
     # -- phase 3: write -------------------------------------------------------------------------
+    def token_sample(self) -> set[int] | None:
+        """Indexes of the examples whose tokens are counted: None means all of them."""
+        if self.template is None:
+            return set()
+        alive = [item.index for item in self.kept if item.dropped is None]
+        if len(alive) <= TOKEN_SAMPLE:
+            return None
+        seed = int(self.split_spec.get("seed", 42))
+        sample = set(random.Random(seed).sample(alive, TOKEN_SAMPLE))
+        self.report.token_sample = {"examples": TOKEN_SAMPLE, "of": len(alive), "seed": seed}
+        return sample
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        """Tokens of the example as trained: rendered with the chat template, then tokenized."""
+        return self.worker.tokens.count(self.template.render(messages))
+
     def write_splits(self) -> None:
         from runner.data.filters.dedupe import normalised_hash
 
@@ -291,6 +375,7 @@ class Builder:
         held_out: set[bytes] = set()
         train_hashes: list[bytes] = []
         groups: dict[str, set[str]] = {}
+        counted = self.token_sample()
         try:
             with self.spool_path.open(encoding="utf-8") as spool:
                 for item, line in zip(self.kept, spool, strict=True):
@@ -317,6 +402,21 @@ class Builder:
                     text_hash = normalised_hash(
                         "\n".join(m["content"] for m in record["messages"] if m["role"] != "system")
                     )
+                    if counted is None or item.index in counted:
+                        try:
+                            item.tokens = self.count_tokens(record["messages"])
+                        except UserError as exc:
+                            item.dropped = ("format", "cannot render", str(exc))
+                            self.reject(
+                                Rejection(
+                                    "format",
+                                    "cannot render",
+                                    str(exc),
+                                    file=record["meta"].get("source_file"),
+                                    line=record["meta"].get("line"),
+                                )
+                            )
+                            continue
                     (train_hashes.append if item.split == "train" else held_out.add)(text_hash)
                     groups.setdefault(item.group, set()).add(item.split)
                     for copy in range(item.copies):

@@ -1,49 +1,82 @@
 """MinHash signatures and LSH indexes (datasketch), shared by near-dedupe and decontamination.
 
 Signatures are computed in worker processes (the expensive part) and sent to the main process as
-plain arrays; only the LSH index lives in the main process. Shingles are hashed with CRC32,
-about twice as fast as datasketch's default SHA-1 at the same quality for this use.
+plain arrays; only the LSH index lives in the main process. A shingle (``ngram`` consecutive
+words) is hashed from its words' CRC32s with numpy (a polynomial over the word hashes, folded to
+32 bits), so each word is hashed once instead of joining and hashing every n-gram; datasketch
+then mixes and permutes those hashes (``update_batch`` with the hashes as input).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import zlib
 from typing import Any
 
 import numpy as np
 
+# Multiplier of the shingle polynomial (odd, so no word position is lost modulo 2^64).
+_BASE = np.uint64(0x9E3779B97F4A7C15)
 
-def shingles(text: str, ngram: int) -> list[bytes]:
-    """Word n-grams of ``text``; a text shorter than ``ngram`` words is one shingle."""
-    words = text.split()
+
+def shingle_hashes(text: str, ngram: int) -> np.ndarray:
+    """32-bit hashes of the word ``ngram``-grams of ``text`` (words split at ASCII whitespace);
+    a text of at most ``ngram`` words is one shingle."""
+    words = np.fromiter((zlib.crc32(w) for w in text.encode("utf-8").split()), dtype=np.uint64)
     if len(words) <= ngram:
-        return [" ".join(words).encode("utf-8")]
-    return [" ".join(words[i : i + ngram]).encode("utf-8") for i in range(len(words) - ngram + 1)]
+        width, count = len(words), 1
+    else:
+        width, count = ngram, len(words) - ngram + 1
+    hashes = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(width):
+            hashes = hashes * _BASE + words[offset : offset + count]
+    return ((hashes >> np.uint64(32)) ^ hashes) & np.uint64(0xFFFFFFFF)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _sketch(num_perm: int) -> Any:
+    """One MinHash per ``num_perm`` whose permutations are reused (building them costs more than
+    sketching a short text)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, hashfunc=_identity)
 
 
 def signature(text: str, num_perm: int = 128, ngram: int = 5) -> np.ndarray:
     """The MinHash hash values of ``text`` (one array, cheap to pickle)."""
-    from datasketch import MinHash
+    sketch = _sketch(num_perm)
+    sketch.clear()
+    sketch.update_batch(shingle_hashes(text, ngram).tolist())  # ints: numpy scalars are slow
+    return sketch.hashvalues.copy()
 
-    sketch = MinHash(num_perm=num_perm, hashfunc=zlib.crc32)
-    sketch.update_batch(shingles(text, ngram))
-    return sketch.hashvalues
+
+def preload() -> None:
+    """Import datasketch now (two seconds, mostly scipy), so that forked workers inherit it."""
+    _sketch(128)
 
 
-_SCHEME: dict[str, Any] | None = None
+@functools.cache
+def _lean_kwargs() -> dict[str, Any]:
+    from datasketch import LeanMinHash
+
+    # datasketch >= 2.0 wants the scheme named when rebuilding from hash values.
+    if "scheme" in inspect.signature(LeanMinHash.__init__).parameters:
+        return {"scheme": _sketch(2).scheme}
+    return {}
 
 
 def as_minhash(values: np.ndarray) -> Any:
-    """A datasketch MinHash from hash values made by ``signature``."""
-    global _SCHEME
-    from datasketch import MinHash
+    """A datasketch LeanMinHash from hash values made by ``signature`` (a full MinHash would
+    draw its permutations again for every example)."""
+    from datasketch import LeanMinHash
 
-    if _SCHEME is None:
-        # datasketch >= 2.0 wants the scheme named when rebuilding from hash values.
-        takes_scheme = "scheme" in inspect.signature(MinHash.__init__).parameters
-        _SCHEME = {"scheme": MinHash(num_perm=2).scheme} if takes_scheme else {}
-    return MinHash(hashvalues=values, hashfunc=zlib.crc32, **_SCHEME)
+    return LeanMinHash(seed=_sketch(2).seed, hashvalues=values, **_lean_kwargs())
 
 
 class NearIndex:

@@ -47,6 +47,7 @@ class Report:
         self.split_counts: Counter[str] = Counter()
         self.split_tokens: dict[str, list[int]] = defaultdict(list)
         self.seq_len: int | None = None
+        self.token_sample: dict[str, int] | None = None  # set when statistics are sampled
 
     @contextlib.contextmanager
     def progress(self, total: int, enabled: bool = True):
@@ -102,7 +103,8 @@ class Report:
 
     def written(self, item: Any) -> None:
         self.split_counts[item.split] += item.copies
-        self.split_tokens[item.split].extend([item.tokens] * item.copies)
+        if item.tokens is not None:
+            self.split_tokens[item.split].extend([item.tokens] * item.copies)
         self.per_source[self.sources[item.source].name][f"in {item.split}"] += item.copies
 
     # -- output -----------------------------------------------------------------------------
@@ -157,6 +159,12 @@ class Report:
 
     def token_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"counted_with": "chat template" if self.plan.base else "none"}
+        stats["examples_counted"] = (
+            f"seeded sample of {self.token_sample['examples']} of {self.token_sample['of']} "
+            f"examples (seed {self.token_sample['seed']})"
+            if self.token_sample
+            else "all"
+        )
         for name, values in self.split_tokens.items():
             if not values:
                 continue
@@ -282,6 +290,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     tokens = report["tokens"]
     lines += ["", "## Token lengths", ""]
+    if tokens.get("examples_counted", "all") != "all":
+        lines += [f"Counted on a {tokens['examples_counted']}, not on every example.", ""]
     for name in ("train", "val", "test"):
         if name in tokens:
             t = tokens[name]

@@ -23,7 +23,7 @@ class Kept:
     source: int
     group: str
     value: Any  # the balance field's value (None when not balancing or missing)
-    tokens: int
+    tokens: int | None = None  # chat-template tokens, when counted (see build.token_sample)
     split: str = ""
     copies: int = 1
     dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)

@@ -85,15 +85,37 @@ ZIG_CONTAINERS = {
 
 
 @functools.lru_cache(maxsize=8)
+def _parse(text: str, language: str) -> tuple[bytes, Any]:
+    """The file's bytes and tree-sitter tree; cached so several extractors share one parse."""
+    data = text.encode("utf-8")
+    return data, parser_for(language).parse(data)
+
+
+@functools.lru_cache(maxsize=8)
 def parse_units(text: str, language: str) -> tuple[list[Unit], bool]:
     """The top-level units of a file (members nested in ``children``) and whether the file
     as a whole parsed without error. Cached so several extractors share one parse."""
     if not has_parser(language):
         return [], True
-    data = text.encode("utf-8")
-    tree = parser_for(language).parse(data)
+    data, tree = _parse(text, language)
     cutter = _Cutter(data, language)
     return cutter.units_in(tree.root_node), not tree.root_node.has_error
+
+
+def unit_start_lines(text: str, language: str) -> tuple[list[int], bool]:
+    """0-based first lines of the top-level units (``parse_units``' units, without building
+    them: no docstrings, members or signatures) and whether the file parsed without error.
+    Whole-file extractors need only these, to prefer cutting long files between units."""
+    if not has_parser(language):
+        return [], True
+    data, tree = _parse(text, language)
+    cutter = _Cutter(data, language)
+    starts = [
+        child.start_point[0]
+        for child in tree.root_node.named_children
+        if cutter.kind_of(child) is not None
+    ]
+    return starts, not tree.root_node.has_error
 
 
 class _Cutter:
@@ -113,16 +135,25 @@ class _Cutter:
                 units.append(unit)
         return units
 
-    def unit_of(self, node: Any) -> Unit | None:
-        outer = node
-        inner = node
+    @staticmethod
+    def inner_of(node: Any) -> Any:
         # Wrappers: `@decorator def`, `export function`, `export const f = () =>`.
         if node.type in ("decorated_definition", "export_statement"):
-            inner = (
+            return (
                 node.child_by_field_name("definition")
                 or node.child_by_field_name("declaration")
                 or (node.named_children[-1] if node.named_children else node)
             )
+        return node
+
+    def kind_of(self, node: Any) -> str | None:
+        """What ``unit_of(node)`` would make of ``node`` (its kind), None when not a unit."""
+        inner = self.inner_of(node)
+        return self.types.get(inner.type) or self.declared_unit(inner)[0]
+
+    def unit_of(self, node: Any) -> Unit | None:
+        outer = node
+        inner = self.inner_of(node)
         kind = self.types.get(inner.type)
         name_node = inner.child_by_field_name("name")
         body = inner.child_by_field_name("body")

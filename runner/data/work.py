@@ -1,7 +1,7 @@
 """The per-file work of the data stage, run in worker processes: read, extract, filter, format.
 
 A worker gets a ``Plan`` (plain data, picklable) once, builds its sources, extractors, filters,
-tokenizer and template from it, then turns each task ``(source index, file)`` into a
+tokenizer from it, then turns each task ``(source index, file)`` into a
 ``TaskResult``. Stateless filters are applied here; for stateful ones (dedupe) only the key is
 computed here and the decision is left to the main process (see ``filters/base.py``).
 """
@@ -46,7 +46,6 @@ class Candidate:
     example: Example
     trace: list[tuple[int, str, Any]]
     record: dict[str, Any] | None = None
-    tokens: int = 0
     signature: Any = None
 
 
@@ -67,7 +66,6 @@ class Worker:
         load_all()
         self.plan = plan
         self.tokens = tokens if tokens is not None else self._tokens(plan)
-        self.template = self._template(plan)
         self.sources = []
         self.extractors = []
         for spec in plan.sources:
@@ -84,17 +82,18 @@ class Worker:
             return None
         return TokenCounter.for_base(plan.base, plan.revision)
 
-    def _template(self, plan: Plan) -> Any:
+    def template(self) -> Any:
+        """The recipe's chat template (None without a base tokenizer)."""
         if self.tokens is None:
             return None
         from runner.prompt.template import load_template
 
         tokenizer_dir = None
-        if plan.base is not None:
+        if self.plan.base is not None:
             from runner.models import resolve_base
 
-            tokenizer_dir = resolve_base(plan.base, plan.revision)
-        return load_template(plan.prompt, tokenizer_dir)
+            tokenizer_dir = resolve_base(self.plan.base, self.plan.revision)
+        return load_template(self.plan.prompt, tokenizer_dir)
 
     def process(self, source_index: int, task: str) -> TaskResult:
         result = TaskResult(source_index, task)
@@ -181,7 +180,13 @@ class Worker:
         return json.loads(text)
 
     def finish(self, candidate: Candidate) -> None:
-        """The canonical record (system prompt rendered), its token count and its MinHash."""
+        """The canonical record (system prompt rendered) and its MinHash.
+
+        The chat template is not rendered here: the main process renders the first example of
+        each role sequence to check the template accepts it, and a seeded sample for the token
+        statistics (``build.Builder``); rendering goes through transformers, whose import alone
+        costs each worker seconds.
+        """
         from runner.prompt.system import render_system
 
         example = candidate.example
@@ -196,15 +201,28 @@ class Worker:
             "meta": {"source": example.source, **example.metadata},
         }
         candidate.record = record
-        if self.template is not None and self.tokens is not None:
-            candidate.tokens = self.tokens.count(self.template.render(messages))
-        elif self.tokens is not None:
-            candidate.tokens = self.tokens.count("\n".join(m["content"] for m in messages))
         if self.plan.signature is not None:
-            from runner.data.minhash import signature
+            candidate.signature = self.reused_signature(candidate)
+            if candidate.signature is None:
+                from runner.data.minhash import signature
 
-            num_perm, ngram = self.plan.signature
-            candidate.signature = signature(example.content("all"), num_perm, ngram)
+                num_perm, ngram = self.plan.signature
+                candidate.signature = signature(example.content("all"), num_perm, ngram)
+
+    def reused_signature(self, candidate: Candidate) -> Any:
+        """The near-dedupe key when it is the signature decontamination needs: same MinHash
+        parameters, and no filter altered the text after it was computed."""
+        from runner.data.filters.dedupe import NearDedupe
+
+        found = None
+        for index, kind, payload in candidate.trace:
+            filt = self.filters[index]
+            if kind == "key" and isinstance(filt, NearDedupe):
+                if (filt.num_perm, filt.ngram) == self.plan.signature:
+                    found = payload
+            elif kind == "verdict" and payload.action == "alter":
+                found = None
+        return found
 
 
 def filter_rejection(index: int, kind: str, verdict: Verdict, example: Example) -> Rejection:
@@ -226,7 +244,7 @@ _WORKER: Worker | None = None
 
 def init_worker(plan: Plan | None) -> None:
     """Pool initializer. Under ``fork`` (``plan`` None) the worker built by the main process is
-    inherited, tokenizer and template loaded; otherwise each process builds its own."""
+    inherited, tokenizer loaded; otherwise each process builds its own."""
     global _WORKER
     if plan is not None:
         _WORKER = Worker(plan)

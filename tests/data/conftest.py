@@ -13,16 +13,37 @@ REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / "datasets"
 
 
+def tokenizer_json(family: str) -> Path:
+    """The ``tokenizer.json`` of a built-in tiny model's real tokenizer (built once, cached)."""
+    from runner.models.tiny import tiny_spec, tokenizer_dir
+
+    return tokenizer_dir(tiny_spec(f"tiny:{family}")) / "tokenizer.json"
+
+
 @pytest.fixture(scope="session")
 def tokens():
-    """Qwen2's real tokenizer (converted once from llama.cpp's vocab file and cached on disk)."""
+    """Qwen2's real tokenizer (converted once from llama.cpp's vocab file and cached on disk),
+    with its tiktoken twin, as the stage loads it (``TokenCounter.for_base``)."""
+    from tokenizers import Tokenizer
+
+    from runner.data.fast_tokens import twin_of
+    from runner.data.tokens import TokenCounter
+
+    path = tokenizer_json("qwen2")
+    tokenizer = Tokenizer.from_file(str(path))
+    counter = TokenCounter(tokenizer, twin_of(path, tokenizer))
+    assert counter.fast is not None
+    return counter
+
+
+@pytest.fixture(scope="session")
+def hf_tokens():
+    """The same tokenizer without the twin: every count goes through ``tokenizers``."""
     from tokenizers import Tokenizer
 
     from runner.data.tokens import TokenCounter
-    from runner.models.tiny import tiny_spec, tokenizer_dir
 
-    folder = tokenizer_dir(tiny_spec("tiny:qwen2"))
-    return TokenCounter(Tokenizer.from_file(str(folder / "tokenizer.json")))
+    return TokenCounter(Tokenizer.from_file(str(tokenizer_json("qwen2"))))
 
 
 def make_recipe(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) -> Recipe:

@@ -15,7 +15,7 @@ from runner.data.languages import has_parser
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
 from runner.data.tokens import chunk_text
-from runner.data.units import Unit, parse_units, walk_units
+from runner.data.units import Unit, parse_units, unit_start_lines, walk_units
 
 
 class UnitExtractor(Extractor):
@@ -191,8 +191,7 @@ class FileCompletion(Extractor):
         parses = None
         cut_lines: list[int] = []
         if has_parser(language):
-            units, parses = parse_units(doc.text, language)
-            cut_lines = [u.start_line - 1 for u in units]
+            cut_lines, parses = unit_start_lines(doc.text, language)
         assert self.tokens is not None
         chunks = chunk_text(doc.text, self.max_tokens, self.tokens, cut_lines)
         path = doc.metadata.get("path", "")
