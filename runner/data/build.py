@@ -10,10 +10,12 @@ indexes and one small key per example, not the examples.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +126,11 @@ class Builder:
     # -- phase 1: read, extract, filter ------------------------------------------------------
     def build(self, workers: int | None, progress: bool) -> dict[str, Any]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        tasks = [(i, task) for i, source in enumerate(self.sources) for task in source.tasks()]
         self.rejected = (self.ctx.out / "rejected.jsonl").open("w", encoding="utf-8")
         self.spool = self.spool_path.open("w", encoding="utf-8")
         self.signatures = self.signature_path.open("wb")
         try:
-            for result in self._results(tasks, workers, progress):
+            for result in self._results(workers, progress):
                 self.merge(result)
             self.spool.close()
             self.signatures.close()
@@ -141,15 +142,27 @@ class Builder:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         return self.report.finish(self.ctx.out, self.recipe)
 
-    def _results(self, tasks: list[tuple[int, str]], workers: int | None, progress: bool):
+    def _tasks(self, listed: list[int]) -> Iterator[tuple[int, str]]:
+        """Every source's tasks, listed lazily: walking a large tree takes seconds, and the
+        pool reads the first files meanwhile (imap pulls this from its feeder thread)."""
+        for index, source in enumerate(self.sources):
+            for task in source.tasks():
+                listed[0] += 1
+                yield index, task
+
+    def _results(self, workers: int | None, progress: bool):
         count = workers if workers is not None else min(2, os.cpu_count() or 1)
         worker = self.worker
-        with self.report.progress(len(tasks), enabled=progress) as advance:
-            if count <= 1 or len(tasks) < POOL_MIN_TASKS:
+        listed = [0]
+        tasks = self._tasks(listed)
+        head = list(itertools.islice(tasks, POOL_MIN_TASKS))
+        small = len(head) < POOL_MIN_TASKS
+        with self.report.progress(len(head) if small else None, enabled=progress) as advance:
+            if count <= 1 or small:
                 self.warm_up()
-                for task in tasks:
+                for task in itertools.chain(head, tasks):
                     yield worker.process(*task)
-                    advance()
+                    advance(listed[0])
                 return
             import multiprocessing
 
@@ -167,9 +180,9 @@ class Builder:
             with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:
                 self.warm_up()  # a thread: only once the workers are forked
                 # imap keeps input order: dedupe decisions do not depend on scheduling.
-                for result in pool.imap(process_task, tasks, chunksize=4):
+                for result in pool.imap(process_task, itertools.chain(head, tasks), chunksize=4):
                     yield result
-                    advance()
+                    advance(listed[0])
 
     def warm_up(self) -> None:
         """Import what the main process needs later (transformers to render the chat template,

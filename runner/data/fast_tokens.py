@@ -166,28 +166,31 @@ class FastBPE:
     def token_starts(self, text: str) -> list[int]:
         """Character offset where each token starts (a token inside a character: that
         character's offset), as the tokenizer's offsets give it."""
+        pieces = self._pieces(text)
+        if len(pieces) == 1 and pieces[0][1] is None:
+            return self._piece_starts(text, 0)
         starts: list[int] = []
         position = 0
-        for piece, added in self._pieces(text):
+        for piece, added in pieces:
             if added is not None:
                 starts.append(position)
             else:
-                starts.extend(position + s for s in self._piece_starts(piece))
+                starts.extend(self._piece_starts(piece, position))
             position += len(piece)
         return starts
 
-    def _piece_starts(self, text: str) -> list[int]:
+    def _piece_starts(self, text: str, offset: int) -> list[int]:
         ranks = self.encoding.encode_ordinary(text)
         if not ranks:
             return []
         lengths = self._lengths[np.asarray(ranks, dtype=np.int64)]
         byte_starts = np.concatenate(([0], np.cumsum(lengths[:-1])))
         if text.isascii():
-            return byte_starts.tolist()
+            return (byte_starts + offset).tolist()
         points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         widths = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
         char_starts = np.concatenate(([0], np.cumsum(widths[:-1])))
-        return (np.searchsorted(char_starts, byte_starts, side="right") - 1).tolist()
+        return (np.searchsorted(char_starts, byte_starts, side="right") - 1 + offset).tolist()
 
 
 def twin_of(tokenizer_json: Path, tokenizer: Any) -> FastBPE | None:

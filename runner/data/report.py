@@ -50,10 +50,12 @@ class Report:
         self.token_sample: dict[str, int] | None = None  # set when statistics are sampled
 
     @contextlib.contextmanager
-    def progress(self, total: int, enabled: bool = True):
-        """A rich progress bar over files, or nothing when disabled (tests, pipes)."""
+    def progress(self, total: int | None, enabled: bool = True):
+        """A rich progress bar over files, or nothing when disabled (tests, pipes). It yields
+        ``advance(listed)``: one file done, ``listed`` files listed so far (the listing runs
+        alongside the work, so the total grows until it is complete)."""
         if not enabled:
-            yield lambda: None
+            yield lambda listed=None: None
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -61,7 +63,11 @@ class Report:
             "[bold]data[/]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
         ) as bar:
             task = bar.add_task("files", total=total)
-            yield lambda: bar.advance(task)
+
+            def advance(listed: int | None = None) -> None:
+                bar.update(task, advance=1, total=listed if listed else total)
+
+            yield advance
 
     # -- counting ---------------------------------------------------------------------------
     def add_task(self, result: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ class Source:
         self.metadata = dict(spec.get("metadata") or {})
         self.skipped: Counter[str] = Counter()
         self.skip_samples: dict[str, list[str]] = {}
+        self._skip_lock = threading.Lock()
 
     # -- listing (main process) -------------------------------------------------------------
     def tasks(self) -> Iterator[str]:
@@ -51,10 +53,13 @@ class Source:
                 yield str(file)
 
     def skip(self, reason: str, shown: str) -> None:
-        self.skipped[reason] += 1
-        samples = self.skip_samples.setdefault(reason, [])
-        if len(samples) < SKIP_SAMPLES:
-            samples.append(shown)
+        # Listing runs in the pool's feeder thread while the main thread merges results, and
+        # both count skips.
+        with self._skip_lock:
+            self.skipped[reason] += 1
+            samples = self.skip_samples.setdefault(reason, [])
+            if len(samples) < SKIP_SAMPLES:
+                samples.append(shown)
 
     @property
     def root(self) -> Path:
