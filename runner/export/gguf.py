@@ -151,7 +151,6 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         "outputs": {kind: str(ctx.stage_dir(STAGE) / p.name) for kind, p in files.items()},
         "files": {kind: _summary(p) for kind, p in files.items()},
         "checks": report,
-        "notes": list(ctx.notes),
     }
 
 

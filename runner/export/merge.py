@@ -204,7 +204,6 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         "weight_dtypes": weight_dtypes(ctx.out),
         "weights_bytes": size,
         "tokenizer_files_from_training": copied,
-        "notes": list(ctx.notes),
     }
 
 

@@ -106,7 +106,6 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
     return {
         "outputs": {m["model"]: m["modelfile"] for m in models},
         "models": models,
-        "notes": list(ctx.notes),
     }
 
 
@@ -253,7 +252,6 @@ def _create(
     if mode == "never" or (mode == "auto" and binary is None):
         why = "create: never" if mode == "never" else "no `ollama` binary on PATH"
         ctx.notes.append(f"{why}; to add the model to Ollama run: {command}")
-        print(f"[ollama] {why}; run: {command}")
         return False
     if binary is None:
         raise UserError("export ollama `create: always`, but no `ollama` binary is on PATH")
