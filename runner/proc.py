@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -61,6 +62,9 @@ def run(
                 text=True,
                 errors="replace",
                 bufsize=1,
+                # Its own process group, so stopping it also stops what it launched
+                # (accelerate's training workers).
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
@@ -71,7 +75,7 @@ def run(
 
         def kill_on_timeout() -> None:
             expired.set()
-            proc.kill()
+            _kill_group(proc)
 
         watchdog = threading.Timer(timeout, kill_on_timeout) if timeout else None
         if watchdog is not None:
@@ -84,7 +88,7 @@ def run(
                     on_line(line.rstrip("\n"))
             status = proc.wait()
         except BaseException:
-            proc.kill()
+            _kill_group(proc)
             proc.wait()
             raise
         finally:
@@ -104,6 +108,14 @@ def run(
             status=status,
         )
     return status
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a command and every process in its group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
 def python_argv(*args: str) -> list[str]:

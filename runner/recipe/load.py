@@ -56,10 +56,10 @@ def _apply_origins(loaded: _Loaded, layer: _Layer) -> None:
             for key in [k for k in loaded.origins if k[: len(at)] == at and len(k) > len(at)]:
                 del loaded.origins[key]
         mark = layer.marks.get(at)
-        if at:
-            loaded.origins[at] = (
-                Origin(layer.file, mark.line, mark.column) if mark else Origin(layer.file)
-            )
+        # The root too: a problem with the whole document points at the last file that set it.
+        loaded.origins[at] = (
+            Origin(layer.file, mark.line, mark.column) if mark else Origin(layer.file)
+        )
         if isinstance(value, dict):
             for key, child in value.items():
                 walk(child, (*at, key))

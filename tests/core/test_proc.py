@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -56,3 +57,16 @@ def test_dry_run_prints_instead_of_running(tmp_path, capsys):
     )
     assert tmp_path.exists()
     assert "[dry-run] rm -rf" in capsys.readouterr().out
+
+
+def test_timeout_also_stops_the_commands_children(tmp_path):
+    marker = tmp_path / "child-survived"
+    child = f"import time, pathlib; time.sleep(3); pathlib.Path({str(marker)!r}).write_text('x')"
+    parent = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
+    )
+    with pytest.raises(CommandFailed):
+        run([sys.executable, "-c", parent], stage="train", log_file=tmp_path / "x.log", timeout=1)
+    time.sleep(4)
+    assert not marker.exists()

@@ -193,3 +193,12 @@ def test_unknown_tiny_model_suggests_the_closest(write, data_file):
     assert "7:3: model.base: 'qwen' is not a built-in tiny model; did you mean 'qwen2'?" in str(
         caught.value
     )
+
+
+def test_a_base_fragment_alone_says_what_is_missing(write):
+    path = write("base.yaml", "# shared settings\nrecipe: 1\nname: base\ntrain:\n  epochs: 1\n")
+    with pytest.raises(RecipeErrors) as caught:
+        load_recipe(path)
+    text = str(caught.value)
+    assert "base.yaml:2:1: (top level): 'sources' is required" in text
+    assert "base.yaml:2:1: (top level): 'model' is required" in text
