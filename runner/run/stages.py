@@ -84,6 +84,8 @@ SPECS: dict[str, StageSpec] = {
             "eval",
             "runner.eval.stage:run",
             sections=("eval", "prompt"),
+            # `ollama.from` picks which of the exported GGUFs the generation checks run on.
+            exports=("gguf", "lora_gguf", "ollama"),
             tools=("llama-cpp-python",),
             deps=("data", "train", "merge", "gguf"),
             writes="base vs fine-tuned results, held-out loss, report",

@@ -262,3 +262,13 @@ def test_qlora_without_cuda_stops_before_any_stage(tmp_path, recorder, monkeypat
     fallback = make_recipe(tmp_path, model__quantization="4bit", model__cpu_fallback=True)
     run(fallback, tmp_path / "runs", until="train")
     assert recorder.calls == ["data", "train"]
+
+
+def test_changing_which_gguf_ollama_uses_reruns_eval(tmp_path, recorder):
+    # Eval generates with the GGUF named by the ollama export's `from`: that choice is in its key.
+    base = make_recipe(tmp_path, eval={"enabled": True})
+    run(base, tmp_path / "runs")
+    recorder.calls.clear()
+    changed = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="q8_0")
+    run(changed, tmp_path / "runs")
+    assert recorder.calls == ["ollama", "eval"]
