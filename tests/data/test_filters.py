@@ -93,7 +93,7 @@ CASES = [
     (
         {"type": "syntax", "language": "python"},
         chat("q", "x = = 1"),
-        ("drop", "syntax error", "python: parse error at line 1"),
+        ("drop", "syntax error", "python: parse error at line 1: 'x = = 1'"),
     ),
     (
         {"type": "syntax"},

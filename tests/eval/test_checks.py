@@ -53,7 +53,7 @@ def test_every_schema_check_type_is_registered():
             {"type": "syntax"},
             ZIG_BROKEN,
             False,
-            "block 1: zig syntax error at line 2: 'const x = ;'",
+            "block 1: zig: parse error at line 2: 'const x = ;'",
         ),
         ({"type": "syntax", "language": "zig"}, ZIG_OK, True, "1 block(s) parse (zig)"),
         (
@@ -66,7 +66,7 @@ def test_every_schema_check_type_is_registered():
             {"type": "syntax"},
             "```python\ndef f(:\n    pass\n```",
             False,
-            "block 1: python syntax error at line 1: missing ')'",
+            "block 1: python: missing ')' at line 1",
         ),
         (
             {"type": "syntax"},
@@ -84,7 +84,7 @@ def test_every_schema_check_type_is_registered():
             {"type": "syntax"},
             "```js\nlet x = {;\n```",
             False,
-            "block 1: javascript syntax error at line 1: missing '}'",
+            "block 1: javascript: missing '}' at line 1",
         ),
         ({"type": "syntax"}, "```bash\nls -la\n```", False, "no code to parse (language: bash)"),
         ({"type": "syntax"}, "just words", False, "no code to parse (language: unknown)"),
@@ -122,7 +122,7 @@ def test_check_verdicts(spec, answer, passed, reason):
 
 def test_untagged_block_uses_example_language():
     result = check({"type": "syntax"}, "```\nconst x = ;\n```", language="zig")
-    assert not result.passed and "zig syntax error" in result.reason
+    assert not result.passed and "zig: parse error" in result.reason
 
 
 @pytest.mark.parametrize(

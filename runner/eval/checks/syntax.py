@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.eval import treesitter
+from runner import syntax
 from runner.eval.checks import CHECKS, Check, CheckResult, Sample
 from runner.eval.codeblocks import code_blocks, normalize_language
 
@@ -24,8 +24,8 @@ class SyntaxCheck(Check):
         super().__init__(spec)
         language = spec.get("language", "auto")
         self.language = None if language == "auto" else normalize_language(language)
-        if self.language is not None and not treesitter.supported(self.language):
-            known = ", ".join(sorted(treesitter.GRAMMARS))
+        if self.language is not None and not syntax.has_parser(self.language):
+            known = ", ".join(sorted(syntax.GRAMMARS))
             raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
 
     def __call__(self, sample: Sample) -> CheckResult:
@@ -34,17 +34,15 @@ class SyntaxCheck(Check):
         pieces = [(b.language or fallback, b.code) for b in blocks] or [(fallback, sample.answer)]
         if self.language is not None:
             pieces = [(lang, code) for lang, code in pieces if lang == self.language]
-        skipped = sorted(
-            {lang or "unknown" for lang, _ in pieces if not treesitter.supported(lang)}
-        )
-        checked = [(lang, code) for lang, code in pieces if treesitter.supported(lang)]
+        skipped = sorted({lang or "unknown" for lang, _ in pieces if not syntax.has_parser(lang)})
+        checked = [(lang, code) for lang, code in pieces if syntax.has_parser(lang)]
         if not checked:
             why = f" (language: {', '.join(skipped)})" if skipped else ""
             wanted = f"{self.language} " if self.language else ""
             return CheckResult(False, f"no {wanted}code to parse{why}")
         for n, (lang, code) in enumerate(checked, 1):
-            error = treesitter.parse_error(code, lang)
+            error = syntax.parse_error(code, lang)
             if error is not None:
-                return CheckResult(False, f"block {n}: {error}")
+                return CheckResult(False, f"block {n}: {lang}: {error}")
         langs = ", ".join(sorted({lang for lang, _ in checked}))
         return CheckResult(True, f"{len(checked)} block(s) parse ({langs})")
