@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import StageError, UserError
+from runner.errors import GateFailed, StageError, UserError
 from runner.recipe.model import Recipe, content_hash
 from runner.run.folder import RunFolder
 from runner.run.keys import compute_keys
@@ -142,6 +142,9 @@ def run_pipeline(
                 )
             )
             say(f"{name}: cached ({folder.entry(name, key)})")
+            gate = _gate_failure(name, summary, folder.entry(name, key))
+            if gate is not None:  # a reused evaluation that missed its gate still fails the run
+                return _stop_at_gate(result, gate, say)
             continue
         if dry_run:
             result.stages.append(StageResult(name, "would run", key))
@@ -155,7 +158,15 @@ def run_pipeline(
                 folder.invalidate(name, key)
             out = folder.start(name, key, keep_partial=SPECS[name].resumable and name not in forced)
             ctx = StageContext(run_dir=folder.run_dir, out=out, stage=name)
-            summary = fn(recipe, ctx) or {}
+            gate = None
+            try:
+                summary = fn(recipe, ctx) or {}
+            except GateFailed as exc:
+                # The evaluation finished and its report is written: keep it like any finished
+                # stage (a re-run reuses it), then fail the run with the gate's exit status.
+                gate, summary = exc, dict(getattr(exc, "summary", None) or {})
+                if not summary:
+                    raise
             seconds = time.monotonic() - start
             summary.setdefault("notes", [])
             summary["notes"] = [*ctx.notes, *summary["notes"]]
@@ -182,9 +193,35 @@ def run_pipeline(
         for note in summary.get("notes", []):
             say(f"  note: {note}")
         say(f"{name}: done in {seconds:.1f}s ({final})")
+        if gate is not None:
+            # Re-checked on the manifest's summary, so the message names the final report path.
+            return _stop_at_gate(result, _gate_failure(name, summary, final) or gate, say)
 
     if stages and all(s.status == "cached" for s in result.stages):
         say(f"nothing to do: every stage of {recipe.name} is up to date ({folder.run_dir})")
+    return result
+
+
+def _gate_failure(stage: str, summary: dict[str, Any], entry: Path) -> GateFailed | None:
+    """The gate failure recorded in a finished eval stage's summary, or None."""
+    if stage != "eval":
+        return None
+    from runner.eval.stage import raise_if_gate_missed
+
+    try:
+        raise_if_gate_missed(summary, entry / "report.md")
+    except GateFailed as exc:
+        return exc
+    return None
+
+
+def _stop_at_gate(
+    result: PipelineResult, exc: GateFailed, say: Callable[[str], None]
+) -> PipelineResult:
+    """End the run after a missed gate: later stages (the hub upload) must not run."""
+    result.stages[-1].error = str(exc)
+    result.error = exc
+    say(f"{exc.stage}: GATE MISSED: {exc.message}")
     return result
 
 

@@ -272,3 +272,72 @@ def test_changing_which_gguf_ollama_uses_reruns_eval(tmp_path, recorder):
     changed = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="q8_0")
     run(changed, tmp_path / "runs")
     assert recorder.calls == ["ollama", "eval"]
+
+
+class GateRecorder(Recorder):
+    """The eval stage writes its report and then misses its gate, as runner.eval.stage does."""
+
+    def __call__(self, name):
+        if name != "eval":
+            return super().__call__(name)
+
+        def run(recipe, ctx):
+            from runner.eval.stage import raise_if_gate_missed
+
+            self.calls.append(name)
+            (ctx.out / "report.md").write_text("# report\n")
+            summary = {
+                "outputs": {"report.md": str(ctx.out / "report.md")},
+                "gate": {"passed": False, "failures": ["pass rate 0.100 < min_pass_rate 0.9"]},
+                "notes": [],
+            }
+            raise_if_gate_missed(summary, ctx.out / "report.md")
+
+        return run
+
+
+def write_recipe_file(tmp_path: Path, recipe: Recipe) -> Path:
+    import yaml
+
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    return path
+
+
+def test_a_missed_gate_keeps_the_evaluation_and_exits_3_every_time(tmp_path, monkeypatch):
+    from runner import cli
+
+    recorder = GateRecorder()
+    monkeypatch.setattr(pipeline, "load_stage", recorder)
+    recipe = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="q8_0")
+    path = write_recipe_file(tmp_path, recipe)
+    argv = ["run", str(path), "--runs-dir", str(tmp_path / "runs")]
+    assert cli.main(argv) == 3
+    assert recorder.calls == [*ALL, "eval"]
+    # The evaluation is a finished stage: renamed into place, manifest written, report linked.
+    run_dir = tmp_path / "runs" / "demo" / "latest"
+    assert (run_dir / "eval" / "report.md").read_text() == "# report\n"
+    manifest = json.loads((run_dir / "eval" / MANIFEST).read_text())
+    assert manifest["summary"]["gate"]["passed"] is False
+    assert ".partial" not in manifest["summary"]["outputs"]["report.md"]
+    assert not list((tmp_path / "runs/demo/stages/.partial").glob("eval-*"))
+    # Reused, not re-run, and the gate still fails the run.
+    recorder.calls.clear()
+    assert cli.main(argv) == 3
+    assert recorder.calls == []
+
+
+def test_a_missed_gate_names_the_report_and_stops_the_run(tmp_path, monkeypatch):
+    from runner.errors import GateFailed
+
+    recorder = GateRecorder()
+    monkeypatch.setattr(pipeline, "load_stage", recorder)
+    recipe = make_recipe(tmp_path, eval={"enabled": True})
+    for attempt in ("ran", "cached"):
+        result, messages = run(recipe, tmp_path / "runs")
+        assert isinstance(result.error, GateFailed)
+        assert statuses(result)["eval"] == attempt
+        assert "min_pass_rate" in result.stages[-1].error
+        report = str(result.run_dir.parent / "stages" / f"eval-{result.stages[-1].key[:12]}")
+        assert f"report: {report}/report.md" in str(result.error)
+        assert any("GATE MISSED" in m for m in messages)
