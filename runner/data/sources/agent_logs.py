@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
-from runner.data.reading import copy_metadata, display_path, iter_json_records
+from runner.data.reading import copy_metadata
 from runner.data.registries import SOURCES
-from runner.data.sources.base import FieldTemplate, Source
+from runner.data.sources.base import FieldTemplate, JsonRecordSource
 
 
 @SOURCES.register("agent_logs")
-class AgentLogsSource(Source):
+class AgentLogsSource(JsonRecordSource):
     """Each log entry is rendered through the ``prompt`` and ``response`` Jinja templates into a
     user and an assistant turn. Entries missing a ``require_fields`` field, or a field a
     template uses, are rejected with file and line."""
 
-    records = True
     suffixes = (".jsonl", ".json")
 
     def __init__(self, spec: dict[str, Any], name: str, log_file=None):
@@ -29,25 +26,9 @@ class AgentLogsSource(Source):
         self.require = list(spec.get("require_fields") or [])
         self.metadata_fields = list(spec.get("metadata_fields") or [])
 
-    def read(self, task: str) -> Iterator[Example | Rejection]:
-        path = Path(task)
-        shown = display_path(path, self.root)
-        for item in iter_json_records(path, self.stage, shown):
-            if isinstance(item, Rejection):
-                yield item
-                continue
-            line, entry = item
-            yield self.convert(entry, shown, line)
-
     def convert(self, entry: Any, shown: str, line: int) -> Example | Rejection:
         if not isinstance(entry, dict):
-            return bad_input(
-                self.stage,
-                "not an object",
-                f"expected a JSON object, got {type(entry).__name__}",
-                shown,
-                line,
-            )
+            return self.not_an_object(entry, shown, line)
         for name in self.require:
             if entry.get(name) in (None, "", []):
                 return bad_input(

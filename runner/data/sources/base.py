@@ -12,7 +12,8 @@ from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from runner.data.example import Example
-from runner.data.outcome import Rejection
+from runner.data.outcome import Rejection, bad_input
+from runner.data.reading import display_path, iter_json_records
 
 # Sampled paths per skip reason kept for the report (the counts are complete).
 SKIP_SAMPLES = 10
@@ -76,6 +77,34 @@ class Source:
             meta["line"] = line
         meta.update(self.metadata)
         return meta
+
+
+class JsonRecordSource(Source):
+    """A source of JSON/JSONL files whose records each become one example (or a rejection)."""
+
+    records = True
+
+    def read(self, task: str) -> Iterator[Example | Rejection]:
+        path = Path(task)
+        shown = display_path(path, self.root)
+        for item in iter_json_records(path, self.stage, shown):
+            if isinstance(item, Rejection):
+                yield item
+                continue
+            line, record = item
+            yield self.convert(record, shown, line)
+
+    def convert(self, record: Any, shown: str, line: int) -> Example | Rejection:
+        raise NotImplementedError
+
+    def not_an_object(self, record: Any, shown: str, line: int) -> Rejection:
+        return bad_input(
+            self.stage,
+            "not an object",
+            f"expected a JSON object, got {type(record).__name__}",
+            shown,
+            line,
+        )
 
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)

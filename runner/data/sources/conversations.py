@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
-from runner.data.reading import display_path, iter_json_records
 from runner.data.registries import SOURCES
-from runner.data.sources.base import Source
+from runner.data.sources.base import JsonRecordSource
 
 # Role names seen in the wild -> canonical roles. `drop` removes the message (tool output is
 # not something the assistant should learn to write); the recipe's `roles` overrides these.
@@ -40,7 +37,7 @@ def detect_layout(record: dict[str, Any]) -> str | None:
 
 
 @SOURCES.register("conversations")
-class ConversationsSource(Source):
+class ConversationsSource(JsonRecordSource):
     """Each conversation (a file, a list item or a JSONL line) becomes one chat example.
 
     Roles are mapped to system/user/assistant (or dropped); ``system_messages`` keeps, drops
@@ -49,7 +46,6 @@ class ConversationsSource(Source):
     assistant turns are rejected with a reason.
     """
 
-    records = True
     suffixes = (".json", ".jsonl")
 
     def __init__(self, spec: dict[str, Any], name: str, log_file=None):
@@ -59,27 +55,11 @@ class ConversationsSource(Source):
         self.system_messages = spec.get("system_messages", "keep")
         self.min_turns = int(spec.get("min_turns", 1))
 
-    def read(self, task: str) -> Iterator[Example | Rejection]:
-        path = Path(task)
-        shown = display_path(path, self.root)
-        for item in iter_json_records(path, self.stage, shown):
-            if isinstance(item, Rejection):
-                yield item
-                continue
-            line, record = item
-            yield self.convert(record, shown, line)
-
     def convert(self, record: Any, shown: str, line: int) -> Example | Rejection:
         if isinstance(record, list):  # a bare list of messages
             record = {"messages": record}
         if not isinstance(record, dict):
-            return bad_input(
-                self.stage,
-                "not an object",
-                f"expected a JSON object, got {type(record).__name__}",
-                shown,
-                line,
-            )
+            return self.not_an_object(record, shown, line)
         layout = detect_layout(record) if self.format == "auto" else self.format
         key = "conversations" if layout == "sharegpt" else "messages"
         raw_messages = record.get(key)

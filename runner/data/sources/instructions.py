@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
-from runner.data.reading import copy_metadata, display_path, dotted, iter_json_records
+from runner.data.reading import copy_metadata, dotted
 from runner.data.registries import SOURCES
-from runner.data.sources.base import FieldTemplate, Source
+from runner.data.sources.base import FieldTemplate, JsonRecordSource
 
 # Field names of each layout: instruction, input, output, system (None = not in this layout).
 LAYOUTS: dict[str, dict[str, str | None]] = {
@@ -42,12 +41,11 @@ def detect_layout(record: dict[str, Any]) -> str | None:
 
 
 @SOURCES.register("instructions")
-class InstructionsSource(Source):
+class InstructionsSource(JsonRecordSource):
     """Each record becomes one user turn (instruction + input via ``input_template``) and one
     assistant turn (the output). Fields named in ``metadata_fields`` and, for ZigNet, the whole
     ``metadata`` object are carried into the example's metadata."""
 
-    records = True
     suffixes = (".json", ".jsonl")
 
     def __init__(self, spec: dict[str, Any], name: str, log_file=None):
@@ -67,27 +65,9 @@ class InstructionsSource(Source):
         layout = detect_layout(record) if self.format == "auto" else self.format
         return LAYOUTS.get(layout) if layout else None
 
-    def read(self, task: str) -> Iterator[Example | Rejection]:
-        from pathlib import Path
-
-        path = Path(task)
-        shown = display_path(path, self.root)
-        for item in iter_json_records(path, self.stage, shown):
-            if isinstance(item, Rejection):
-                yield item
-                continue
-            line, record = item
-            yield self.convert(record, shown, line)
-
     def convert(self, record: Any, shown: str, line: int) -> Example | Rejection:
         if not isinstance(record, dict):
-            return bad_input(
-                self.stage,
-                "not an object",
-                f"expected a JSON object, got {type(record).__name__}",
-                shown,
-                line,
-            )
+            return self.not_an_object(record, shown, line)
         fields = self.fields_for(record)
         if fields is None:
             return bad_input(
