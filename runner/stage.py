@@ -38,4 +38,12 @@ class StageContext:
 
     @property
     def log_file(self) -> Path:
-        return self.run_dir / "logs" / f"{self.stage}.log"
+        """The stage's log, inside its own output folder: it is renamed into place and reused with
+        the output, and each run folder's ``logs/<stage>.log`` links to it."""
+        return stage_log(self.out, self.stage)
+
+
+def stage_log(stage_folder: Path, stage: str) -> Path:
+    """Where a stage's log lives inside its output folder (a subfolder: never taken for one of
+    the stage's files, such as a merged model's, by code that lists them)."""
+    return stage_folder / "logs" / f"{stage}.log"

@@ -19,6 +19,7 @@ from runner.eval.checks import CheckSet, build_checks
 from runner.eval.gate import gate_failures
 from runner.eval.testset import EvalSet, load_test_split
 from runner.recipe.model import Recipe, content_hash, thaw
+from runner.stage import stage_log
 
 
 def run(recipe: Recipe, ctx: Any) -> dict[str, Any]:
@@ -294,7 +295,9 @@ def draw_pictures(ctx: Any, comparison: Mapping[str, Any], out: Path) -> dict[st
     from runner.eval import history, plots
 
     images: dict[str, Path] = {}
-    steps = history.training_history(ctx.stage_dir("train"), ctx.run_dir / "logs" / "train.log")
+    steps = history.training_history(
+        ctx.stage_dir("train"), stage_log(ctx.stage_dir("train"), "train")
+    )
     if any("loss" in h for h in steps):
         images["loss_curve.png"] = plots.loss_curve(steps, out / "loss_curve.png")
     hist = history.token_histogram(ctx.stage_dir("data"))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.stage import STAGE_DIRS
+from runner.stage import STAGE_DIRS, stage_log
 
 MANIFEST = "stage.manifest.json"
 LOCK = "run.lock.json"
@@ -38,8 +38,8 @@ def relink(link: Path, target: Path) -> None:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(rel)
-    if link.exists() and not link.is_symlink():
-        shutil.rmtree(link)
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # a copied output folder; a plain file is replaced below
     os.replace(tmp, link)
 
 
@@ -77,6 +77,8 @@ class RunFolder:
         if partial.exists() and not keep_partial:
             shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
+        # While the stage runs (and if it fails), the run folder's log link shows its log.
+        relink(self.run_dir / "logs" / f"{stage}.log", stage_log(partial, stage))
         return partial
 
     def finish(
@@ -117,6 +119,8 @@ class RunFolder:
     def link(self, stage: str, key: str, run_files: tuple[str, ...] = ()) -> None:
         entry = self.entry(stage, key)
         relink(self.run_dir / STAGE_DIRS[stage], entry)
+        if stage_log(entry, stage).exists():  # also when this run folder reuses the stage
+            relink(self.run_dir / "logs" / f"{stage}.log", stage_log(entry, stage))
         for name in run_files:
             if (entry / name).exists():
                 relink(self.run_dir / name, entry / name)

@@ -16,6 +16,7 @@ from runner import pipeline
 from runner.errors import StageError
 from runner.recipe.model import Recipe, freeze
 from runner.run.folder import LOCK, MANIFEST
+from runner.stage import STAGE_DIRS
 
 
 class Recorder:
@@ -28,6 +29,8 @@ class Recorder:
     def __call__(self, name):
         def run(recipe, ctx):
             self.calls.append(name)
+            ctx.log_file.parent.mkdir(parents=True, exist_ok=True)
+            ctx.log_file.write_text(f"log of {name} for {recipe.name}\n")
             if name in self.fail:
                 raise StageError(name, "told to fail")
             if name == "data":
@@ -341,3 +344,25 @@ def test_a_missed_gate_names_the_report_and_stops_the_run(tmp_path, monkeypatch)
         report = str(result.run_dir.parent / "stages" / f"eval-{result.stages[-1].key[:12]}")
         assert f"report: {report}/report.md" in str(result.error)
         assert any("GATE MISSED" in m for m in messages)
+
+
+def test_a_run_folder_that_reuses_a_stage_links_its_log(tmp_path, recorder):
+    first, _ = run(make_recipe(tmp_path), tmp_path / "runs")
+    changed = make_recipe(tmp_path, export__2__parameters={"temperature": 0.5})
+    second, _ = run(changed, tmp_path / "runs")
+    assert second.run_dir != first.run_dir
+    for result in (first, second):
+        for name in ("data", "train", "ollama"):
+            log = result.run_dir / "logs" / f"{name}.log"
+            assert log.read_text() == f"log of {name} for demo\n"
+            # The log lives in the stage's own folder, next to the output it explains.
+            assert log.resolve().is_relative_to((result.run_dir / STAGE_DIRS[name]).resolve())
+    assert (first.run_dir / "logs/ollama.log").resolve() != (
+        second.run_dir / "logs/ollama.log"
+    ).resolve()
+
+
+def test_the_log_of_a_failed_stage_is_in_the_run_folder(tmp_path, recorder):
+    recorder.fail.add("merge")
+    result, _ = run(make_recipe(tmp_path), tmp_path / "runs")
+    assert (result.run_dir / "logs" / "merge.log").read_text() == "log of merge for demo\n"
