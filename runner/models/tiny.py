@@ -157,13 +157,7 @@ def tokenizer_dir(spec: TinySpec) -> Path:
     from runner.llamacpp import vocab_gguf
 
     vocab = vocab_gguf(spec.vocab)
-    key = content_hash(
-        {
-            "build": TOKENIZER_BUILD,
-            "vocab_sha256": _file_sha256(vocab),
-            "versions": _tool_versions(),
-        }
-    )
+    key = _tokenizer_key(vocab)
 
     def build(tmp: Path) -> None:
         from transformers import AutoTokenizer
@@ -174,6 +168,16 @@ def tokenizer_dir(spec: TinySpec) -> Path:
         tokenizer.save_pretrained(str(tmp))
 
     return build_once("tokenizers", spec.vocab, key, build)
+
+
+def _tokenizer_key(vocab: Path) -> str:
+    return content_hash(
+        {
+            "build": TOKENIZER_BUILD,
+            "vocab_sha256": _file_sha256(vocab),
+            "versions": _tool_versions(),
+        }
+    )
 
 
 def gguf_special_ids(vocab: Path) -> dict[str, Any]:
@@ -256,22 +260,40 @@ def build_tiny(base: str) -> Path:
     spec = tiny_spec(base)
     template = family_template(spec)
     tok_dir = tokenizer_dir(spec)
-    key = content_hash(
+    key = _model_key(spec, template, tok_dir.name)
+
+    def build(tmp: Path) -> None:
+        _build_model(spec, template, tok_dir, tmp)
+
+    return build_once("models", spec_name(base), key, build)
+
+
+def _model_key(spec: TinySpec, template: str, tokenizer_name: str) -> str:
+    return content_hash(
         {
             "build": BUILD_VERSION,
             "spec": asdict(spec),
             "seed": SEED,
             "init_range": INIT_RANGE,
             "template": template,
-            "tokenizer": tok_dir.name,
+            "tokenizer": tokenizer_name,
             "versions": _tool_versions(),
         }
     )
 
-    def build(tmp: Path) -> None:
-        _build_model(spec, template, tok_dir, tmp)
 
-    return build_once("models", spec_name(base), key, build)
+def tiny_build_key(base: str) -> str:
+    """The cache key ``build_tiny(base)`` builds under, computed without building anything.
+
+    Stage keys include it, so a rebuilt tiny model (new build code, tokenizer or library
+    version) is trained again instead of reusing an adapter made for the old one.
+    """
+    from runner.llamacpp import vocab_gguf
+
+    spec = tiny_spec(base)
+    vocab = vocab_gguf(spec.vocab)
+    tokenizer_name = f"{spec.vocab}-{_tokenizer_key(vocab)[:16]}"  # as build_once names it
+    return _model_key(spec, family_template(spec), tokenizer_name)
 
 
 def spec_name(base: str) -> str:

@@ -51,6 +51,13 @@ def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
         material["exports"] = {t: recipe.exports(t) for t in spec.exports}
     if spec.subsections:
         material["subsections"] = {s: recipe.get(s) for s in spec.subsections}
+    base = recipe.get("model.base")
+    if spec.base_build and isinstance(base, str) and base.startswith("tiny:"):
+        # A local base folder enters by its files' content (below); a tiny one is built on this
+        # machine, and a rebuild (new build code, tokenizer, library versions) changes its key.
+        from runner.models.tiny import tiny_build_key
+
+        material["base_build"] = tiny_build_key(base)
     return material
 
 

@@ -24,6 +24,7 @@ class StageSpec:
     writes: str = ""  # what the stage leaves in its folder, for `recipe plan`
     resumable: bool = False  # keep a partial output folder between attempts
     run_files: tuple[str, ...] = ()  # files of its output also linked at the top of the run folder
+    base_build: bool = False  # a built-in tiny base enters the key by its build, not its name
 
 
 SPECS: dict[str, StageSpec] = {
@@ -45,6 +46,7 @@ SPECS: dict[str, StageSpec] = {
             writes="axolotl.yaml, the LoRA adapter and tokenizer, losses.jsonl, logs/train.log",
             resumable=True,
             run_files=("axolotl.yaml",),
+            base_build=True,
         ),
         StageSpec(
             "merge",

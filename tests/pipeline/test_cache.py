@@ -366,3 +366,15 @@ def test_the_log_of_a_failed_stage_is_in_the_run_folder(tmp_path, recorder):
     recorder.fail.add("merge")
     result, _ = run(make_recipe(tmp_path), tmp_path / "runs")
     assert (result.run_dir / "logs" / "merge.log").read_text() == "log of merge for demo\n"
+
+
+def test_rebuilding_the_tiny_base_reruns_training(tmp_path, recorder, monkeypatch):
+    from runner.models import tiny
+
+    run(make_recipe(tmp_path), tmp_path / "runs")
+    recorder.calls.clear()
+    # A new build of the tiny model (here: another build version) has another cache key.
+    monkeypatch.setattr(tiny, "BUILD_VERSION", tiny.BUILD_VERSION + 1000)
+    result, _ = run(make_recipe(tmp_path), tmp_path / "runs")
+    assert recorder.calls == ["train", "merge", "gguf", "ollama", "smoke"]
+    assert statuses(result)["data"] == "cached"
