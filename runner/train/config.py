@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from runner.recipe.model import Recipe, thaw
+from runner.train.tokens import eos_override
 
 # Files the train stage hands to Axolotl (written from the data stage's canonical JSONL).
 TRAIN_FILE = "train.jsonl"
@@ -216,6 +217,7 @@ def render_axolotl_config(
     train_examples: int | None = None,
     val_examples: int | None = None,
     pad_token: str | None = None,
+    base_eos: str | None = None,
 ) -> dict[str, Any]:
     """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
 
@@ -225,6 +227,9 @@ def render_axolotl_config(
     ``train_examples``/``val_examples`` are the row counts when the data exists (decide sample
     packing and whether there is a validation set); ``None`` at plan time.
     ``pad_token`` overrides the tokenizer's pad token when it collides with an end token.
+    ``base_eos`` is the base tokenizer's eos token (``None`` at plan time): when the end of turn
+    differs from it and llama.cpp would not stop on it, the end of turn becomes the eos
+    (``runner.train.tokens.eos_override``).
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}
@@ -240,8 +245,14 @@ def render_axolotl_config(
         cfg["chat_template_jinja"] = source
     if end_of_turn:
         cfg["eot_tokens"] = list(end_of_turn)
+    special: dict[str, str] = {}
     if pad_token is not None:
-        cfg["special_tokens"] = {"pad_token": pad_token}
+        special["pad_token"] = pad_token
+    eos = eos_override(end_of_turn[0], base_eos) if end_of_turn and len(end_of_turn) == 1 else None
+    if eos is not None:
+        special["eos_token"] = eos
+    if special:
+        cfg["special_tokens"] = special
 
     cfg["datasets"] = [_dataset(f"{dataset_dir}/{TRAIN_FILE}", recipe)]
     has_val = (

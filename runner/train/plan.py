@@ -13,6 +13,7 @@ from runner.recipe.model import Recipe
 from runner.train.config import render_axolotl_config, render_notes
 from runner.train.hardware import cuda_available
 from runner.train.launch import launch_command
+from runner.train.tokens import eos_override_note
 
 BASE_AT_RUN = "<{base}: resolved to a local folder when the run starts>"
 
@@ -37,6 +38,8 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
         template_source=source,
         end_of_turn=end,
     )
+    if note := eos_override_note(cfg):
+        notes.append(note)
     return {
         "config": cfg,
         "launch": launch_command(recipe, "<run>/axolotl.yaml", cuda=cuda),

@@ -124,10 +124,13 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         train_examples=data.counts["train"],
         val_examples=data.counts["val"],
         pad_token=pad,
+        base_eos=tokenizer.eos_token,
     )
     notes = render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])
     if pad_note:
         notes.append(pad_note)
+    if eos_note := tokens.eos_override_note(cfg):
+        notes.append(eos_note)
     if over:
         notes.append(
             f"{over} of {total} training examples are longer than train.seq_len ({seq_len} tokens) "

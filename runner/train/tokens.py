@@ -9,6 +9,7 @@ Axolotl itself tokenized (its prepared dataset), so they test the real labels, n
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,67 @@ def end_token_ids(tokenizer: Any, end_tokens: Sequence[str]) -> set[int]:
             )
         ids.add(encoded[0])
     return ids
+
+
+# Token texts llama.cpp marks as end-of-generation by name, whatever the GGUF's eos id says
+# (llama_vocab::impl::load, src/llama-vocab.cpp of the llama.cpp tree we install; a test keeps
+# this list equal to that file). Ollama and llama.cpp stop only on these, the eos and the eot ids.
+LLAMA_CPP_EOG_TEXTS = frozenset(
+    {
+        "<|eot_id|>",
+        "<|im_end|>",
+        "<|end|>",
+        "<|return|>",
+        "<|call|>",
+        "<|flush|>",
+        "<|calls|>",
+        "<end_of_turn>",
+        "<|endoftext|>",
+        "</s>",
+        "<|eom_id|>",
+        "<EOT>",
+        "_<EOT>",
+        "[EOT]",
+        "[EOS]",
+        "<|end_of_text|>",
+        "<end_of_utterance>",
+        "<eos>",
+        "<turn|>",
+        "<|tool_response>",
+        "<\uff5cend\u2581of\u2581sentence\uff5c>",
+        "[e~[",
+    }
+)
+_SPECIAL_SHAPE = re.compile(r"^(<[^\s<>]+>|\[[^\s\[\]]+\])$")
+
+
+def eos_override(end_of_turn: str | None, eos_token: str | None) -> str | None:
+    """The end-of-turn token to make the trained tokenizer's eos, or None to keep its eos.
+
+    DeepSeek-Coder's template ends answers with ``<|EOT|>`` while the base tokenizer's eos is
+    ``<｜end▁of▁sentence｜>``; llama.cpp does not know ``<|EOT|>`` by name, so the GGUF would never
+    stop where training taught the model to stop. Axolotl users set
+    ``special_tokens: {eos_token: <|EOT|>}``; this does the same when the end of turn is one
+    special-looking token, differs from the eos (``None``: not known yet, as at plan time), and
+    is not one llama.cpp ends generation on by itself.
+    """
+    if not end_of_turn or not _SPECIAL_SHAPE.match(end_of_turn):
+        return None
+    if end_of_turn == eos_token or end_of_turn in LLAMA_CPP_EOG_TEXTS:
+        return None
+    return end_of_turn
+
+
+def eos_override_note(cfg: dict[str, Any]) -> str | None:
+    """The plan's note when the Axolotl config makes the end-of-turn token the eos."""
+    eos = (cfg.get("special_tokens") or {}).get("eos_token")
+    if eos is None:
+        return None
+    return (
+        f"special_tokens.eos_token: {eos} (the template's end of turn): llama.cpp does not stop "
+        f"on {eos} by name, so the trained tokenizer, and the GGUF made from it, ends "
+        "generation with it"
+    )
 
 
 def pad_override(

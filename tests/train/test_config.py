@@ -186,3 +186,69 @@ def test_unknown_dataset_key():
 def test_axolotl_validation_runs():
     problems = check_axolotl_keys(render(recipe(axolotl={"adapter": "qlora"})))
     assert problems and "load_in_4bit" in problems[0]
+
+
+DEEPSEEK_EOS = "<\uff5cend\u2581of\u2581sentence\uff5c>"
+
+
+def test_an_end_of_turn_llama_cpp_does_not_stop_on_becomes_the_eos():
+    # DeepSeek-Coder base: turns end with <|EOT|>, the tokenizer's eos is <｜end▁of▁sentence｜>.
+    cfg = render(recipe(), end_of_turn=["<|EOT|>"], base_eos=DEEPSEEK_EOS)
+    assert cfg["special_tokens"] == {"eos_token": "<|EOT|>"}
+    assert cfg["eot_tokens"] == ["<|EOT|>"]
+    # Unknown eos (plan time): the same decision, which the run makes again with the tokenizer.
+    assert render(recipe(), end_of_turn=["<|EOT|>"])["special_tokens"] == {"eos_token": "<|EOT|>"}
+    # A pad override and the eos override share the key.
+    both = render(recipe(), end_of_turn=["<|EOT|>"], base_eos=DEEPSEEK_EOS, pad_token="<unk>")
+    assert both["special_tokens"] == {"pad_token": "<unk>", "eos_token": "<|EOT|>"}
+
+
+@pytest.mark.parametrize(
+    "end, eos",
+    [
+        ("<|im_end|>", "<|endoftext|>"),  # Qwen2 base: llama.cpp stops on <|im_end|> by name
+        ("<|EOT|>", "<|EOT|>"),  # DeepSeek-Coder instruct: already the eos
+        ("</s>", "</s>"),  # Llama 2
+        ("\n### End", None),  # not one special token
+    ],
+)
+def test_the_eos_is_kept_when_llama_cpp_already_stops(end, eos):
+    assert "special_tokens" not in render(recipe(), end_of_turn=[end], base_eos=eos)
+
+
+def test_the_eog_names_are_llama_cpps():
+    """LLAMA_CPP_EOG_TEXTS is the list in the installed llama.cpp's llama-vocab.cpp."""
+    import re
+
+    from runner.llamacpp import llama_cpp_dir
+    from runner.train.tokens import LLAMA_CPP_EOG_TEXTS
+
+    source = (llama_cpp_dir() / "src" / "llama-vocab.cpp").read_text()
+    block = source[source.index("special_eog_ids.clear()") :]
+    block = block[: block.index("special_eog_ids.insert(t.second)")]
+    names = set(re.findall(r't\.first == "([^"]+)"', block))
+    assert names == LLAMA_CPP_EOG_TEXTS
+
+
+def test_llama_cpp_agrees_on_the_real_vocabularies():
+    """llama.cpp's own verdict (llama_vocab_is_eog) on the tiny families' vocab GGUFs."""
+    from runner.llamacpp import token_info, vocab_gguf
+    from runner.train.tokens import eos_override
+
+    qwen = token_info(vocab_gguf("qwen2"), ["<|im_end|>"])["<|im_end|>"]
+    deepseek = token_info(vocab_gguf("deepseek-coder"), ["<|EOT|>"])["<|EOT|>"]
+    assert len(qwen["ids"]) == len(deepseek["ids"]) == 1
+    assert qwen["end_of_generation"] and eos_override("<|im_end|>", "<|endoftext|>") is None
+    assert not deepseek["end_of_generation"]
+    assert eos_override("<|EOT|>", DEEPSEEK_EOS) == "<|EOT|>"
+
+
+def test_the_plan_says_why_the_eos_changes():
+    from runner.train.plan import train_plan
+
+    deepseek = train_plan(recipe(prompt={"template": "deepseek-coder", "train_on": "assistant"}))
+    assert deepseek["config"]["special_tokens"] == {"eos_token": "<|EOT|>"}
+    assert any(n.startswith("special_tokens.eos_token: <|EOT|>") for n in deepseek["notes"])
+    qwen = train_plan(recipe())
+    assert "special_tokens" not in qwen["config"]
+    assert not any("eos_token" in n for n in qwen["notes"])
