@@ -126,6 +126,17 @@ def _default_log(out_path: Path) -> Path:
     return out_path.parent / f"{out_path.name}.log"
 
 
+def _run_converter(
+    argv: list[str], out_path: Path, what: str, stage: str, log_file: Path | None
+) -> Path:
+    """Run one of llama.cpp's converter scripts and check that it wrote its output."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    proc.run(argv, stage=stage, log_file=log_file or _default_log(out_path), env=converter_env())
+    if not out_path.is_file():
+        raise StageError(stage, f"the {what} finished but wrote no {out_path}")
+    return out_path
+
+
 def convert_model(
     model_dir: Path,
     out_path: Path,
@@ -135,12 +146,8 @@ def convert_model(
     log_file: Path | None = None,
 ) -> Path:
     """Convert a Hugging Face model folder to one GGUF file with llama.cpp's own converter."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     argv = converter_argv(Path(model_dir), out_path, outtype)
-    proc.run(argv, stage=stage, log_file=log_file or _default_log(out_path), env=converter_env())
-    if not out_path.is_file():
-        raise StageError(stage, f"the converter finished but wrote no {out_path}")
-    return out_path
+    return _run_converter(argv, out_path, "converter", stage, log_file)
 
 
 def convert_lora(
@@ -153,12 +160,8 @@ def convert_lora(
     log_file: Path | None = None,
 ) -> Path:
     """Convert a PEFT LoRA adapter folder to a GGUF adapter (for ``ADAPTER`` in a Modelfile)."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     argv = lora_converter_argv(Path(adapter_dir), Path(base_dir), out_path, outtype)
-    proc.run(argv, stage=stage, log_file=log_file or _default_log(out_path), env=converter_env())
-    if not out_path.is_file():
-        raise StageError(stage, f"the LoRA converter finished but wrote no {out_path}")
-    return out_path
+    return _run_converter(argv, out_path, "LoRA converter", stage, log_file)
 
 
 def quantize(

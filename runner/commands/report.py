@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from runner.commands.common import add_set_argument
 from runner.errors import UserError
 
 
@@ -23,14 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 3 when the evaluation missed its eval.gate (for CI)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="overrides, when RUN is a recipe file (they change its run folder)",
-    )
+    add_set_argument(parser)  # when RUN is a recipe file (overrides change its run folder)
 
 
 def run_folder(target: str, overrides: list[str] | None = None) -> Path:

@@ -23,16 +23,9 @@ from runner.prompt import load_template, template_names
 from runner.prompt.gotemplate import ollama_template
 from runner.prompt.structure import verification_conversations
 from runner.prompt.template import ChatTemplate
+from tests.conftest import FAMILY_TOKENS
 
 HARNESS = Path(__file__).resolve().parents[1] / "go" / "ollama_render"
-FAMILY_TOKENS = {
-    "qwen2": {"bos_token": None, "eos_token": "<|endoftext|>"},
-    "llama": {"bos_token": "<s>", "eos_token": "</s>"},
-    "deepseek-coder": {
-        "bos_token": "<｜begin▁of▁sentence｜>",
-        "eos_token": "<｜end▁of▁sentence｜>",
-    },
-}
 
 pytestmark = pytest.mark.xdist_group("go")
 
@@ -81,23 +74,6 @@ def go_render():
         return [r["output"] for r in results]
 
     return render
-
-
-@pytest.fixture(scope="session")
-def make_tokenizer():
-    from tokenizers import Tokenizer, models
-    from transformers import PreTrainedTokenizerFast
-
-    def make(chat_template: str, bos_token: str | None, eos_token: str | None):
-        tokens = {k: v for k, v in {"bos_token": bos_token, "eos_token": eos_token}.items() if v}
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")),
-            **tokens,
-        )
-        tokenizer.chat_template = chat_template
-        return tokenizer
-
-    return make
 
 
 # --- the harness renders as Ollama does -----------------------------------------------------

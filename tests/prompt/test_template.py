@@ -10,8 +10,7 @@ from runner.errors import UserError
 from runner.prompt import load_template, template_names
 from runner.prompt.structure import probe_structure, verification_conversations
 from runner.prompt.template import TEMPLATES_DIR
-
-from .conftest import FAMILY_TOKENS
+from tests.conftest import FAMILY_TOKENS
 
 SHIPPED = ["alpaca", "chatml", "deepseek-coder", "llama2", "zephyr"]
 

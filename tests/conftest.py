@@ -1,4 +1,5 @@
-"""Tokenizers for checking rendering against transformers' own ``apply_chat_template``."""
+"""Fixtures shared across test folders: tokenizers for checking chat-template rendering against
+transformers' own ``apply_chat_template``."""
 
 from __future__ import annotations
 
