@@ -105,48 +105,58 @@ def chunk_text(
         line_offsets.append(position + 1)
         position = text.find("\n", position + 1)
     line_offsets.append(len(text))
-
-    def tokens_between(a: int, b: int) -> int:  # tokens starting in text[a:b]
-        return bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
+    # Index of the first token starting at or after each line start: the token count of a run
+    # of whole lines is a subtraction, with no search per comparison.
+    line_tokens = _first_tokens(starts, line_offsets)
 
     preferred = sorted({c for c in cut_lines if 0 < c < len(line_offsets) - 1})
-    segments = []  # (start char, end char) between preferred cuts
+    # Pieces as (start char, end char, first token, end token).
+    pieces: list[tuple[int, int, int, int]] = []
     previous = 0
-    for cut in [*preferred, len(line_offsets) - 1]:
-        segments.append((line_offsets[previous], line_offsets[cut]))
-        previous = cut
-    pieces: list[tuple[int, int]] = []
-    for seg_start, seg_end in segments:
-        if tokens_between(seg_start, seg_end) <= limit:
-            pieces.append((seg_start, seg_end))
+    for cut in [*preferred, len(line_offsets) - 1]:  # segments between preferred cuts
+        if line_tokens[cut] - line_tokens[previous] <= limit:
+            pieces.append(
+                (line_offsets[previous], line_offsets[cut], line_tokens[previous], line_tokens[cut])
+            )
+            previous = cut
             continue
         # Too long: cut this segment at line boundaries, and an over-long line by tokens.
-        for line_start, line_end in _lines_in(seg_start, seg_end, line_offsets):
-            if tokens_between(line_start, line_end) <= limit:
-                pieces.append((line_start, line_end))
+        for line in range(previous, cut):
+            first, last = line_tokens[line], line_tokens[line + 1]
+            line_start, line_end = line_offsets[line], line_offsets[line + 1]
+            if line_start == line_end:
                 continue
-            first = bisect.bisect_left(starts, line_start)
-            last = bisect.bisect_left(starts, line_end)
+            if last - first <= limit:
+                pieces.append((line_start, line_end, first, last))
+                continue
             for token in range(first, last, limit):
                 piece_start = line_start if token == first else starts[token]
                 piece_end = starts[token + limit] if token + limit < last else line_end
-                pieces.append((piece_start, piece_end))
-    merged: list[tuple[int, int]] = []
-    for start, end in pieces:  # greedily join neighbours while they fit
-        if merged and tokens_between(merged[-1][0], end) <= limit:
-            merged[-1] = (merged[-1][0], end)
+                # Several tokens may start at one character: count by characters.
+                pieces.append(
+                    (
+                        piece_start,
+                        piece_end,
+                        bisect.bisect_left(starts, piece_start),
+                        bisect.bisect_left(starts, piece_end),
+                    )
+                )
+        previous = cut
+    merged: list[list[int]] = []
+    for start, end, first, last in pieces:  # greedily join neighbours while they fit
+        if merged and last - merged[-1][2] <= limit:
+            merged[-1][1] = end
         else:
-            merged.append((start, end))
-    return [text[a:b] for a, b in merged if a < b]
+            merged.append([start, end, first])
+    return [text[a:b] for a, b, _ in merged if a < b]
 
 
-def _lines_in(start: int, end: int, line_offsets: list[int]) -> list[tuple[int, int]]:
-    first = bisect.bisect_right(line_offsets, start) - 1
+def _first_tokens(starts: list[int], offsets: list[int]) -> list[int]:
+    """For each offset (ascending), how many tokens start before it: one merge pass."""
     result = []
-    for index in range(first, len(line_offsets) - 1):
-        a, b = max(line_offsets[index], start), min(line_offsets[index + 1], end)
-        if a >= end:
-            break
-        if a < b:
-            result.append((a, b))
+    token, count = 0, len(starts)
+    for offset in offsets:
+        while token < count and starts[token] < offset:
+            token += 1
+        result.append(token)
     return result
