@@ -82,6 +82,30 @@ def test_sentencepiece_tokenizer_gets_no_twin():
     assert twin_of(path, Tokenizer.from_file(str(path))) is None
 
 
+def test_twin_is_cached_per_tokenizer_file(corpus, tmp_path, monkeypatch):
+    """The second build of a twin reads the user cache (no BPE check) and answers the same; a
+    negative verdict is cached too; a damaged entry is computed again."""
+    from tokenizers import Tokenizer
+
+    qwen, llama = tokenizer_json("qwen2"), tokenizer_json("llama")  # built before the switch
+    monkeypatch.setenv("RECIPE_RUNNER_CACHE", str(tmp_path))
+    tokenizer = Tokenizer.from_file(str(qwen))
+    first = twin_of(qwen, tokenizer)
+    [entry] = (tmp_path / "token-twins").glob("twin-*")
+    second = twin_of(qwen, tokenizer)
+    (entry / "tokens.bin").write_bytes(b"damaged")
+    third = twin_of(qwen, tokenizer)
+    for twin in (first, second, third):
+        assert twin is not None
+        for text in corpus[:8] + corpus[-3:]:
+            encoded = tokenizer.encode(text, add_special_tokens=False)
+            assert twin.encode(text) == encoded.ids
+            assert twin.token_starts(text) == [start for start, _ in encoded.offsets]
+    assert twin_of(llama, Tokenizer.from_file(str(llama))) is None
+    assert len(list((tmp_path / "token-twins").glob("twin-*"))) == 2
+    assert twin_of(llama, Tokenizer.from_file(str(llama))) is None
+
+
 @pytest.mark.parametrize("family", ["qwen2", "deepseek-coder", "llama"])
 def test_byte_bound_holds_for_every_builtin_tokenizer(family, corpus):
     """``surely_fits`` skips tokenizing texts of at most limit - 1 bytes: no text may have more
