@@ -297,10 +297,28 @@ class Builder:
             group = f"id:{record['id']}"
         value = meta.get(self.balance_spec["by"]) if self.balance_spec else None
         index = len(self.kept)
-        self.kept.append(splitting.Kept(index, record["id"], source, f"{source}:{group}", value))
+        kept = splitting.Kept(index, record["id"], source, f"{source}:{group}", value)
+        kept.text_hash = self.reused_hash(candidate)
+        self.kept.append(kept)
         self.spool.write(json.dumps(record, ensure_ascii=False) + "\n")
         if self.plan.signature is not None:
             self.signatures.write(candidate.signature.astype("uint32").tobytes())
+
+    def reused_hash(self, candidate: Any) -> bytes | None:
+        """Exact dedupe's key when it is the leak check's hash of the written example: the
+        example has no system turn and no filter altered its text after the key was made."""
+        from runner.data.filters.dedupe import ExactDedupe
+
+        example = candidate.example
+        if example.is_raw or any(m["role"] == "system" for m in example.messages):
+            return None
+        found = None
+        for index, kind, payload in candidate.trace:
+            if kind == "key" and isinstance(self.filters[index], ExactDedupe):
+                found = payload
+            elif kind == "verdict" and payload.action == "alter":
+                found = None
+        return found
 
     # -- phase 2: caps, balance, split, weights, decontamination ------------------------------
     def select(self) -> None:
@@ -412,7 +430,7 @@ class Builder:
                             )
                         )
                         continue
-                    text_hash = normalised_hash(
+                    text_hash = item.text_hash or normalised_hash(
                         "\n".join(m["content"] for m in record["messages"] if m["role"] != "system")
                     )
                     if counted is None or item.index in counted:
@@ -432,10 +450,9 @@ class Builder:
                             continue
                     (train_hashes.append if item.split == "train" else held_out.add)(text_hash)
                     groups.setdefault(item.group, set()).add(item.split)
-                    for copy in range(item.copies):
-                        row = (
-                            record if copy == 0 else {**record, "id": f"{record['id']}#r{copy + 1}"}
-                        )
+                    outputs[item.split].write(line)  # the spool's line is the record's JSON
+                    for copy in range(1, item.copies):
+                        row = {**record, "id": f"{record['id']}#r{copy + 1}"}
                         outputs[item.split].write(json.dumps(row, ensure_ascii=False) + "\n")
                     self.report.written(item)
         finally:

@@ -27,6 +27,7 @@ class Kept:
     split: str = ""
     copies: int = 1
     dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)
+    text_hash: bytes | None = None  # leak check's hash, when exact dedupe's key is it
 
 
 def rank(seed: int, key: str) -> int:
