@@ -160,6 +160,11 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
                 _raise_config_problems(checking.result())
                 raise
         _raise_config_problems(checking.result())
+    if filled := tokens.train_end_gaps(ctx.out / "prepared", end_ids):
+        notes.append(
+            f"trained {filled} template tokens between answers and their end-of-turn token, "
+            "which Axolotl leaves masked (it trains the end token alone)"
+        )
     labels = tokens.check_labels(tokens.prepared_rows(ctx.out / "prepared"), end_ids)
     problem = labels.problem()
     if problem:

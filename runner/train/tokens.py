@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,68 @@ def prepared_rows(prepared_dir: Path) -> Iterable[tuple[Sequence[int], Sequence[
             continue
         for row in dataset.select_columns(["input_ids", "labels"]):
             yield row["input_ids"], row["labels"]
+
+
+# Axolotl finds an end-of-turn token up to 3 tokens after a trained answer ("template padding",
+# chat_template.py) and trains that token alone, so the template text between the answer and it
+# stays masked: DeepSeek-Coder's '\n<|EOT|>' trains '<|EOT|>' but never the '\n' before it, and
+# the model is not taught the way its answers end.
+END_GAP = 3
+
+
+def fill_end_gaps(
+    labels: Sequence[int], input_ids: Sequence[int], end_ids: set[int]
+) -> tuple[list[int], int]:
+    """``labels`` with the masked template tokens between a trained answer and its trained end
+    token trained as well, and how many were filled. Only gaps of at most ``END_GAP`` tokens, both
+    sides trained, the right one an end token: a masked prompt is never unmasked."""
+    out = list(labels)
+    filled = 0
+    spans = _trained_spans(labels)
+    for (_, left_end), (right_start, right_end) in pairwise(spans):
+        gap = right_start - left_end - 1
+        if (
+            0 < gap <= END_GAP
+            and right_start == right_end
+            and input_ids[right_start] in end_ids
+            and input_ids[left_end] not in end_ids
+        ):
+            for i in range(left_end + 1, right_start):
+                out[i] = input_ids[i]
+            filled += gap
+    return out, filled
+
+
+def train_end_gaps(prepared_dir: Path, end_ids: set[int]) -> int:
+    """Rewrite Axolotl's prepared datasets with ``fill_end_gaps``; the number of tokens filled.
+
+    Training reads these folders (``dataset_prepared_path``), so the fix reaches the trainer and
+    ``check_labels`` then sees the labels it trains on. A dataset with no gap is left untouched.
+    """
+    import shutil
+
+    from datasets import load_from_disk
+
+    total = 0
+    for folder in sorted({p.parent for p in prepared_dir.rglob("dataset_info.json")}):
+        dataset = load_from_disk(str(folder))
+        if "labels" not in dataset.column_names:
+            continue
+        counts = [
+            fill_end_gaps(row["labels"], row["input_ids"], end_ids)[1]
+            for row in dataset.select_columns(["input_ids", "labels"])
+        ]
+        if not any(counts):
+            continue
+
+        def fill(row: dict) -> dict:
+            return {"labels": fill_end_gaps(row["labels"], row["input_ids"], end_ids)[0]}
+
+        tmp = prepared_dir.parent / f".{folder.name}.filling"  # outside, so never counted
+        shutil.rmtree(tmp, ignore_errors=True)
+        dataset.map(fill, features=dataset.features).save_to_disk(str(tmp))
+        del dataset
+        shutil.rmtree(folder)
+        tmp.rename(folder)
+        total += sum(counts)
+    return total

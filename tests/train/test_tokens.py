@@ -88,3 +88,46 @@ def test_count_over_length(qwen_tokenizer):
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
     )
     assert tokens.count_over_length(qwen_tokenizer, source, rows, 64) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "input_ids, labels, filled, expected, passes",
+    [
+        # DeepSeek-Coder: answer, masked '\n', trained <|EOT|>: the '\n' is trained too.
+        ([1, 2, 3, 4, 9, 4], [N, N, 3, N, 9, N], 1, [N, N, 3, 4, 9, N], True),
+        ([1, 2, 3, 9, 4], [N, N, 3, 9, N], 0, [N, N, 3, 9, N], True),  # no gap (ChatML)
+        # A masked prompt between two trained answers is never unmasked.
+        ([1, 2, 9, 4, 5, 9], [N, 2, 9, N, 5, 9], 0, [N, 2, 9, N, 5, 9], True),
+        (
+            [1, 2, 4, 4, 4, 4, 9],
+            [N, 2, N, N, N, N, 9],
+            0,
+            [N, 2, N, N, N, N, 9],
+            False,
+        ),  # gap over 3
+        ([1, 2, 4, 5], [N, 2, N, 5], 0, [N, 2, N, 5], False),  # the right side is no end token
+    ],
+)
+def test_fill_end_gaps(input_ids, labels, filled, expected, passes):
+    assert tokens.fill_end_gaps(labels, input_ids, {EOT}) == (expected, filled)
+    report = tokens.check_labels([(input_ids, expected)], {EOT})
+    assert (report.problem() is None) is passes
+
+
+def test_train_end_gaps_rewrites_the_prepared_dataset(tmp_path):
+    from datasets import Dataset
+
+    prepared = tmp_path / "prepared"
+    rows = {"input_ids": [[1, 2, 3, 4, 9, 4], [1, 3, 9]], "labels": [[N, N, 3, N, 9, N], [N, 3, 9]]}
+    Dataset.from_dict(rows).save_to_disk(str(prepared / "abc123"))
+    assert (
+        "ends with token id 3"
+        in tokens.check_labels(tokens.prepared_rows(prepared), {EOT}).problem()
+    )
+    assert tokens.train_end_gaps(prepared, {EOT}) == 1
+    assert [r[1] for r in tokens.prepared_rows(prepared)] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
+    assert tokens.check_labels(tokens.prepared_rows(prepared), {EOT}).problem() is None
+    assert tokens.prepared_count(prepared) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "prepared"
+    ]
+    assert tokens.train_end_gaps(prepared, {EOT}) == 0  # idempotent
