@@ -32,7 +32,7 @@ SEED = 1234
 # the attention and MLP projections fits a short answer and its end token within an epoch.
 INIT_RANGE = 0.1
 # Bump when the build code changes what it writes: they are part of the cache keys.
-TOKENIZER_BUILD = 10  # distinct from every value BUILD_VERSION took when it keyed both
+TOKENIZER_BUILD = 12  # distinct from every value BUILD_VERSION took when it keyed both
 BUILD_VERSION = 5
 
 
@@ -165,9 +165,37 @@ def tokenizer_dir(spec: TinySpec) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(vocab.parent), gguf_file=vocab.name)
         _apply_gguf_special_tokens(tokenizer, vocab)
         _add_gguf_added_tokens(tokenizer, vocab)
+        _make_byte_level(tokenizer)
         tokenizer.save_pretrained(str(tmp))
 
     return build_once("tokenizers", spec.vocab, key, build)
+
+
+def _make_byte_level(tokenizer: Any) -> None:
+    """Give a byte-level BPE (DeepSeek-Coder) the model and decoder its real tokenizer.json has.
+
+    transformers' GGUF reader builds every ``llama`` vocab as SentencePiece-style BPE: byte
+    fallback on and a ``ByteFallback``/``Replace``/``ByteLevel`` decoder chain. For a byte-level
+    vocab that hybrid tokenizes the same, but llama.cpp's converter (gguf-py ``LlamaHfVocab``)
+    takes it for a SentencePiece vocab and writes ``tokenizer.ggml.model: llama``, whose
+    tokenizer aborts on the first byte it looks up (``llama_vocab::byte_to_token``:
+    ``unordered_map::at``). Every byte has a token in a byte-level vocab, so byte fallback
+    never fires and turning it off changes no id.
+
+    Its plain added tokens (DeepSeek-Coder's ``õ``, ``÷``... for bytes its BPE lacks) are marked
+    ``normalized`` as in the real tokenizer: the converter decodes each non-normalized added
+    token back through the tokenizer, which turns those into one '\ufffd' each, and llama.cpp
+    refuses a vocab with duplicate tokens (``id_to_token.size() == token_to_id.size()``).
+    """
+    from tokenizers import AddedToken, decoders
+
+    backend = tokenizer.backend_tokenizer
+    if type(backend.pre_tokenizer).__name__ != "ByteLevel":
+        return
+    backend.model.byte_fallback = False
+    backend.decoder = decoders.ByteLevel()
+    plain = [t for _, t in sorted(tokenizer.added_tokens_decoder.items()) if not t.special]
+    tokenizer.add_tokens([AddedToken(t.content, special=False, normalized=True) for t in plain])
 
 
 def _tokenizer_key(vocab: Path) -> str:
