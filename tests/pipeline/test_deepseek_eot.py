@@ -35,9 +35,10 @@ RECIPE = {
     "prompt": {"template": "deepseek-coder"},
     "model": {"base": "tiny:deepseek-coder"},
     "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
-    # The quickstart's training, which teaches the tiny model to end its answers.
+    # The quickstart's training at half the epochs: enough for the tiny model to end every smoke
+    # answer with <|EOT|> (18-22 of 64 tokens, f16 and q8_0) in about 80 s on 2 CPU cores.
     "train": {
-        "epochs": 10,
+        "epochs": 5,
         "learning_rate": 0.005,
         "lr_scheduler": "cosine",
         "warmup_steps": 5,
