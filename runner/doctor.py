@@ -207,8 +207,8 @@ def disk_needed(recipe: Any, base_bytes: int) -> int:
     if recipe.exports("merge") or recipe.exports("gguf"):
         need += base_bytes
     for target in recipe.exports("gguf"):
-        need += base_bytes * GGUF_SIZE.get(target.get("outtype", "f16"), 1.0)
-        for quant in target.get("quantize", ()):
+        need += base_bytes * GGUF_SIZE.get(target.outtype, 1.0)
+        for quant in target.quantize:
             need += base_bytes * GGUF_SIZE.get(quant, 0.6)
     return int(need)
 
@@ -227,7 +227,7 @@ def check_disk(recipe: Any | None, runs: Path) -> Check:
         )
     from runner.models.resolve import local_folder
 
-    base = recipe.get("model.base")
+    base = recipe.model.base
     folder = None
     try:
         folder = local_folder(base)

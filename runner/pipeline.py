@@ -1,28 +1,40 @@
 """Chain the stages of a recipe: key each one, reuse finished ones, run the rest in order.
 
 ``run_pipeline`` is what ``recipe run`` calls; ``plan`` is what ``recipe plan`` shows. The stage
-table (what each stage reads and which code runs it) is ``runner.run.stages.SPECS``.
+table (what each stage reads, when it runs, which code runs it) is ``runner.run.stages.SPECS``;
+this module names no stage. A stage returns an ``Outcome``; one with a ``failure`` (a missed
+evaluation gate) is kept like any finished stage, and a run that reaches it, or reuses it,
+stops there with the failure's exit status.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.errors import GateFailed, StageError, UserError
-from runner.recipe.model import Recipe, content_hash
+from runner.errors import StageError, UserError
+from runner.hashing import content_hash
+from runner.run.context import Failure, Outcome, RecipeView, StageContext
 from runner.run.folder import RunFolder
 from runner.run.keys import compute_keys
 from runner.run.lock import build_lock
-from runner.run.stages import SPECS, enabled_stages
-from runner.stage import STAGE_DIRS, StageContext
+from runner.run.stages import SPECS, STAGES, enabled_stages
 
-StageFn = Callable[[Recipe, StageContext], dict[str, Any]]
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
+
+
+class RunFailed(StageError):
+    """A finished stage's outcome failed the run (exit status from the outcome)."""
+
+    def __init__(self, stage: str, failure: Failure):
+        super().__init__(stage, f"{failure.kind}: {failure.message}")
+        self.exit_code = failure.exit_code
+        self.failure = failure
 
 
 def runs_root() -> Path:
@@ -36,7 +48,9 @@ class StageResult:
     status: str  # "ran", "cached", "failed", "would run"
     key: str
     seconds: float = 0.0
-    outputs: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)  # absolute paths
+    summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -50,7 +64,10 @@ class PipelineResult:
 
     @property
     def failed(self) -> StageResult | None:
-        return next((s for s in self.stages if s.status == "failed"), None)
+        return next((s for s in self.stages if s.status == "failed" or s.error), None)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.stage == name), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,27 +77,12 @@ class PipelineResult:
         }
 
 
-def load_stage(name: str) -> StageFn:
-    """The stage's ``run`` function; a stage whose code is missing fails with a clear message."""
-    module_name, _, attr = SPECS[name].entry.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StageError(
-            name, f"the {name} stage is not available: cannot import {module_name} ({exc})"
-        ) from None
-    fn = getattr(module, attr, None)
-    if fn is None:
-        raise StageError(name, f"the {name} stage is not available: {module_name} has no {attr}()")
-    return fn
-
-
 def select_stages(recipe: Recipe, until: str | None) -> list[str]:
     stages = enabled_stages(recipe)
     if until is None:
         return stages
-    if until not in STAGE_DIRS:
-        raise UserError(f"--until {until}: not a stage (stages: {', '.join(STAGE_DIRS)})")
+    if until not in SPECS:
+        raise UserError(f"--until {until}: not a stage (stages: {', '.join(STAGES)})")
     if until not in stages:
         raise UserError(
             f"--until {until}: this recipe does not run the {until} stage "
@@ -89,13 +91,45 @@ def select_stages(recipe: Recipe, until: str | None) -> list[str]:
     return stages[: stages.index(until) + 1]
 
 
-def _prepare(
-    recipe: Recipe, root: Path, *, save: bool = True
-) -> tuple[list[str], Any, RunFolder, str]:
+def _prepare(recipe: Recipe, root: Path, *, save: bool = True) -> tuple[list[str], Any, RunFolder]:
     all_stages = enabled_stages(recipe)
-    keys = compute_keys(recipe, all_stages, root / ".hash-cache.json", save=save)
+    keys = compute_keys(recipe, all_stages, root / recipe.name / ".hash-cache.json", save=save)
     run_hash = content_hash({"recipe": recipe.to_dict(), "stages": keys.keys})[:10]
-    return all_stages, keys, RunFolder(root, recipe.name, run_hash), run_hash
+    return all_stages, keys, RunFolder(root, recipe.name, run_hash)
+
+
+def load_stage(name: str) -> Callable[..., Outcome]:
+    """The stage's ``run`` function; a stage whose code is missing fails with a clear message."""
+    spec = SPECS[name]
+    try:
+        return spec.function()
+    except ImportError as exc:
+        module = spec.entry.partition(":")[0]
+        raise StageError(
+            name, f"the {name} stage is not available: cannot import {module} ({exc})"
+        ) from None
+    except AttributeError:
+        raise StageError(name, f"the {name} stage is not available: no {spec.entry}") from None
+
+
+def view(recipe: Recipe, stage: str) -> RecipeView:
+    """The recipe as the stage sees it: only the keys it declares."""
+    spec = SPECS[stage]
+    return RecipeView(recipe, stage, spec.reads, spec.exports)
+
+
+def _result(name: str, status: str, key: str, folder: Path, outcome: Outcome, seconds=0.0):
+    return StageResult(
+        name,
+        status,
+        key,
+        round(seconds, 3),
+        str(folder),
+        {k: str(folder / v) for k, v in outcome.outputs.items()},
+        outcome.summary,
+        outcome.notes,
+        outcome.failure.message if outcome.failure else None,
+    )
 
 
 def run_pipeline(
@@ -118,139 +152,110 @@ def run_pipeline(
         raise UserError(
             f"--force {force}: not among the stages this run covers ({', '.join(stages)})"
         )
-    all_stages, keys, folder, run_hash = _prepare(recipe, root, save=not dry_run)
+    all_stages, keys, folder = _prepare(recipe, root, save=not dry_run)
     forced = set(stages[stages.index(force) :]) if force else set()
     result = PipelineResult(recipe.name, folder.run_dir, [])
     to_run = [s for s in stages if s in forced or folder.manifest(s, keys.keys[s]) is None]
-    if "train" in to_run and not dry_run:
-        from runner.train.stage import preflight
-
-        preflight(recipe)  # e.g. QLoRA without CUDA: refused before the data stage runs
     if not dry_run:
-        folder.create(build_lock(recipe, all_stages, keys, run_hash))
+        for name in to_run:  # e.g. QLoRA without CUDA: refused before the data stage runs
+            check = SPECS[name].hook("preflight")
+            if check is not None:
+                check(view(recipe, name))
+        folder.create(build_lock(recipe, all_stages, keys, folder.run_dir.name))
 
     for name in stages:
         key = keys.keys[name]
-        manifest = None if name in forced else folder.manifest(name, key)
-        if manifest is not None:
-            if not dry_run:
-                folder.link(name, key, SPECS[name].run_files)
-            summary = manifest.get("summary", {})
-            result.stages.append(
-                StageResult(
-                    name, "cached", key, 0.0, summary.get("outputs", {}), summary.get("notes", [])
-                )
-            )
-            say(f"{name}: cached ({folder.entry(name, key)})")
-            gate = _gate_failure(name, summary, folder.entry(name, key))
-            if gate is not None:  # a reused evaluation that missed its gate still fails the run
-                return _stop_at_gate(result, gate, say)
-            continue
+        entry = folder.entry(name, key)
         if dry_run:
-            result.stages.append(StageResult(name, "would run", key))
-            say(f"{name}: would run -> {folder.entry(name, key)}")
+            status = "would run" if name in to_run else "cached"
+            result.stages.append(StageResult(name, status, key, folder=str(entry)))
+            say(f"{name}: {status} -> {entry}")
             continue
-        say(f"{name}: running")
-        start = time.monotonic()
         try:
-            fn = load_stage(name)
-            if name in forced:
-                folder.invalidate(name, key)
-            out = folder.start(name, key, keep_partial=SPECS[name].resumable and name not in forced)
-            ctx = StageContext(run_dir=folder.run_dir, out=out, stage=name)
-            gate = None
-            try:
-                summary = fn(recipe, ctx) or {}
-            except GateFailed as exc:
-                # The evaluation finished and its report is written: keep it like any finished
-                # stage (a re-run reuses it), then fail the run with the gate's exit status.
-                gate, summary = exc, dict(getattr(exc, "summary", None) or {})
-                if not summary:
-                    raise
-            seconds = time.monotonic() - start
-            summary.setdefault("notes", [])
-            summary["notes"] = [*ctx.notes, *summary["notes"]]
-            final = folder.finish(name, key, summary, seconds, SPECS[name].run_files)
+            with folder.lock(name, key):
+                outcome, seconds, ran = _run_or_reuse(
+                    recipe, name, key, folder, keys, name in forced, say
+                )
         except (StageError, UserError) as exc:
-            seconds = time.monotonic() - start
-            result.stages.append(
-                StageResult(name, "failed", key, round(seconds, 3), error=str(exc))
-            )
-            say(f"{name}: FAILED after {seconds:.1f}s")
+            result.stages.append(StageResult(name, "failed", key, error=str(exc)))
             result.error = exc
             return result
-        summary = folder.manifest(name, key)["summary"]
         result.stages.append(
-            StageResult(
-                name,
-                "ran",
-                key,
-                round(seconds, 3),
-                summary.get("outputs", {}),
-                summary.get("notes", []),
-            )
+            _result(name, "ran" if ran else "cached", key, entry, outcome, seconds)
         )
-        for note in summary.get("notes", []):
-            say(f"  note: {note}")
-        say(f"{name}: done in {seconds:.1f}s ({final})")
-        if gate is not None:
-            # Re-checked on the manifest's summary, so the message names the final report path.
-            return _stop_at_gate(result, _gate_failure(name, summary, final) or gate, say)
+        if outcome.failure is not None:
+            result.error = RunFailed(name, outcome.failure)
+            say(f"{name}: {outcome.failure.kind.upper()}: {outcome.failure.message}")
+            return result
 
     if stages and all(s.status == "cached" for s in result.stages):
         say(f"nothing to do: every stage of {recipe.name} is up to date ({folder.run_dir})")
     return result
 
 
-def _gate_failure(stage: str, summary: dict[str, Any], entry: Path) -> GateFailed | None:
-    """The gate failure recorded in a finished eval stage's summary, or None."""
-    if stage != "eval":
-        return None
-    from runner.eval.stage import raise_if_gate_missed
-
+def _run_or_reuse(
+    recipe: Recipe,
+    name: str,
+    key: str,
+    folder: RunFolder,
+    keys: Any,
+    forced: bool,
+    say: Callable[[str], None],
+) -> tuple[Outcome, float, bool]:
+    """Under the stage's lock: reuse a finished output (perhaps just finished by another run),
+    or run the stage. Returns its outcome, seconds spent and whether it ran."""
+    spec = SPECS[name]
+    outcome = None if forced else folder.outcome(name, key)
+    if outcome is not None:
+        folder.link(name, key)
+        say(f"{name}: cached ({folder.entry(name, key)})")
+        return outcome, 0.0, False
+    if forced:
+        folder.invalidate(name, key)
+    say(f"{name}: running")
+    start = time.monotonic()
+    out = folder.start(name, key, keep_partial=spec.resumable and not forced)
+    inputs = {
+        upstream: (folder.entry(upstream, keys.keys[upstream]) if upstream in keys.keys else None)
+        for upstream in spec.after
+    }
+    ctx = StageContext(stage=name, out=out, run_dir=folder.run_dir, inputs=inputs, key=key)
     try:
-        raise_if_gate_missed(summary, entry / "report.md")
-    except GateFailed as exc:
-        return exc
-    return None
-
-
-def _stop_at_gate(
-    result: PipelineResult, exc: GateFailed, say: Callable[[str], None]
-) -> PipelineResult:
-    """End the run after a missed gate: later stages (the hub upload) must not run."""
-    result.stages[-1].error = str(exc)
-    result.error = exc
-    say(f"{exc.stage}: GATE MISSED: {exc.message}")
-    return result
+        outcome = load_stage(name)(view(recipe, name), ctx)
+    except (StageError, UserError):
+        say(f"{name}: FAILED after {time.monotonic() - start:.1f}s")
+        raise
+    outcome.notes = [*ctx.notes, *outcome.notes]
+    seconds = time.monotonic() - start
+    final = folder.finish(name, key, outcome, seconds)
+    for note in outcome.notes:
+        say(f"  note: {note}")
+    say(f"{name}: done in {seconds:.1f}s ({final})")
+    return outcome, seconds, True
 
 
 def plan(recipe: Recipe, *, root: Path | None = None) -> dict[str, Any]:
     """What ``recipe run`` would do, without running anything: every stage (enabled or not,
-    cached or not) with what it writes, notes such as sample packing being off, and the
-    Axolotl config with its launch command."""
-    from runner.train.plan import train_plan
-
+    cached or not) with what it writes and, where a stage has one, its plan (the train stage's
+    Axolotl config and launch command, notes such as sample packing being off)."""
     root = root or runs_root()
-    all_stages, keys, folder, _ = _prepare(recipe, root, save=False)
-    train = train_plan(recipe)
+    all_stages, keys, folder = _prepare(recipe, root, save=False)
     stages = []
-    for name in STAGE_DIRS:
+    for name, spec in SPECS.items():
         entry: dict[str, Any] = {
             "name": name,
             "enabled": name in all_stages,
-            "writes": [f"{STAGE_DIRS[name]}/: {SPECS[name].writes}"],
-            "notes": train["notes"] if name == "train" else [],
+            "writes": [f"{spec.folder}/: {spec.writes}"],
+            "notes": [],
         }
         if name in all_stages:
             key = keys.keys[name]
             entry["status"] = "cached" if folder.manifest(name, key) else "would run"
             entry["key"] = keys.short(name)
+            hook = spec.hook("plan")
+            if hook is not None:
+                details = hook(view(recipe, name))
+                entry["notes"] = details.pop("notes", [])
+                entry["details"] = details
         stages.append(entry)
-    return {
-        "run_dir": str(folder.run_dir),
-        "stages": stages,
-        "axolotl": train["config"],
-        "launch": train["launch"],
-        "notes": [],
-    }
+    return {"run_dir": str(folder.run_dir), "stages": stages}

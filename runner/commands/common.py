@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from runner.recipe.model import Recipe
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 
 def add_recipe_argument(parser: argparse.ArgumentParser, *, many: bool = False) -> None:

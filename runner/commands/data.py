@@ -3,46 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
+import json
 from pathlib import Path
 from typing import Any
 
 from runner.commands.common import add_recipe_argument, load_from_args
-from runner.stage import StageContext
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_argument(parser)
+    parser.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: ./runs)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: runs/<name>/data)"
+        "--force", action="store_true", help="build the dataset again even if it is up to date"
     )
-    parser.add_argument(
-        "--workers", type=int, default=None, help="worker processes (default: up to 2)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
-    from runner.data.build import run
+    """The data stage of ``recipe run``, into the same run folder (so a later ``recipe run``
+    reuses it), followed by the table of what happened to every file and example."""
+    from runner.pipeline import run_pipeline
 
     recipe = load_from_args(args)
-    out = args.out or Path("runs") / recipe.name / "data"
-    run_dir = out.parent
-    # Build in a sibling temporary folder and rename into place: a failed build never leaves a
-    # half-written dataset where a finished one is expected.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    ctx = StageContext(run_dir=run_dir, out=staging, stage="data")
-    try:
-        summary = run(recipe, ctx, workers=args.workers, progress=not args.no_progress)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
-    print_summary(summary["report"], out)
+    result = run_pipeline(
+        recipe,
+        until="data",
+        force="data" if args.force else None,
+        root=Path(args.runs_dir).resolve() if args.runs_dir else None,
+    )
+    if result.error is not None:
+        raise result.error
+    folder = Path(result.stages[0].folder)
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    print_summary(report, result.run_dir / "data")
     return 0
 
 

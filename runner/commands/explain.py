@@ -7,11 +7,8 @@ import json
 
 from runner.commands.common import add_recipe_argument, load_from_args
 from runner.errors import UserError
-from runner.recipe.model import thaw
-from runner.recipe.problems import display_path
+from runner.paths import display_path
 from runner.registry import did_you_mean
-
-_MISSING = object()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     recipe = load_from_args(args)
     key = args.key.replace("[", ".").replace("]", "").strip(".")
-    value = recipe.get(key, _MISSING)
-    if value is _MISSING:
-        hint = did_you_mean(key, sorted(recipe.origins) + list(recipe.config))
-        raise UserError(f"{args.key}: no such key in {recipe.path.name}{hint}")
-    print(f"{args.key} = {json.dumps(thaw(value), default=str)}")
+    try:
+        value = recipe.value_at(key)
+    except KeyError:
+        hint = did_you_mean(key, sorted(recipe.origins) + list(recipe.to_dict()))
+        raise UserError(f"{args.key}: no such key in {recipe.path.name}{hint}") from None
+    print(f"{args.key} = {json.dumps(value, default=str)}")
     parts = key.split(".")
     origin = recipe.origins.get(key)
     if origin is None:

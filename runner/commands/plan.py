@@ -32,9 +32,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"  [{mark}] {stage['name']:<7} -> {', '.join(stage.get('writes', [])) or '-'}")
         for note in stage.get("notes", []):
             print(f"           note: {note}")
-    for note in result.get("notes", []):
-        print(f"note: {note}")
-    if result.get("axolotl") is not None:
-        print("\n# axolotl config")
-        print(yaml.safe_dump(result["axolotl"], sort_keys=False, width=100).rstrip())
+    for stage in result["stages"]:
+        details = stage.get("details") or {}
+        if "axolotl" in details:
+            print(f"\n# {stage['name']}: axolotl config (paths relative to the stage folder)")
+            print(yaml.safe_dump(details["axolotl"], sort_keys=False, width=100).rstrip())
+        if "launch" in details:
+            print(f"\n# {stage['name']}: launch, in the stage folder")
+            print("  " + " ".join(details["launch"]))
     return 0

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from runner.commands.common import add_set_argument
-from runner.errors import UserError
+from runner.errors import GateFailed, UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,19 +48,11 @@ def run_folder(target: str, overrides: list[str] | None = None) -> Path:
     return path.resolve()
 
 
-def eval_folder(run_dir: Path) -> tuple[Path, str]:
-    """The finished ``eval/`` of a run, else the output of an eval that stopped (gate missed)."""
-    finished = run_dir / "eval"
-    if (finished / "report.md").is_file():
-        return finished, ""
-    lock = run_dir / "run.lock.json"
-    key = None
-    if lock.is_file():
-        key = (json.loads(lock.read_text()).get("stages") or {}).get("eval")
-    if key:
-        partial = run_dir.parent / "stages" / ".partial" / f"eval-{key[:12]}"
-        if (partial / "report.md").is_file():
-            return partial, "this evaluation did not finish as a stage (its gate was missed?)"
+def eval_folder(run_dir: Path) -> Path:
+    """The finished ``eval/`` of a run (kept also when its gate was missed)."""
+    folder = run_dir / "eval"
+    if (folder / "report.md").is_file():
+        return folder
     raise UserError(
         f"{run_dir} has no evaluation report: the recipe needs `eval:` enabled and a finished "
         "`recipe run`"
@@ -69,9 +61,7 @@ def eval_folder(run_dir: Path) -> tuple[Path, str]:
 
 def main(args: argparse.Namespace) -> int:
     run_dir = run_folder(args.run, args.overrides)
-    folder, caveat = eval_folder(run_dir)
-    if caveat:
-        print(f"note: {caveat}: {folder}", file=sys.stderr)
+    folder = eval_folder(run_dir)
     page = folder / "report.html"
     if args.open:
         import webbrowser
@@ -83,8 +73,10 @@ def main(args: argparse.Namespace) -> int:
     else:
         print((folder / "report.md").read_text(encoding="utf-8"), end="")
     if args.check_gate:
-        from runner.eval.stage import raise_if_gate_missed
-
         results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        raise_if_gate_missed(results, folder / "report.md")
+        failures = (results.get("gate") or {}).get("failures") or []
+        if failures:
+            raise GateFailed(
+                "eval", "gate missed: " + "; ".join(failures) + f" (report: {folder / 'report.md'})"
+            )
     return 0

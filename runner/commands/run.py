@@ -8,18 +8,18 @@ import json
 import sys
 
 from runner.commands.common import add_recipe_argument, load_from_args
-from runner.stage import STAGE_DIRS
+from runner.run.stages import STAGES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recipe_argument(parser)
     parser.add_argument(
-        "--until", metavar="STAGE", choices=list(STAGE_DIRS), help="stop after this stage"
+        "--until", metavar="STAGE", choices=list(STAGES), help="stop after this stage"
     )
     parser.add_argument(
         "--force",
         metavar="STAGE",
-        choices=list(STAGE_DIRS),
+        choices=list(STAGES),
         help="re-run this stage and every one after it",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would run; run nothing")

@@ -1,10 +1,12 @@
-"""`recipe schema`: print the recipe JSON Schema, for editors (yaml-language-server etc.)."""
+"""`recipe schema`: print the recipe JSON Schema, for editors (yaml-language-server etc.).
+
+The schema is generated from the typed recipe (``runner.recipe.schema.Recipe``), so it always
+matches what ``recipe validate`` accepts: every key with its type, default and description.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from runner.recipe.schema import SCHEMA_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,5 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    print(SCHEMA_FILE.read_text(encoding="utf-8"), end="")
+    from runner.recipe.schema import json_schema_text
+
+    print(json_schema_text(), end="")
     return 0

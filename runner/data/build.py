@@ -16,8 +16,7 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.data import split as splitting
 from runner.data.example import Example
@@ -34,9 +33,12 @@ from runner.data.work import (
     set_worker,
 )
 from runner.errors import StageError, UserError
-from runner.recipe.model import Recipe, thaw
-from runner.stage import StageContext
+from runner.run.context import Outcome, StageContext
 
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
+
+OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "report.json", "report.md")
 # Below this many tasks the work runs in this process: starting workers (and loading the
 # tokenizer in each) costs more than it saves.
 POOL_MIN_TASKS = 16
@@ -48,34 +50,25 @@ TOKEN_SAMPLE = 1000
 
 def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
     """The picklable description of the per-file work, from the recipe's data sections."""
-    sources = []
-    for index, spec in enumerate(thaw(recipe["sources"])):
-        spec = dict(spec)
-        spec.setdefault("name", f"{spec['type']}{index}")
-        sources.append(spec)
-    filters = [dict(f) for f in thaw(recipe.get("filters") or [])]
-    split = thaw(recipe.get("split") or {})
+    names = [s.name or f"{s.type}{i}" for i, s in enumerate(recipe.sources)]
+    filters = list(recipe.filters)
     signature = None
-    if split.get("decontaminate", True):
-        near = next((f for f in filters if f["type"] == "near_dedupe"), {})
-        signature = (int(near.get("num_perm", 128)), int(near.get("ngram", 5)))
+    if recipe.split.decontaminate:
+        # Decontamination compares MinHash signatures: the near_dedupe filter's parameters when
+        # the recipe has one (its signatures are reused), else that filter's defaults.
+        near = next((f for f in filters if f.type == "near_dedupe"), None)
+        near = near or FILTERS.get("near_dedupe").Options(type="near_dedupe")
+        signature = (near.num_perm, near.ngram)
     return Plan(
-        sources=sources,
+        sources=list(recipe.sources),
+        names=names,
         filters=filters,
-        prompt=thaw(recipe.get("prompt") or {}),
-        base=recipe.get("model.base"),
-        revision=recipe.get("model.revision"),
+        prompt=recipe.prompt,
+        base=recipe.model.base,
+        revision=recipe.model.revision,
         signature=signature,
         log_file=str(ctx.log_file),
     )
-
-
-def check_paths(plan: Plan) -> None:
-    for spec in plan.sources:
-        if spec["type"] == "hf_dataset":
-            continue
-        if not Path(spec["path"]).exists():
-            raise UserError(f"sources: '{spec['name']}': path does not exist: {spec['path']}")
 
 
 def run(
@@ -85,19 +78,20 @@ def run(
     tokens: Any = None,
     workers: int | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Build the dataset under ``ctx.out``; return the stage summary (counts, outputs).
+) -> Outcome:
+    """Build the dataset under ``ctx.out``; return the stage's outcome (counts, outputs).
 
     ``tokens`` (a ``TokenCounter``) and ``workers`` exist for tests and benchmarks.
     """
     load_all()
     plan = make_plan(recipe, ctx)
-    check_paths(plan)
-    if ctx.dry_run:
-        return {"dry_run": True, "sources": [s["name"] for s in plan.sources]}
     ctx.out.mkdir(parents=True, exist_ok=True)
     builder = Builder(recipe, plan, ctx, tokens)
-    return builder.build(workers=workers, progress=progress)
+    summary = builder.build(workers=workers, progress=progress)
+    return Outcome(
+        summary=summary,
+        outputs={name: name for name in OUTPUTS},
+    )
 
 
 class Builder:
@@ -106,12 +100,16 @@ class Builder:
         self.plan = plan
         self.ctx = ctx
         self.tokens = tokens
-        self.on_error = recipe.get("on_error", "skip")
-        self.split_spec = thaw(recipe.get("split") or {})
-        self.balance_spec = thaw(recipe.get("balance") or {}) or None
-        self.sources = [SOURCES.get(s["type"])(s, s["name"], ctx.log_file) for s in plan.sources]
+        self.on_error = recipe.on_error
+        self.split_spec = recipe.split
+        self.balance_spec = recipe.balance
+        self.seq_len = recipe.train.seq_len
+        self.sources = [
+            SOURCES.get(s.type)(s, name, ctx.log_file)
+            for s, name in zip(plan.sources, plan.names, strict=True)
+        ]
         self.filters = [
-            FILTERS.get(f["type"])(f, None) if FILTERS.get(f["type"]).stateful else None
+            FILTERS.get(f.type)(f, None) if FILTERS.get(f.type).stateful else None
             for f in plan.filters
         ]
         self.report = Report(plan, self.sources)
@@ -140,7 +138,7 @@ class Builder:
             for handle in (self.rejected, self.spool, self.signatures):
                 handle.close()
             shutil.rmtree(self.work_dir, ignore_errors=True)
-        return self.report.finish(self.ctx.out, self.recipe)
+        return self.report.finish(self.ctx.out, self.seq_len)
 
     def _tasks(self, listed: list[int]) -> Iterator[tuple[int, str]]:
         """Every source's tasks, listed lazily: walking a large tree takes seconds, and the
@@ -167,7 +165,7 @@ class Builder:
             import multiprocessing
 
             if self.plan.signature is not None or any(
-                f["type"] == "near_dedupe" for f in self.plan.filters
+                f.type == "near_dedupe" for f in self.plan.filters
             ):
                 from runner.data.minhash import preload
 
@@ -244,14 +242,12 @@ class Builder:
                     self.report.filter_verdict(index, payload)
                     if payload.action == "alter":
                         self.reject(
-                            filter_rejection(
-                                index, self.plan.filters[index]["type"], payload, example
-                            )
+                            filter_rejection(index, self.plan.filters[index].type, payload, example)
                         )
             if verdict_drop is not None:
                 index, verdict = verdict_drop
                 self.reject(
-                    filter_rejection(index, self.plan.filters[index]["type"], verdict, example)
+                    filter_rejection(index, self.plan.filters[index].type, verdict, example)
                 )
                 continue
             self.keep(result.source, candidate)
@@ -288,14 +284,14 @@ class Builder:
     def keep(self, source: int, candidate: Any) -> None:
         record = candidate.record
         meta = record["meta"]
-        group_by = self.split_spec.get("group_by", "source_file")
+        group_by = self.split_spec.group_by
         group = meta.get(group_by)
         if group_by == "source_file" and self.sources[source].records and group is not None:
             group = f"{group}#{meta.get('row', meta.get('line'))}"  # records are independent
         if group is None:
             self.report.ungrouped += 1
             group = f"id:{record['id']}"
-        value = meta.get(self.balance_spec["by"]) if self.balance_spec else None
+        value = meta.get(self.balance_spec.by) if self.balance_spec else None
         index = len(self.kept)
         kept = splitting.Kept(index, record["id"], source, f"{source}:{group}", value)
         kept.text_hash = self.reused_hash(candidate)
@@ -322,28 +318,23 @@ class Builder:
 
     # -- phase 2: caps, balance, split, weights, decontamination ------------------------------
     def select(self) -> None:
-        seed = int(self.split_spec.get("seed", 42))
+        seed = self.split_spec.seed
         caps = {
-            i: int(s["max_examples"])
-            for i, s in enumerate(self.plan.sources)
-            if s.get("max_examples")
+            i: s.max_examples for i, s in enumerate(self.plan.sources) if s.max_examples is not None
         }
         self.report.capped = dict(splitting.cap_sources(self.kept, caps, seed))
         if self.balance_spec:
             spec = self.balance_spec
             self.report.balance = splitting.balance(
                 self.kept,
-                spec["by"],
-                spec.get("mode", "cap"),
-                spec.get("max_per_value"),
-                int(spec.get("seed", 42)),
+                spec.by,
+                spec.mode,
+                spec.max_per_value,
+                spec.seed,
             )
-        fractions = {
-            k: float(self.split_spec.get(k, d))
-            for k, d in (("train", 0.9), ("val", 0.05), ("test", 0.05))
-        }
+        fractions = self.split_spec.fractions()
         self.report.split = splitting.assign_splits(self.kept, fractions, seed)
-        weights = {i: float(s.get("weight", 1.0)) for i, s in enumerate(self.plan.sources)}
+        weights = {i: s.weight for i, s in enumerate(self.plan.sources)}
         self.report.weights = splitting.apply_weights(self.kept, weights, seed)
         if self.plan.signature is not None:
             self.decontaminate()
@@ -354,7 +345,7 @@ class Builder:
         from runner.data.minhash import NearIndex
 
         num_perm = self.plan.signature[0]
-        threshold = float(self.split_spec.get("decontaminate_threshold", 0.8))
+        threshold = self.split_spec.decontaminate_threshold
         if not self.kept:
             return
         signatures = np.memmap(
@@ -387,7 +378,7 @@ class Builder:
         alive = [item.index for item in self.kept if item.dropped is None]
         if len(alive) <= TOKEN_SAMPLE:
             return None
-        seed = int(self.split_spec.get("seed", 42))
+        seed = self.split_spec.seed
         sample = set(random.Random(seed).sample(alive, TOKEN_SAMPLE))
         self.report.token_sample = {"examples": TOKEN_SAMPLE, "of": len(alive), "seed": seed}
         return sample
@@ -465,7 +456,7 @@ class Builder:
             "decontaminate": self.plan.signature is not None,
         }
         if self.report.split_counts.get("train", 0) == 0:
-            self.report.finish(self.ctx.out, self.recipe)
+            self.report.finish(self.ctx.out, self.seq_len)
             raise StageError(
                 "data",
                 "no training examples are left after filtering; see "

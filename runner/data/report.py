@@ -28,7 +28,7 @@ class Report:
         self.filters = [
             {
                 "index": i,
-                "type": f["type"],
+                "type": f.type,
                 "dropped": Counter(),
                 "altered": Counter(),
                 "altered_items": 0,
@@ -120,7 +120,7 @@ class Report:
             "input_bytes": self.total_bytes,
             "sources": {
                 s.name: {
-                    "type": s.spec["type"],
+                    "type": s.options.type,
                     **dict(self.per_source[s.name]),
                     "files_skipped": dict(s.skipped),
                     "skipped_samples": s.skip_samples,
@@ -189,8 +189,8 @@ class Report:
             stats["seq_len"] = self.seq_len
         return stats
 
-    def finish(self, out: Path, recipe: Any) -> dict[str, Any]:
-        self.seq_len = recipe.get("train.seq_len")
+    def finish(self, out: Path, seq_len: int | None) -> dict[str, Any]:
+        self.seq_len = seq_len
         report = self.to_dict()
         length_drops = sum(
             n
@@ -207,18 +207,9 @@ class Report:
         )
         (out / "report.md").write_text(markdown(report), encoding="utf-8")
         return {
-            "outputs": [
-                "train.jsonl",
-                "val.jsonl",
-                "test.jsonl",
-                "rejected.jsonl",
-                "report.json",
-                "report.md",
-            ],
             "counts": dict(self.split_counts),
             "rejected": sum(self.rejected.values()),
             "bad_input": self.bad_input_count,
-            "report": report,
         }
 
 

@@ -9,9 +9,47 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
+
+from runner.recipe.fields import Section, Seed
 
 SPLITS = ("train", "val", "test")
+
+
+class SplitSection(Section):
+    """`split:`: a deterministic grouped train/val/test split."""
+
+    train: float = Field(0.9, ge=0, le=1)
+    """Share of the examples trained on."""
+    val: float = Field(0.05, ge=0, le=1)
+    """Share held out for the validation loss during training."""
+    test: float = Field(0.05, ge=0, le=1)
+    """Share held out for evaluation and the smoke test."""
+    seed: Seed = 42
+    group_by: str = "source_file"
+    """Metadata field that keeps related examples in one split."""
+    decontaminate: bool = True
+    """Drop train examples that are near duplicates of val/test ones."""
+    decontaminate_threshold: float = Field(0.8, ge=0, le=1)
+    """Jaccard similarity at which a train example counts as a copy of a held-out one."""
+
+    def fractions(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in SPLITS}
+
+
+class BalanceSection(Section):
+    """`balance:`: balance the dataset by a metadata field."""
+
+    by: str
+    """Metadata field to balance on (e.g. difficulty, version)."""
+    max_per_value: int | None = Field(None, ge=1)
+    """At most this many examples per value."""
+    mode: Literal["equal", "cap"] = "cap"
+    """`equal` downsamples every value to the rarest one's count; `cap` only applies
+    max_per_value."""
+    seed: Seed = 42
 
 
 @dataclass

@@ -20,14 +20,26 @@ from runner.data.tokens import TokenCounter
 from runner.errors import UserError
 
 # Extractors used when a source names none: raw files and doc sections must become chats.
-DEFAULT_EXTRACT = {"repo": [{"type": "file_completion"}], "docs": [{"type": "docs_qa"}]}
+DEFAULT_EXTRACT = {"repo": "file_completion", "docs": "docs_qa"}
+
+
+def extractors_of(options: Any) -> list[Any]:
+    """A source's ``extract:`` entries (validated options), or its default extractor's."""
+    extract = getattr(options, "extract", None)
+    if extract:
+        return list(extract)
+    default = DEFAULT_EXTRACT.get(options.type)
+    return [EXTRACTORS.get(default).Options(type=default)] if default else []
 
 
 @dataclass
 class Plan:
-    sources: list[dict[str, Any]]
-    filters: list[dict[str, Any]]
-    prompt: dict[str, Any]
+    """What every worker needs, as validated recipe options (picklable)."""
+
+    sources: list[Any]  # each source's options
+    names: list[str]  # each source's name (its `name:`, else type and index)
+    filters: list[Any]
+    prompt: Any  # the `prompt:` section
     base: str | None
     revision: str | None = None
     signature: tuple[int, int] | None = None  # (num_perm, ngram) for decontamination
@@ -68,13 +80,12 @@ class Worker:
         self.tokens = tokens if tokens is not None else self._tokens(plan)
         self.sources = []
         self.extractors = []
-        for spec in plan.sources:
-            self.sources.append(SOURCES.get(spec["type"])(spec, spec["name"], None))
-            extract = spec.get("extract") or DEFAULT_EXTRACT.get(spec["type"], [])
+        for options, name in zip(plan.sources, plan.names, strict=True):
+            self.sources.append(SOURCES.get(options.type)(options, name, None))
             self.extractors.append(
-                [EXTRACTORS.get(e["type"])(dict(e), spec, self.tokens) for e in extract]
+                [EXTRACTORS.get(e.type)(e, options, self.tokens) for e in extractors_of(options)]
             )
-        self.filters = [FILTERS.get(f["type"])(dict(f), self.tokens) for f in plan.filters]
+        self.filters = [FILTERS.get(f.type)(f, self.tokens) for f in plan.filters]
 
     @staticmethod
     def _tokens(plan: Plan) -> TokenCounter | None:
@@ -93,7 +104,7 @@ class Worker:
             from runner.models import resolve_base
 
             tokenizer_dir = resolve_base(self.plan.base, self.plan.revision)
-        return load_template(self.plan.prompt, tokenizer_dir)
+        return load_template(self.plan.prompt.template, tokenizer_dir)
 
     def process(self, source_index: int, task: str) -> TaskResult:
         result = TaskResult(source_index, task)
@@ -192,7 +203,8 @@ class Worker:
         example = candidate.example
         messages = example.messages
         if messages[0]["role"] != "system" and example.metadata.get("system_prompt") != "none":
-            system = render_system(self.plan.prompt, {"source": example.source, **example.metadata})
+            meta = {"source": example.source, **example.metadata}
+            system = render_system(self.plan.prompt.system, meta)
             if system:
                 messages = [{"role": "system", "content": system}, *messages]
         record = {

@@ -3,7 +3,6 @@ GGUF, and the base model converted to GGUF the same way (built once and cached).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,17 @@ class TunedModel:
         return f"base {self.model_dir} + LoRA adapter {self.adapter_dir}"
 
 
-def tuned_model(run_dir: Path, merged_dir: Path, train_dir: Path, base_dir: Path) -> TunedModel:
+def tuned_model(merged_dir: Path | None, train_dir: Path, base_dir: Path) -> TunedModel:
     """The merged model when the run has one, else the base with the trained adapter (peft)."""
     from runner.export.merge import find_adapter
 
-    if (merged_dir / "config.json").is_file():
+    if merged_dir is not None and (merged_dir / "config.json").is_file():
         return TunedModel(merged_dir, None, merged_dir)
     try:
         adapter = find_adapter(train_dir)
     except StageError:
         raise StageError(
-            "eval", f"no fine-tuned model in {run_dir}: neither merged/ nor an adapter in train/"
+            "eval", f"no fine-tuned model: no merged model and no adapter in {train_dir}"
         ) from None
     tokenizer_dir = adapter if (adapter / "tokenizer_config.json").is_file() else base_dir
     return TunedModel(base_dir, adapter, tokenizer_dir)
@@ -60,26 +59,19 @@ def choose_gguf(gguf_dir: Path, recipe: Any) -> ExportedGGUF | None:
 
     wanted: list[str] = []
     for target in recipe.exports("ollama"):
-        if target.get("from") and target["from"] != "adapter":
-            wanted.append(str(target["from"]))
+        if target.from_ != "adapter":
+            wanted.append(target.from_)
     for target in recipe.exports("gguf"):
-        wanted += [str(q) for q in target.get("quantize", ())]
-        wanted.append(str(target.get("outtype", "f16")))
+        wanted += [*target.quantize, target.outtype]
     for qtype in wanted:
         path = gguf_path(recipe, gguf_dir, qtype)
         if path.is_file():
             return ExportedGGUF(path, qtype)
     for target in recipe.exports("lora_gguf"):
-        outtype = str(target.get("outtype", "f16"))
-        lora = gguf_path(recipe, gguf_dir, f"lora-{outtype}")
-        base_type = outtype if outtype in ("f16", "bf16", "f32") else "f16"
-        base = (
-            Path(target["base_gguf"])
-            if target.get("base_gguf")
-            else (gguf_path(recipe, gguf_dir, f"base-{base_type}"))
-        )
+        lora = gguf_path(recipe, gguf_dir, f"lora-{target.outtype}")
+        base = target.base_path(recipe, gguf_dir)
         if lora.is_file() and base.is_file():
-            return ExportedGGUF(base, base_type, lora)
+            return ExportedGGUF(base, target.base_type(), lora)
     return None
 
 
@@ -108,8 +100,8 @@ def base_gguf(base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Pat
     7B base for every evaluation would cost minutes and gigabytes.
     """
     from runner import llamacpp
+    from runner.hashing import content_hash
     from runner.models.cache import build_once
-    from runner.recipe.model import content_hash
 
     files = {
         p.relative_to(base_dir).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
@@ -133,5 +125,8 @@ def base_gguf(base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Pat
 
 
 def gguf_outtype(recipe: Any) -> str:
-    targets: list[Mapping[str, Any]] = recipe.exports("gguf")
-    return targets[0].get("outtype", "f16") if targets else "f16"
+    """The converter's output type of the recipe's gguf export (its default without one)."""
+    from runner.export import EXPORTS
+
+    targets = recipe.exports("gguf")
+    return (targets[0] if targets else EXPORTS.get("gguf")(type="gguf")).outtype

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.dataset import Conversation
 from runner.eval.checks import Sample
-from runner.eval.testset import EvalCase
 
 
-def render_prompts(template: Any, cases: Sequence[EvalCase]) -> list[str]:
+def render_prompts(template: Any, cases: Sequence[Conversation]) -> list[str]:
     """Each prompt rendered with the training template and its generation prompt.
 
     Both models get the very same text: the base model is asked in the fine-tune's format, so the
@@ -22,7 +22,7 @@ def render_prompts(template: Any, cases: Sequence[EvalCase]) -> list[str]:
 def generate_samples(
     gguf: Path,
     template: Any,
-    cases: Sequence[EvalCase],
+    cases: Sequence[Conversation],
     *,
     max_new_tokens: int,
     n_ctx: int,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.eval.testset import EvalCase
+from runner.dataset import Conversation
 
 
 class MaskingError(ValueError):
@@ -80,7 +80,9 @@ def loss_spans(
     return full, spans
 
 
-def encode(tokenizer: Any, template: Any, case: EvalCase, train_on: str, seq_len: int) -> Encoded:
+def encode(
+    tokenizer: Any, template: Any, case: Conversation, train_on: str, seq_len: int
+) -> Encoded:
     """Token ids and loss mask of one conversation, cut at ``seq_len`` like training."""
     text, spans = loss_spans(template.render, case.messages, train_on, template.end_of_turn)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -89,7 +91,7 @@ def encode(tokenizer: Any, template: Any, case: EvalCase, train_on: str, seq_len
 
 
 def encode_all(
-    tokenizer: Any, template: Any, cases: Sequence[EvalCase], train_on: str, seq_len: int
+    tokenizer: Any, template: Any, cases: Sequence[Conversation], train_on: str, seq_len: int
 ) -> tuple[list[Encoded], list[dict[str, str]]]:
     encoded, skipped = [], []
     for case in cases:

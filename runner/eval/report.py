@@ -91,7 +91,7 @@ def render_markdown(results: Mapping[str, Any], images: Mapping[str, Path]) -> s
     lines = [
         f"# Evaluation: {recipe['name']}",
         "",
-        f"- recipe hash: `{recipe['hash'][:16]}`",
+        f"- eval stage key: `{recipe['stage_key'][:16]}`",
         f"- test prompts: {results['data']['test_cases']} "
         f"(generation on {results.get('generated', 0)})",
         f"- gate: {_gate_line(results.get('gate'))}",
@@ -166,7 +166,7 @@ def render_html(results: Mapping[str, Any], images: Mapping[str, Path]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation: {e(recipe['name'])}"
         f"</title><style>{_CSS}</style></head><body>",
         f"<h1>Evaluation: {e(recipe['name'])}</h1><ul>",
-        f"<li>recipe hash: <code>{e(recipe['hash'][:16])}</code></li>",
+        f"<li>eval stage key: <code>{e(recipe['stage_key'][:16])}</code></li>",
         f"<li>test prompts: {results['data']['test_cases']} (generation on "
         f"{results.get('generated', 0)})</li>",
         f"<li>gate: <span class='{gate_class}'>{e(_gate_line(gate))}</span></li>",

@@ -12,106 +12,113 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
+from runner.dataset import Split, read_split, with_prompts
 from runner.errors import GateFailed, StageError
-from runner.eval.checks import CheckSet, build_checks
-from runner.eval.gate import gate_failures
-from runner.eval.testset import EvalSet, load_test_split
-from runner.recipe.model import Recipe, content_hash, thaw
-from runner.stage import stage_log
+from runner.eval.checks import CheckList, CheckSet, build_checks
+from runner.eval.gate import GateSection, gate_failures
+from runner.export.smoke import SmokeSection
+from runner.recipe.fields import Section
+from runner.run.context import Failure, Outcome, StageContext, stage_log
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 
-def run(recipe: Recipe, ctx: Any) -> dict[str, Any]:
-    """Evaluate the run in ``ctx.run_dir``; raise ``GateFailed`` (after writing the report) when
-    ``eval.gate`` is missed. The exception carries the stage summary as ``.summary``."""
-    ev: Mapping[str, Any] = recipe.config.get("eval") or {}
+class EvalSection(Section):
+    """`eval:`: does the fine-tune beat its base on the project's held-out data?"""
+
+    enabled: bool = True
+    compare_base: bool = True
+    """Also evaluate the base model, converted the same way."""
+    max_prompts: int = Field(20, ge=1)
+    """Test prompts answered by each model."""
+    max_new_tokens: int = Field(256, ge=1)
+    checks: CheckList = Field(({"type": "stops"},), validate_default=True)
+    """What each answer is checked for."""
+    allow_commands: bool = False
+    """Allow `command` checks to run programs for this recipe."""
+    gate: GateSection = GateSection()
+    smoke: SmokeSection = SmokeSection()
+
+
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
+    """Evaluate the fine-tuned model against its base. A missed ``eval.gate`` is a finished
+    evaluation (its report written and kept) whose outcome fails the run with exit status 3."""
+    ev = recipe.eval
     # Refuse `command` checks without permission before loading anything.
-    checks = build_checks(
-        ev.get("checks", ({"type": "stops"},)), allow_commands=bool(ev.get("allow_commands", False))
-    )
+    checks = build_checks(ev.checks, allow_commands=ev.allow_commands)
     for check in checks.checks:
         if hasattr(check, "log_file"):
             check.log_file = ctx.log_file
-    test_file = ctx.stage_dir("data") / "test.jsonl"
-    if not test_file.is_file():
-        raise StageError("eval", f"no test split at {test_file}: evaluation needs split.test > 0")
-    testset = load_test_split(test_file)
-    if not testset.cases:
-        raise StageError("eval", f"{test_file} has no row with a prompt and an assistant answer")
-    if ctx.dry_run:
-        print(
-            f"[dry-run] eval: {len(testset.cases)} test conversations, checks: "
-            f"{', '.join(checks.labels)}"
+    testset = with_prompts(read_split(ctx.require("data"), "test"))
+    if not testset.rows:
+        why = "; ".join(sorted({s["reason"] for s in testset.skipped})) or "it is empty"
+        raise StageError(
+            "eval",
+            f"no test conversation to evaluate in {testset.path} ({why}): evaluation needs "
+            "split.test > 0",
         )
-        return {"dry_run": True}
     results = evaluate(recipe, ctx, checks, testset)
     report = write_outputs(recipe, ctx, results)
-    summary = stage_summary(report, ctx.out)
-    raise_if_gate_missed(summary, ctx.out / "report.md")
-    return summary
-
-
-def stage_summary(report: Mapping[str, Any], out: Path) -> dict[str, Any]:
-    """The compact summary kept in the stage manifest (the whole story is in results.json)."""
-    return {
-        "outputs": {name: str(out / name) for name in report["outputs"]},
-        "loss": {k: report["loss"].get(k) for k in ("base", "tuned", "improvement")},
-        "pass_rate": report["pass_rate"],
-        "checks": report["checks"],
-        "gate": report["gate"],
-        "test_cases": report["data"]["test_cases"],
-        "generated": report["generated"],
-        "notes": list(report["notes"]),
-    }
-
-
-def raise_if_gate_missed(summary: Mapping[str, Any], report_path: Path | None = None) -> None:
-    """``GateFailed`` naming every missed metric, when the summary's gate was missed.
-
-    Also usable on the summary of a cached eval stage, so a re-run that reuses a finished
-    evaluation still fails its gate.
-    """
-    failures = (summary.get("gate") or {}).get("failures") or []
+    failures = report["gate"]["failures"]
+    failure = None
     if failures:
-        where = f" (report: {report_path})" if report_path else ""
-        exc = GateFailed("eval", "gate missed: " + "; ".join(failures) + where)
-        exc.summary = dict(summary)
-        raise exc
+        failure = Failure(
+            "; ".join(failures) + f" (report: {ctx.run_dir / 'eval' / 'report.md'})",
+            exit_code=GateFailed.exit_code,
+            kind="gate missed",
+        )
+    return Outcome(
+        summary={
+            "loss": {k: report["loss"].get(k) for k in ("base", "tuned", "improvement")},
+            "pass_rate": report["pass_rate"],
+            "checks": report["checks"],
+            "gate": report["gate"],
+            "test_cases": report["data"]["test_cases"],
+            "generated": report["generated"],
+        },
+        outputs={name: name for name in report["outputs"]},
+        notes=list(report["notes"]),
+        failure=failure,
+    )
 
 
-def evaluate(recipe: Recipe, ctx: Any, checks: CheckSet, testset: EvalSet) -> dict[str, Any]:
+def evaluate(recipe: Recipe, ctx: StageContext, checks: CheckSet, testset: Split) -> dict[str, Any]:
     """Measure everything; returns the results dict the report is written from."""
     from transformers import AutoTokenizer
 
     from runner.eval import artifacts
     from runner.eval.loss import encode_all
     from runner.models import resolve_base
-    from runner.prompt.template import load_template
+    from runner.prompt.template import read_template
 
-    ev = recipe.config.get("eval") or {}
-    compare_base = bool(ev.get("compare_base", True))
+    ev = recipe.eval
     notes = list(dict.fromkeys(checks.notes))
-    base_dir = resolve_base(recipe.get("model.base"), recipe.get("model.revision"))
-    tuned = artifacts.tuned_model(
-        ctx.run_dir, ctx.stage_dir("merge"), ctx.stage_dir("train"), base_dir
-    )
-    template = load_template(recipe.config.get("prompt") or {}, tuned.tokenizer_dir)
+    if note := testset.skip_note():
+        notes.append(note)
+    base_dir = resolve_base(recipe.model.base, recipe.model.revision)
+    train_dir = ctx.require("train")
+    tuned = artifacts.tuned_model(ctx.input("merge"), train_dir, base_dir)
+    template = read_template(train_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(tuned.tokenizer_dir))
 
-    seq_len = int(recipe.get("train.seq_len", 2048))
-    train_on = str(recipe.get("prompt.train_on", "assistant"))
-    encoded, loss_skipped = encode_all(tokenizer, template, testset.cases, train_on, seq_len)
+    seq_len = recipe.train.seq_len
+    encoded, loss_skipped = encode_all(
+        tokenizer, template, testset.rows, recipe.prompt.train_on, seq_len
+    )
     loss = {"tokens": 0, "examples": len(encoded), "skipped": loss_skipped}
     losses: dict[str, Any] = {}
-    for side, (model_dir, adapter) in _loss_models(tuned, base_dir, compare_base).items():
+    for side, (model_dir, adapter) in _loss_models(tuned, base_dir, ev.compare_base).items():
         losses[side] = _measure_loss(model_dir, adapter, encoded, side)
     loss.update(_loss_pair(losses))
 
-    cases = testset.cases[: int(ev.get("max_prompts", 20))]
-    max_new = int(ev.get("max_new_tokens", 256))
+    cases = testset.rows[: ev.max_prompts]
     generated = _generate(
-        recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, compare_base, notes
+        recipe, ctx, tuned, base_dir, template, tokenizer, cases, ev.max_new_tokens, notes
     )
     return {
         "testset": testset,
@@ -169,7 +176,7 @@ def _loss_pair(losses: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _generate(
-    recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, compare_base, notes
+    recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, notes
 ) -> dict[str, Any]:
     """Answers of the fine-tuned GGUF (and the base converted the same way) to the test prompts."""
     from rich.console import Console
@@ -177,7 +184,8 @@ def _generate(
     from runner.eval import artifacts
     from runner.eval.generate import generate_samples, render_prompts
 
-    chosen = artifacts.choose_gguf(ctx.stage_dir("gguf"), recipe)
+    gguf_dir = ctx.input("gguf")
+    chosen = artifacts.choose_gguf(gguf_dir, recipe) if gguf_dir is not None else None
     outtype = artifacts.gguf_outtype(recipe)
     if chosen is None and tuned.adapter_dir is not None:
         notes.append(
@@ -201,7 +209,7 @@ def _generate(
                 f"the recipe exports no GGUF: the merged model was converted to {qtype} here"
             )
         runs = {"tuned": (chosen.path, chosen.lora)}
-        if compare_base:
+        if recipe.eval.compare_base:
             # A LoRA export's base GGUF is the base converted the same way; else convert it.
             base = (
                 chosen.path
@@ -223,7 +231,7 @@ def _generate(
     return {"samples": samples, "gguf": ggufs, "qtype": qtype}
 
 
-def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) -> dict[str, Any]:
     """results.json, samples.jsonl, pictures and the report; returns what the report shows."""
     from runner.eval import history
     from runner.eval.report import write_report
@@ -241,20 +249,16 @@ def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str
         differences = most_different(
             samples["base"], samples["tuned"], check_results["base"], check_results["tuned"]
         )
-    data_report = history.read_data_report(ctx.stage_dir("data"))
-    testset: EvalSet = results["testset"]
+    data_report = history.read_data_report(ctx.require("data"))
+    testset: Split = results["testset"]
     metrics = {"loss": results["loss"], **comparison}
-    gate = thaw(recipe.get("eval.gate") or {})
+    gate = recipe.eval.gate
     failures = gate_failures(gate, metrics)
     summary = {
-        "recipe": {
-            "name": recipe.name,
-            "hash": content_hash(recipe.config),
-            "path": str(recipe.path),
-        },
+        "recipe": {"name": recipe.name, "stage_key": ctx.key, "path": str(recipe.path)},
         "data": {
             "counts": history.data_counts(data_report),
-            "test_cases": len(testset.cases),
+            "test_cases": len(testset.rows),
             "test_rows_skipped": testset.skipped,
         },
         "generated": len(results["cases"]) if samples else 0,
@@ -263,7 +267,7 @@ def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str
         "checks": comparison.get("checks", {}),
         "differences": differences,
         "models": results["models"],
-        "gate": {"thresholds": gate, "passed": not failures, "failures": failures},
+        "gate": {"thresholds": gate.thresholds(), "passed": not failures, "failures": failures},
         "notes": results["notes"],
         "outputs": ["results.json", "samples.jsonl", "report.md", "report.html"],
     }
@@ -288,19 +292,18 @@ def write_outputs(recipe: Recipe, ctx: Any, results: dict[str, Any]) -> dict[str
     return summary
 
 
-def draw_pictures(ctx: Any, comparison: Mapping[str, Any], out: Path) -> dict[str, Path]:
+def draw_pictures(ctx: StageContext, comparison: Mapping[str, Any], out: Path) -> dict[str, Path]:
     """The loss curve, the data stage's token histogram and the pass-rate bars, under ``out``."""
     import shutil
 
     from runner.eval import history, plots
 
     images: dict[str, Path] = {}
-    steps = history.training_history(
-        ctx.stage_dir("train"), stage_log(ctx.stage_dir("train"), "train")
-    )
+    train_dir = ctx.require("train")
+    steps = history.training_history(train_dir, stage_log(train_dir, "train"))
     if any("loss" in h for h in steps):
         images["loss_curve.png"] = plots.loss_curve(steps, out / "loss_curve.png")
-    hist = history.token_histogram(ctx.stage_dir("data"))
+    hist = history.token_histogram(ctx.require("data"))
     if hist is not None:
         images["token_lengths.png"] = Path(shutil.copyfile(hist, out / "token_lengths.png"))
     if comparison:

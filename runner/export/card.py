@@ -8,12 +8,14 @@ says so instead of being left out silently.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from runner.recipe.model import Recipe, thaw
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
 
 def front_matter(recipe: Recipe, license_: str | None) -> dict[str, Any]:
     """The Hub's YAML metadata block."""
-    base = str(recipe["model"]["base"])
+    base = recipe.model.base
     meta: dict[str, Any] = {
         "license": license_ or "other",
         "tags": ["recipe-runner", "axolotl", "lora", "gguf", "code"],
@@ -53,19 +55,21 @@ def front_matter(recipe: Recipe, license_: str | None) -> dict[str, Any]:
     return meta
 
 
-def data_section(recipe: Recipe, run_dir: Path) -> list[str]:
-    report = _read_json(run_dir / "data" / "report.json")
+def _folder(folders: Mapping[str, Path | None], stage: str) -> Path:
+    return folders.get(stage) or Path("/nonexistent")
+
+
+def data_section(recipe: Recipe, folders: Mapping[str, Path | None]) -> list[str]:
+    report = _read_json(_folder(folders, "data") / "report.json")
     lines = ["## Training data", ""]
-    sources = recipe.get("sources") or ()
     per_source = report.get("sources", {})
     rows = []
-    for i, source in enumerate(sources):
-        spec = thaw(source)
-        where = spec.get("path") or spec.get("name") or spec.get("repo") or ""
+    for i, source in enumerate(recipe.sources):
+        where = source.path
         # The data stage names an unnamed source "<type><index>" (runner/data/build.py).
-        counts = per_source.get(spec.get("name") or f"{spec.get('type')}{i}", {})
+        counts = per_source.get(source.name or f"{source.type}{i}", {})
         kept = sum(v for k, v in counts.items() if k.startswith("in ") and isinstance(v, int))
-        rows.append((spec.get("type", "?"), f"`{where}`" if where else "", kept or "?"))
+        rows.append((source.type, f"`{where}`" if where else "", kept or "?"))
     if rows:
         lines += _table(("source", "location", "examples kept"), rows) + [""]
     written = report.get("split", {}).get("written", {})
@@ -75,15 +79,15 @@ def data_section(recipe: Recipe, run_dir: Path) -> list[str]:
         )
     elif not report:
         lines.append("The data stage's report.json was not found in this run.")
-    filters = recipe.get("filters") or ()
-    if filters:
+    if recipe.filters:
         lines += ["", "Filters, in order:", ""]
         flows = {f.get("index"): f for f in report.get("filters", []) if isinstance(f, dict)}
-        for i, spec in enumerate(thaw(filters)):
+        for i, options in enumerate(recipe.filters):
+            spec = options.model_dump(mode="json", by_alias=True, exclude_defaults=True)
             params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "type")
             dropped = sum((flows.get(i, {}).get("dropped") or {}).values())
             tail = f" (dropped {dropped})" if i in flows else ""
-            lines.append(f"- `{spec['type']}`{': ' + params if params else ''}{tail}")
+            lines.append(f"- `{options.type}`{': ' + params if params else ''}{tail}")
     return lines + [""]
 
 
@@ -91,15 +95,16 @@ def hyperparameter_section(recipe: Recipe) -> list[str]:
     lines = ["## Training", ""]
     rows = []
     for section in ("lora", "train"):
-        for key, value in sorted((thaw(recipe.get(section)) or {}).items()):
+        values = getattr(recipe, section).model_dump(mode="json")
+        for key, value in sorted(values.items()):
             rows.append((f"{section}.{key}", f"`{json.dumps(value)}`"))
-    rows.append(("prompt.template", f"`{recipe.get('prompt.template', 'chatml')}`"))
+    rows.append(("prompt.template", f"`{recipe.prompt.template}`"))
     return lines + _table(("setting", "value"), rows) + [""]
 
 
-def results_section(run_dir: Path) -> list[str]:
+def results_section(folders: Mapping[str, Path | None]) -> list[str]:
     lines = ["## Evaluation", ""]
-    results = _read_json(run_dir / "eval" / "results.json")
+    results = _read_json(_folder(folders, "eval") / "results.json")
     if results:
         loss = results.get("loss") or {}
         rows = [(k, v) for k, v in loss.items() if isinstance(v, int | float)]
@@ -114,7 +119,7 @@ def results_section(run_dir: Path) -> list[str]:
         lines += _table(("metric", "value"), rows) if rows else ["(no metrics recorded)"]
     else:
         lines.append("The evaluation stage did not run for this model.")
-    smoke = _read_json(run_dir / "smoke" / "smoke.json")
+    smoke = _read_json(_folder(folders, "smoke") / "smoke.json")
     if smoke:
         lines += ["", "Smoke test (greedy, held-out prompts, llama.cpp):", ""]
         rows = []
@@ -128,8 +133,8 @@ def results_section(run_dir: Path) -> list[str]:
     return lines + [""]
 
 
-def usage_section(recipe: Recipe, run_dir: Path) -> list[str]:
-    ggufs = sorted((run_dir / "gguf").glob("*.gguf"))
+def usage_section(recipe: Recipe, folders: Mapping[str, Path | None]) -> list[str]:
+    ggufs = sorted(_folder(folders, "gguf").glob("*.gguf"))
     lines = ["## Files and how to run them", ""]
     if ggufs:
         lines += _table(("file", "size"), [(f"`{p.name}`", _size(p.stat().st_size)) for p in ggufs])
@@ -145,7 +150,7 @@ def usage_section(recipe: Recipe, run_dir: Path) -> list[str]:
         ]
     ollama = recipe.exports("ollama")
     if ollama:
-        name = ollama[0]["model"]
+        name = ollama[0].model
         lines += [
             "",
             "With Ollama (the Modelfile has the explicit TEMPLATE and every stop token):",
@@ -160,16 +165,18 @@ def usage_section(recipe: Recipe, run_dir: Path) -> list[str]:
     return lines + [""]
 
 
-def render_card(recipe: Recipe, run_dir: Path, license_: str | None = None) -> str:
-    """The full README.md text for a run folder."""
-    license_ = license_ or recipe.get("model.license")
-    base = str(recipe["model"]["base"])
+def render_card(
+    recipe: Recipe, folders: Mapping[str, Path | None], license_: str | None = None
+) -> str:
+    """The full README.md text, from the finished folders of the run's stages (by name)."""
+    license_ = license_ or recipe.model.license
+    base = recipe.model.base
     head = ["---", yaml.safe_dump(front_matter(recipe, license_), sort_keys=False).strip(), "---"]
     intro = [
         "",
         f"# {recipe.name}",
         "",
-        str(recipe.get("description") or "").strip(),
+        (recipe.description or "").strip(),
         "",
         f"A LoRA fine-tune of `{base}`, built by recipe-runner from the recipe "
         f"`{recipe.path.name}`.",
@@ -182,9 +189,9 @@ def render_card(recipe: Recipe, run_dir: Path, license_: str | None = None) -> s
         ]
     intro += ["", f"License: {license_ or 'not stated in the recipe'}.", ""]
     body = (
-        data_section(recipe, run_dir)
+        data_section(recipe, folders)
         + hyperparameter_section(recipe)
-        + results_section(run_dir)
-        + usage_section(recipe, run_dir)
+        + results_section(folders)
+        + usage_section(recipe, folders)
     )
     return "\n".join(head + intro + body).rstrip() + "\n"

@@ -14,14 +14,57 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from runner import llamacpp
 from runner.errors import StageError
-from runner.recipe.model import Recipe
-from runner.stage import StageContext
+from runner.export import EXPORTS
+from runner.recipe.fields import Operation, RecipePath
+from runner.run.context import Outcome, StageContext
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "gguf"
+FullPrecision = Literal["f16", "bf16", "f32"]
+QuantType = Literal[tuple(llamacpp.QUANT_TYPES)]  # type: ignore[valid-type]
+
+
+@EXPORTS.register
+class GgufExport(Operation):
+    """Convert the merged model with llama.cpp's converter, then quantize."""
+
+    type: Literal["gguf"]
+    outtype: FullPrecision = "f16"
+    """Type of the full-precision GGUF the converter writes."""
+    quantize: tuple[QuantType, ...] = ("q8_0", "q4_k_m")
+    """Quantized GGUFs made from it with llama.cpp's quantizer."""
+
+    def produces(self) -> list[str]:
+        """Every GGUF type this target writes, the full-precision one first."""
+        return [self.outtype, *self.quantize]
+
+
+@EXPORTS.register
+class LoraGgufExport(Operation):
+    """Convert the LoRA adapter to GGUF (convert_lora_to_gguf.py) for `ADAPTER` in a
+    Modelfile."""
+
+    type: Literal["lora_gguf"]
+    outtype: Literal["f16", "bf16", "f32", "q8_0"] = "f16"
+    base_gguf: RecipePath | None = None
+    """A GGUF of the base model for the Modelfile's FROM line (otherwise the base is converted
+    too)."""
+
+    def base_type(self) -> str:
+        """The type of the base GGUF converted to carry the adapter (full precision)."""
+        return self.outtype if self.outtype in FullPrecision.__args__ else "f16"
+
+    def base_path(self, recipe: Recipe, gguf_dir: Path) -> Path:
+        """The base GGUF the adapter applies to: ``base_gguf``, else the one this stage wrote."""
+        if self.base_gguf:
+            return Path(self.base_gguf)
+        return gguf_path(recipe, gguf_dir, f"base-{self.base_type()}")
 
 
 def artifact_stem(recipe: Recipe) -> str:
@@ -94,35 +137,35 @@ def verify_gguf(path: Path, model_dir: Path, end_of_turn: str | None) -> tuple[d
 
 
 def _summary(path: Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": path.stat().st_size}
+    return {"file": path.name, "bytes": path.stat().st_size}
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Convert, quantize, convert the adapter if asked, then verify every full model file."""
-    from runner.prompt.template import load_template
+    from runner.prompt.template import read_template
 
     full_targets = recipe.exports("gguf")
     lora_targets = recipe.exports("lora_gguf")
     files: dict[str, Path] = {}
     checked: list[tuple[str, Path, Path, str | None]] = []  # kind, file, HF folder, end of turn
+    template = read_template(ctx.require("train"))
 
     if full_targets:
-        merged = ctx.stage_dir("merge")
-        if not (merged / "config.json").is_file():
+        merged = ctx.input("merge")
+        if merged is None or not (merged / "config.json").is_file():
             raise StageError(
                 STAGE,
-                f"a `type: gguf` export converts the merged model, but {merged} holds none "
+                "a `type: gguf` export converts the merged model, but this run has none "
                 "(is the merge export disabled?)",
             )
-        template = load_template(recipe["prompt"], tokenizer_dir=merged)
         options = full_targets[0]
-        outtype = options.get("outtype", "f16")
+        outtype = options.outtype
         full = llamacpp.convert_model(
             merged, gguf_path(recipe, ctx.out, outtype), outtype, stage=STAGE, log_file=ctx.log_file
         )
         files[outtype] = full
         checked.append((outtype, full, merged, template.end_of_turn))
-        for qtype in options.get("quantize", ("q8_0", "q4_k_m")):
+        for qtype in options.quantize:
             dst = gguf_path(recipe, ctx.out, qtype)
             files[qtype] = llamacpp.quantize(full, dst, qtype, stage=STAGE, log_file=ctx.log_file)
             checked.append((qtype, dst, merged, template.end_of_turn))
@@ -147,11 +190,10 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         problems.extend(found)
     if problems:
         raise StageError(STAGE, "; ".join(dict.fromkeys(problems)))
-    return {
-        "outputs": {kind: str(ctx.stage_dir(STAGE) / p.name) for kind, p in files.items()},
-        "files": {kind: _summary(p) for kind, p in files.items()},
-        "checks": report,
-    }
+    return Outcome(
+        summary={"files": {kind: _summary(p) for kind, p in files.items()}, "checks": report},
+        outputs={kind: p.name for kind, p in files.items()},
+    )
 
 
 def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str, Path]:
@@ -159,9 +201,9 @@ def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str
     from runner.export.merge import find_adapter
     from runner.models import resolve_base
 
-    outtype = options.get("outtype", "f16")
-    base_dir = resolve_base(recipe["model"]["base"], recipe.get("model.revision"))
-    adapter = find_adapter(ctx.stage_dir("train"))
+    outtype = options.outtype
+    base_dir = resolve_base(recipe.model.base, recipe.model.revision)
+    adapter = find_adapter(ctx.require("train"))
     files = {
         f"lora-{outtype}": llamacpp.convert_lora(
             adapter,
@@ -172,10 +214,10 @@ def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str
             log_file=ctx.log_file,
         )
     }
-    if options.get("base_gguf"):
-        ctx.notes.append(f"adapter applies to the given base GGUF {options['base_gguf']}")
+    if options.base_gguf:
+        ctx.notes.append(f"adapter applies to the given base GGUF {options.base_gguf}")
     else:
-        base_type = outtype if outtype in ("f16", "bf16", "f32") else "f16"
+        base_type = options.base_type()
         files[f"base-{base_type}"] = llamacpp.convert_model(
             base_dir,
             gguf_path(recipe, ctx.out, f"base-{base_type}"),

@@ -10,15 +10,40 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from runner.errors import StageError
+from runner.export import EXPORTS
 from runner.export.card import render_card
-from runner.recipe.model import Recipe
-from runner.stage import StageContext
+from runner.recipe.fields import Operation
+from runner.run.context import Outcome, StageContext
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "hub"
+# The finished folders of the stages the card and the upload read, by stage name.
+Folders = Mapping[str, Path | None]
+
+
+@EXPORTS.register
+class HubExport(Operation):
+    """A model card and an upload with huggingface_hub when a token is present."""
+
+    type: Literal["hub"]
+    repo_id: str
+    """`user/name` on the Hugging Face Hub."""
+    private: bool = True
+    artifacts: tuple[Literal["adapter", "merged", "gguf", "modelfile", "card"], ...] = (
+        "adapter",
+        "gguf",
+        "card",
+    )
+    """What is uploaded."""
+    license: str | None = None
+    """License for the card (defaults to model.license)."""
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -38,21 +63,24 @@ def _adapter_files(train_dir: Path) -> list[Path]:
     return [p for p in sorted(train_dir.iterdir()) if p.name in keep]
 
 
-def collect_artifacts(recipe: Recipe, run_dir: Path, artifacts: list[str]) -> dict[str, list[Path]]:
+def _files(folder: Path | None, pattern: str = "*") -> list[Path]:
+    return sorted(p for p in folder.glob(pattern) if p.is_file()) if folder else []
+
+
+def collect_artifacts(folders: Folders, artifacts: Sequence[str]) -> dict[str, list[Path]]:
     """The files of each chosen artifact, mapped to their path inside the upload folder."""
     chosen: dict[str, list[Path]] = {}
     if "adapter" in artifacts:
-        chosen["adapter"] = _adapter_files(run_dir / "train")
+        train = folders.get("train")
+        chosen["adapter"] = _adapter_files(train) if train else []
     if "merged" in artifacts:
-        merged = run_dir / "merged"
-        chosen["merged"] = (
-            sorted(p for p in merged.iterdir() if p.is_file()) if merged.is_dir() else []
-        )
+        chosen["merged"] = [
+            p for p in _files(folders.get("merge")) if p.name != "stage.manifest.json"
+        ]
     if "gguf" in artifacts:
-        chosen["gguf"] = sorted((run_dir / "gguf").glob("*.gguf"))
+        chosen["gguf"] = _files(folders.get("gguf"), "*.gguf")
     if "modelfile" in artifacts:
-        modelfile = run_dir / "ollama" / "Modelfile"
-        chosen["modelfile"] = [modelfile] if modelfile.is_file() else []
+        chosen["modelfile"] = _files(folders.get("ollama"), "Modelfile")
     missing = [name for name, files in chosen.items() if not files]
     if missing:
         raise StageError(
@@ -68,17 +96,17 @@ def collect_artifacts(recipe: Recipe, run_dir: Path, artifacts: list[str]) -> di
 _PLACES = {"adapter": "", "merged": "merged", "gguf": "", "modelfile": ""}
 
 
-def prepare_folder(recipe: Recipe, run_dir: Path, folder: Path, options: dict) -> list[str]:
+def prepare_folder(recipe: Recipe, folders: Folders, folder: Path, options: HubExport) -> list[str]:
     """Fill ``folder`` with the artifacts and the card; returns the relative paths written."""
-    artifacts = list(options.get("artifacts", ("adapter", "gguf", "card")))
+    artifacts = options.artifacts
     written = []
-    for name, files in collect_artifacts(recipe, run_dir, artifacts).items():
+    for name, files in collect_artifacts(folders, artifacts).items():
         for src in files:
             rel = Path(_PLACES[name]) / src.name
             _link_or_copy(src, folder / rel)
             written.append(rel.as_posix())
     if "card" in artifacts:
-        card = render_card(recipe, run_dir, options.get("license"))
+        card = render_card(recipe, folders, options.license)
         (folder / "README.md").write_text(card, encoding="utf-8")
         written.append("README.md")
     return sorted(written)
@@ -106,22 +134,15 @@ def upload(folder: Path, repo_id: str, private: bool, token: str) -> dict[str, A
     return {"url": str(repo), "commit": getattr(commit, "oid", None)}
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
-    targets = recipe.exports("hub")
-    if not targets:
-        raise StageError(STAGE, "no `type: hub` target under export")
-    options = dict(targets[0])
-    repo_id = options["repo_id"]
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
+    options = recipe.exports("hub")[0]
+    repo_id = options.repo_id
     folder = ctx.out / "upload"
     folder.mkdir(parents=True, exist_ok=True)
-    files = prepare_folder(recipe, ctx.run_dir, folder, options)
-    command = f"hf upload {repo_id} {ctx.stage_dir(STAGE) / 'upload'} . --repo-type model"
-    summary: dict[str, Any] = {
-        "outputs": {"folder": str(ctx.stage_dir(STAGE) / "upload")},
-        "repo_id": repo_id,
-        "files": files,
-        "uploaded": False,
-    }
+    folders = {name: ctx.input(name) for name in ctx.inputs}
+    files = prepare_folder(recipe, folders, folder, options)
+    command = f"hf upload {repo_id} {ctx.run_dir / 'hub' / 'upload'} . --repo-type model"
+    summary: dict[str, Any] = {"repo_id": repo_id, "files": files, "uploaded": False}
     token = hub_token()
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if token is None:
@@ -129,17 +150,18 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             f"no Hugging Face token (set HF_TOKEN or run `hf auth login`); the folder is "
             f"ready, upload it with: {command}"
         )
-    elif offline or ctx.dry_run:
-        why = "HF_HUB_OFFLINE is set" if offline else "dry run"
-        summary["note"] = f"{why}: not uploading; the folder is ready, upload it with: {command}"
+    elif offline:
+        summary["note"] = (
+            f"HF_HUB_OFFLINE is set: not uploading; the folder is ready, upload it with: {command}"
+        )
     else:
         try:
-            summary.update(upload(folder, repo_id, bool(options.get("private", True)), token))
+            summary.update(upload(folder, repo_id, options.private, token))
         except Exception as exc:  # any network or permission failure: the folder stays ready
             raise StageError(
                 STAGE, f"upload to {repo_id} failed ({exc}); the folder is ready: {command}"
             ) from None
         summary["uploaded"] = True
-    print(f"hub: {summary.get('note') or 'uploaded to ' + summary['url']}")
     (ctx.out / "hub.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    notes = [summary["note"]] if "note" in summary else [f"uploaded to {summary['url']}"]
+    return Outcome(summary=summary, outputs={"folder": "upload", "record": "hub.json"}, notes=notes)

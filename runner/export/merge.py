@@ -14,14 +14,29 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from runner import proc
 from runner.errors import StageError
-from runner.recipe.model import Recipe
-from runner.stage import StageContext
+from runner.export import EXPORTS
+from runner.recipe.fields import Operation
+from runner.run.context import Outcome, StageContext
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "merge"
+
+
+@EXPORTS.register
+class MergeExport(Operation):
+    """Merge the LoRA into a 16-bit copy of the base model (axolotl merge-lora)."""
+
+    type: Literal["merge"]
+    enabled: bool = True
+    dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    """Weight type of the merged model."""
+
 
 # Every file a Hugging Face tokenizer and its chat template may be saved as.
 TOKENIZER_FILES = (
@@ -59,14 +74,12 @@ def find_adapter(train_dir: Path) -> Path:
     )
 
 
-def find_axolotl_config(ctx: StageContext) -> Path:
+def find_axolotl_config(train_dir: Path) -> Path:
     """The Axolotl config the adapter was trained with (``train/axolotl.yaml``)."""
-    for path in (ctx.stage_dir("train") / "axolotl.yaml", ctx.run_dir / "axolotl.yaml"):
-        if path.is_file():
-            return path
-    raise StageError(
-        STAGE, f"no axolotl.yaml in {ctx.stage_dir('train')}; the train stage writes it"
-    )
+    path = train_dir / "axolotl.yaml"
+    if not path.is_file():
+        raise StageError(STAGE, f"no axolotl.yaml in {train_dir}; the train stage writes it")
+    return path
 
 
 def merge_argv(axolotl_yaml: Path, adapter_dir: Path, output_dir: Path) -> list[str]:
@@ -163,22 +176,25 @@ def cast_weights(folder: Path, dtype: str) -> int:
     return changed
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Merge, copy the trained tokenizer, check; the merged model is written to ``ctx.out``."""
-    options = (recipe.exports("merge") or [{}])[0]
-    dtype = options.get("dtype", "float16")
-    adapter = find_adapter(ctx.stage_dir("train"))
-    axolotl_yaml = find_axolotl_config(ctx)
+    targets = recipe.exports("merge")
+    # A `gguf` export without a `merge` target brings the merge along with the defaults.
+    options = targets[0] if targets else EXPORTS.get("merge")(type="merge")
+    dtype = options.dtype
+    train_dir = ctx.require("train")
+    adapter = find_adapter(train_dir)
+    axolotl_yaml = find_axolotl_config(train_dir)
     work = ctx.out / ".axolotl"
+    # In the train folder: the config's paths are relative to it. Axolotl writes only under
+    # --output-dir.
     proc.run(
         merge_argv(axolotl_yaml, adapter, work),
         stage=STAGE,
         log_file=ctx.log_file,
         env={**QUIET_ENV, "PATH": _path_with_venv()},
-        dry_run=ctx.dry_run,
+        cwd=train_dir,
     )
-    if ctx.dry_run:
-        return {"dry_run": True}
     produced = work / "merged"
     if not (produced / "config.json").is_file():
         raise StageError(
@@ -196,15 +212,16 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
     if problems:
         raise StageError(STAGE, "; ".join(problems))
     size = sum(p.stat().st_size for p in ctx.out.glob("*.safetensors"))
-    return {
-        "outputs": {"merged": str(ctx.stage_dir(STAGE))},
-        "adapter": str(adapter),
-        "dtype": dtype,
-        "tensors_cast": cast,
-        "weight_dtypes": weight_dtypes(ctx.out),
-        "weights_bytes": size,
-        "tokenizer_files_from_training": copied,
-    }
+    return Outcome(
+        summary={
+            "dtype": dtype,
+            "tensors_cast": cast,
+            "weight_dtypes": weight_dtypes(ctx.out),
+            "weights_bytes": size,
+            "tokenizer_files_from_training": copied,
+        },
+        outputs={"merged": "."},
+    )
 
 
 def _needs_cast(folder: Path, dtype: str) -> bool:

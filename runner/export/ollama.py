@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from runner import proc
 from runner.errors import UserError
-from runner.recipe.model import Recipe, content_hash
-from runner.registry import did_you_mean
-from runner.stage import StageContext
+from runner.export import EXPORTS
+from runner.recipe.fields import Operation, Section
+from runner.run.context import Outcome, StageContext
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "ollama"
 FULL_PRECISION = ("f16", "bf16", "f32")
@@ -40,50 +45,75 @@ PARAMETER_ORDER = (
 )
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+class OllamaParameters(Section):
+    """Ollama `PARAMETER` lines."""
+
+    temperature: float | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0)
+    top_p: float | None = Field(None, ge=0, le=1)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, ge=0)
+    repeat_last_n: int | None = None
+    num_ctx: int | None = Field(None, ge=1)
+    """Context length; at least train.seq_len (the default)."""
+    num_predict: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    """Extra stop strings, on top of every end token of the template."""
+
+
+@EXPORTS.register
+class OllamaExport(Operation):
+    """An Ollama Modelfile whose TEMPLATE is derived from the training template."""
+
+    type: Literal["ollama"]
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
+    """Versioned Ollama model name, `name:tag`."""
+    from_: str = Field("q4_k_m", alias="from")
+    """Which GGUF the Modelfile uses: a quantization type listed under gguf.quantize,
+    `f16`/`bf16`/`f32`, or `adapter` for FROM base + ADAPTER."""
+    system: str | None = None
+    """System prompt (defaults to prompt.system)."""
+    parameters: OllamaParameters = OllamaParameters()
+    create: Literal["auto", "always", "never"] = "auto"
+    """Run `ollama create` when the binary is on PATH (`auto`), always, or never."""
+
+
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Write ``Modelfile`` for each ollama target and run ``ollama create`` when possible."""
     from runner import llamacpp
-    from runner.prompt.template import load_template
+    from runner.prompt.template import read_template
 
     targets = recipe.exports("ollama")
-    if not targets:
-        raise UserError("no `type: ollama` target under export:")
-    gguf_dir = ctx.stage_dir("gguf")
-    stage_dir = ctx.stage_dir(STAGE)
-    tokenizer_dir = _trained_tokenizer(ctx)
+    gguf_dir = ctx.require("gguf")
+    # BOS/EOS and the end of turn as in training: the train stage's template artifact.
+    template = read_template(ctx.require("train"))
     models = []
+    outputs: dict[str, str] = {}
     for index, target in enumerate(targets):
         model_file, adapter_file = model_files(recipe, target, gguf_dir)
         meta = llamacpp.read_metadata(model_file)
         tokens = meta["tokens"]
-        adds_bos = bool(meta["add_bos_token"])
-        if tokenizer_dir is not None:
-            # BOS/EOS as in training. Not the GGUF's: Qwen2's GGUF names <|endoftext|> as BOS
-            # (never added), where the Hugging Face tokenizer has no BOS at all.
-            template = load_template(recipe["prompt"], tokenizer_dir)
-        else:
-            template = load_template(
-                recipe["prompt"],
-                bos_token=(tokens.get("bos") or {}).get("text") if adds_bos else None,
-                eos_token=(tokens.get("eos") or {}).get("text"),
-            )
         special_stops = [tokens[r]["text"] for r in ("eos", "eot", "eom") if tokens.get(r)]
+        model = model_name(target, ctx.key)
         options = {
             "target": target,
+            "model": model,
             "special_stops": special_stops,
-            "runtime_adds_bos": adds_bos,
+            "runtime_adds_bos": bool(meta["add_bos_token"]),
         }
+        name = "Modelfile" if index == 0 else f"Modelfile.{index}"
+        # FROM names the GGUF relative to the Modelfile: both are in the run folder.
         text = render_modelfile(
             recipe,
             template,
-            _relative(model_file, stage_dir),
-            adapter_relpath=_relative(adapter_file, stage_dir) if adapter_file else None,
+            _relative(model_file, ctx.run_dir / "ollama"),
+            adapter_relpath=_relative(adapter_file, ctx.run_dir / "ollama")
+            if adapter_file
+            else None,
             **options,
         )
-        name = "Modelfile" if index == 0 else f"Modelfile.{index}"
-        path = ctx.out / name
-        path.write_text(text, encoding="utf-8")
-        model = model_name(recipe, target)
+        (ctx.out / name).write_text(text, encoding="utf-8")
         absolute = render_modelfile(
             recipe,
             template,
@@ -92,21 +122,19 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             **options,
         )
         created = _create(model, absolute, target, ctx, name)
+        outputs[model] = name
         models.append(
             {
                 "model": model,
-                "modelfile": str(path),
-                "from": str(model_file),
-                "adapter": str(adapter_file) if adapter_file else None,
-                "create_command": f"ollama create {model} -f {stage_dir / name}",
+                "modelfile": name,
+                "from": model_file.name,
+                "adapter": adapter_file.name if adapter_file else None,
+                "create_command": f"ollama create {model} -f {ctx.run_dir / 'ollama' / name}",
                 "created": created,
                 "stops": modelfile_stops(template, target, special_stops),
             }
         )
-    return {
-        "outputs": {m["model"]: m["modelfile"] for m in models},
-        "models": models,
-    }
+    return Outcome(summary={"models": models}, outputs=outputs)
 
 
 def render_modelfile(
@@ -114,22 +142,22 @@ def render_modelfile(
     template: Any,
     gguf_relpath: str,
     *,
-    target: Mapping[str, Any] | None = None,
+    target: OllamaExport,
+    model: str,
     adapter_relpath: str | None = None,
     special_stops: Sequence[str] = (),
     runtime_adds_bos: bool = True,
 ) -> str:
     """The Modelfile text (pure: no file is read or written).
 
-    ``template`` is the recipe's ``ChatTemplate``; ``special_stops`` the end tokens the GGUF
-    declares (eos, eot); ``runtime_adds_bos`` whether its tokenizer adds BOS by itself.
+    ``template`` is the recipe's ``ChatTemplate``; ``model`` the ``name:tag`` it is created as;
+    ``special_stops`` the end tokens the GGUF declares (eos, eot); ``runtime_adds_bos`` whether
+    its tokenizer adds BOS by itself.
     """
     from runner.prompt.gotemplate import ollama_template
 
-    target = target if target is not None else _first_target(recipe)
     derived = ollama_template(template, runtime_adds_bos=runtime_adds_bos)
     system, system_note = modelfile_system(recipe, target)
-    model = model_name(recipe, target)
     lines = [
         f"# {model}: written by recipe-runner from recipe '{recipe.name}' ({recipe.path}).",
         f"# Create it with:  ollama create {model} -f Modelfile",
@@ -145,110 +173,82 @@ def render_modelfile(
         lines.append(f"SYSTEM {_quote(system, 'SYSTEM', always_triple=True)}")
     for stop in modelfile_stops(template, target, special_stops):
         lines.append(f"PARAMETER stop {_quote(stop, 'stop')}")
-    parameters = target.get("parameters", {})
     lines.append(f"PARAMETER num_ctx {context_length(recipe, target)}")
     for key in PARAMETER_ORDER:
-        if key in parameters:
-            lines.append(f"PARAMETER {key} {_number(parameters[key])}")
+        value = getattr(target.parameters, key)
+        if value is not None:
+            lines.append(f"PARAMETER {key} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 
-def model_files(
-    recipe: Recipe, target: Mapping[str, Any], gguf_dir: Path
-) -> tuple[Path, Path | None]:
-    """The GGUF for ``FROM`` and, for ``from: adapter``, the LoRA GGUF for ``ADAPTER``."""
+def model_files(recipe: Recipe, target: OllamaExport, gguf_dir: Path) -> tuple[Path, Path | None]:
+    """The GGUF for ``FROM`` and, for ``from: adapter``, the LoRA GGUF for ``ADAPTER``.
+
+    Which files exist was settled when the recipe was validated (``ollama_has_a_gguf``).
+    """
     from runner.export.gguf import gguf_path
 
-    choice = target.get("from", "q4_k_m")
-    if choice == "adapter":
-        lora = recipe.exports("lora_gguf")
-        if not lora:
-            raise UserError(
-                "export ollama `from: adapter` needs a `type: lora_gguf` target under export:"
-            )
-        outtype = lora[0].get("outtype", "f16")
-        adapter = gguf_path(recipe, gguf_dir, f"lora-{outtype}")
-        if lora[0].get("base_gguf"):
-            return Path(lora[0]["base_gguf"]), adapter
-        base_type = outtype if outtype in FULL_PRECISION else "f16"
-        return gguf_path(recipe, gguf_dir, f"base-{base_type}"), adapter
-    full = recipe.exports("gguf")
-    if not full:
-        raise UserError(
-            f"export ollama `from: {choice}` needs a `type: gguf` target under export: "
-            "(or `from: adapter` with a `type: lora_gguf` target)"
-        )
-    available = [full[0].get("outtype", "f16"), *full[0].get("quantize", ("q8_0", "q4_k_m"))]
-    if choice not in available:
-        raise UserError(
-            f"export ollama `from: {choice}` is not a GGUF the gguf target writes"
-            f"{did_you_mean(choice, available)} (it writes: {', '.join(available)}, or use "
-            "`from: adapter`)"
-        )
-    return gguf_path(recipe, gguf_dir, choice), None
+    if target.from_ == "adapter":
+        lora = recipe.exports("lora_gguf")[0]
+        adapter = gguf_path(recipe, gguf_dir, f"lora-{lora.outtype}")
+        return lora.base_path(recipe, gguf_dir), adapter
+    return gguf_path(recipe, gguf_dir, target.from_), None
 
 
-def model_name(recipe: Recipe, target: Mapping[str, Any]) -> str:
-    """``name:tag``; without a tag, the tag is a hash of the resolved recipe, so that two
-    different trainings never overwrite each other's model."""
-    name = str(target["model"])
+def model_name(target: OllamaExport, key: str) -> str:
+    """``name:tag``; without a tag, the tag is the stage's key, so that two different trainings
+    never overwrite each other's model."""
+    name = target.model
     if ":" in name.rsplit("/", 1)[-1]:
         return name
-    return f"{name}:r{content_hash(recipe.to_dict())[:10]}"
+    return f"{name}:r{key[:10]}"
 
 
-def context_length(recipe: Recipe, target: Mapping[str, Any]) -> int:
-    """``num_ctx``: the training sequence length unless a larger one is asked for."""
-    seq_len = int(recipe.get("train.seq_len", 2048))
-    asked = target.get("parameters", {}).get("num_ctx")
-    if asked is None:
-        return seq_len
-    if int(asked) < seq_len:
-        raise UserError(
-            f"export ollama parameters.num_ctx {asked} is below train.seq_len {seq_len}: Ollama "
-            "would cut prompts as long as the ones the model was trained on "
-            "(ollama/ollama PR #9545); raise num_ctx or leave it out"
-        )
-    return int(asked)
+def context_length(recipe: Recipe, target: OllamaExport) -> int:
+    """``num_ctx``: the training sequence length unless a larger one is asked for (a smaller
+    one was refused when the recipe was validated: Ollama would cut prompts as long as the ones
+    the model was trained on, ollama/ollama PR #9545)."""
+    asked = target.parameters.num_ctx
+    return max(recipe.train.seq_len, asked or 0)
 
 
 def modelfile_stops(
-    template: Any, target: Mapping[str, Any], special_stops: Sequence[str] = ()
+    template: Any, target: OllamaExport, special_stops: Sequence[str] = ()
 ) -> list[str]:
     """Every stop: the template's end strings, the GGUF's end tokens, then the recipe's extras."""
-    extra = target.get("parameters", {}).get("stop", ())
+    extra = target.parameters.stop
     return list(dict.fromkeys(s for s in (*template.stop, *special_stops, *extra) if s))
 
 
-def modelfile_system(recipe: Recipe, target: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def modelfile_system(recipe: Recipe, target: OllamaExport) -> tuple[str | None, str | None]:
     """The SYSTEM text and, when ``prompt.system`` cannot be used, a note saying why."""
     from runner.prompt.system import render_system, system_variables
 
-    if target.get("system") is not None:
-        return str(target["system"]), None
-    prompt = recipe.get("prompt") or {}
-    if prompt.get("system") is None:
+    if target.system is not None:
+        return target.system, None
+    system = recipe.prompt.system
+    if system is None:
         return None, None
-    variables = system_variables(prompt)
+    variables = system_variables(system)
     if variables:
         return None, (
             f"no SYSTEM: prompt.system depends on each example ({', '.join(sorted(variables))}); "
             "set `system:` on the ollama export for a fixed one"
         )
-    return render_system(prompt, {}), None
+    return render_system(system, {}), None
 
 
 def _create(
-    model: str, absolute_text: str, target: Mapping[str, Any], ctx: StageContext, name: str
+    model: str, absolute_text: str, target: OllamaExport, ctx: StageContext, name: str
 ) -> bool:
     """Run ``ollama create`` (``create: auto`` when the binary is on PATH, or ``always``).
 
     The written Modelfile names its GGUF relative to the run folder, where this stage's output
     is not yet; ``absolute_text`` is the same Modelfile with absolute paths.
     """
-    mode = target.get("create", "auto")
+    mode = target.create
     binary = shutil.which("ollama")
-    command = f"ollama create {model} -f {ctx.stage_dir(STAGE) / name}"
+    command = f"ollama create {model} -f {ctx.run_dir / 'ollama' / name}"
     if mode == "never" or (mode == "auto" and binary is None):
         why = "create: never" if mode == "never" else "no `ollama` binary on PATH"
         ctx.notes.append(f"{why}; to add the model to Ollama run: {command}")
@@ -262,26 +262,10 @@ def _create(
             [binary, "create", model, "-f", copy],
             stage=STAGE,
             log_file=ctx.log_file,
-            dry_run=ctx.dry_run,
         )
     finally:
         copy.unlink(missing_ok=True)
-    return not ctx.dry_run
-
-
-def _trained_tokenizer(ctx: StageContext) -> Path | None:
-    """The tokenizer saved with the trained model (merged folder, else the training output)."""
-    for folder in (ctx.stage_dir("merge"), ctx.stage_dir("train")):
-        if (folder / "tokenizer_config.json").is_file():
-            return folder
-    return None
-
-
-def _first_target(recipe: Recipe) -> Mapping[str, Any]:
-    targets = recipe.exports("ollama")
-    if not targets:
-        raise UserError("no `type: ollama` target under export:")
-    return targets[0]
+    return True
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -14,14 +14,28 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
 
 from runner.errors import StageError
-from runner.recipe.model import Recipe
-from runner.stage import StageContext
+from runner.recipe.fields import Section
+from runner.run.context import Outcome, StageContext
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "smoke"
-DEFAULTS = {"prompts": 3, "max_new_tokens": 64, "require_stop": True}
+
+
+class SmokeSection(Section):
+    """`eval.smoke:`: the always-on smoke test of every exported GGUF."""
+
+    prompts: int = Field(3, ge=1)
+    """Held-out prompts each GGUF answers."""
+    max_new_tokens: int = Field(64, ge=1)
+    require_stop: bool = True
+    """Fail when the model hits the token limit instead of an end token."""
 
 
 @dataclass
@@ -68,23 +82,6 @@ def find_targets(gguf_dir: Path, base_gguf: str | None = None) -> list[SmokeTarg
 def _kind(path: Path) -> str:
     match = re.search(r"-((?:lora-|base-)?[a-z0-9_]+)$", path.stem)
     return match.group(1) if match else path.stem
-
-
-def held_out_cases(data_dir: Path, limit: int) -> tuple[list[Any], str]:
-    """Up to ``limit`` held-out conversations and the file they came from."""
-    from runner.eval.testset import load_test_split
-
-    for name in ("test.jsonl", "val.jsonl"):
-        path = data_dir / name
-        if path.is_file():
-            cases = load_test_split(path).cases
-            if cases:
-                return cases[:limit], name
-    raise StageError(
-        STAGE,
-        f"no held-out conversation to smoke-test with: {data_dir} has no usable test.jsonl or "
-        "val.jsonl (give the split a test or validation share)",
-    )
 
 
 def check_answer(gen: Any, special_tokens: list[str], hf_prompt_tokens: int, require_stop: bool):
@@ -157,36 +154,43 @@ def smoke_test(
     return results
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Smoke-test every GGUF the gguf stage wrote; write ``smoke.json``; fail on any failure."""
     from transformers import AutoTokenizer
 
-    from runner.prompt.template import load_template
+    from runner.dataset import held_out
+    from runner.prompt.template import read_template
 
-    options = {**DEFAULTS, **dict(recipe.get("eval.smoke") or {})}
+    options = recipe.eval.smoke
     lora = recipe.exports("lora_gguf")
-    targets = find_targets(ctx.stage_dir("gguf"), lora[0].get("base_gguf") if lora else None)
+    gguf_dir = ctx.require("gguf")
+    targets = find_targets(gguf_dir, lora[0].base_gguf if lora else None)
     if not targets:
-        raise StageError(STAGE, f"no GGUF file in {ctx.stage_dir('gguf')} to smoke-test")
-    tokenizer_dir = ctx.stage_dir("merge")
-    if not (tokenizer_dir / "tokenizer_config.json").is_file():
-        tokenizer_dir = ctx.stage_dir("train")  # adapter-only export: the trained tokenizer
-    template = load_template(recipe["prompt"], tokenizer_dir=tokenizer_dir)
-    cases, source = held_out_cases(ctx.stage_dir("data"), int(options["prompts"]))
+        raise StageError(STAGE, f"no GGUF file in {gguf_dir} to smoke-test")
+    train_dir = ctx.require("train")
+    template = read_template(train_dir)
+    held = held_out(ctx.require("data"))
+    if not held.rows:
+        raise StageError(
+            STAGE,
+            "no held-out conversation to smoke-test with: the data stage wrote no usable "
+            "test.jsonl or val.jsonl (give the split a test or validation share)",
+        )
+    cases = held.rows[: options.prompts]
     prompts = [template.render(c.prompt, add_generation_prompt=True) for c in cases]
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(train_dir))
     results = smoke_test(
         targets,
         prompts,
         tokenizer,
-        max_new_tokens=int(options["max_new_tokens"]),
-        require_stop=bool(options["require_stop"]),
+        max_new_tokens=options.max_new_tokens,
+        require_stop=options.require_stop,
         log_file=ctx.log_file,
     )
     report = {
-        "prompts_from": source,
+        "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
-        "require_stop": bool(options["require_stop"]),
+        "require_stop": options.require_stop,
         "models": {r.kind: _result_dict(r) for r in results},
     }
     (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -195,9 +199,10 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         if not r.loads:
             failures.append(f"{r.kind}: does not load: {r.error}")
         failures.extend(f"{r.kind}: {f}" for f in r.failures)
+    if failures:
+        raise StageError(STAGE, "; ".join(failures[:8]) + f" (details: {ctx.out / 'smoke.json'})")
     summary = {
-        "outputs": {"smoke": str(ctx.stage_dir(STAGE) / "smoke.json")},
-        "passed": not failures,
+        "passed": True,
         "models": {
             r.kind: {
                 "loads": r.loads,
@@ -207,9 +212,8 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             for r in results
         },
     }
-    if failures:
-        raise StageError(STAGE, "; ".join(failures[:8]) + f" (details: {ctx.out / 'smoke.json'})")
-    return summary
+    notes = [n for n in (held.skip_note(),) if n]
+    return Outcome(summary=summary, outputs={"smoke": "smoke.json"}, notes=notes)
 
 
 def _result_dict(result: SmokeResult) -> dict[str, Any]:

@@ -7,12 +7,31 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from runner.errors import UserError
 from runner.models.tiny import build_tiny, is_tiny
+from runner.recipe.fields import ModelRef, Section
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelSection(Section):
+    """`model:`: the base model the adapter is trained on."""
+
+    base: ModelRef
+    """`tiny:qwen2`, `tiny:llama`, `tiny:deepseek-coder`, a Hugging Face id, or a local folder
+    (starting with `.`, `/` or `~`, relative to the recipe file)."""
+    revision: str | None = None
+    """A Hugging Face revision (branch, tag or commit) of the base."""
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    """Load the base in 4-bit (QLoRA) or 8-bit; `none` trains a 16-bit LoRA."""
+    cpu_fallback: bool = False
+    """Without CUDA, train a 16-bit LoRA instead of refusing a 4-bit QLoRA."""
+    trust_remote_code: bool = False
+    """Let transformers run the model repository's own code (only for bases you trust)."""
+    license: str | None = None
+    """License of the base model, for the model card."""
 
 
 def local_folder(base: str | Path) -> Path | None:

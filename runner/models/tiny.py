@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import UserError
+from runner.hashing import content_hash
 from runner.models.cache import build_once, package_version
-from runner.recipe.model import content_hash
 
 PREFIX = "tiny:"
 SEED = 1234
@@ -142,7 +142,7 @@ def family_template(spec: TinySpec) -> str:
     # llama.cpp ships no Llama-2 or DeepSeek-Coder template file: use the runner's own.
     from runner.prompt.template import load_template
 
-    return load_template({"template": name}).source
+    return load_template(name).source
 
 
 def _tool_versions() -> dict[str, str]:

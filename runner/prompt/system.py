@@ -9,13 +9,12 @@ from typing import Any
 from runner.errors import UserError
 
 
-def render_system(prompt_section: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
+def render_system(text: str | None, meta: Mapping[str, Any]) -> str | None:
     """Render ``prompt.system`` with ``meta`` (e.g. ``{{ meta.version }}``); ``None`` when unset.
 
     A variable the example's metadata lacks is an error that names the key and lists the keys
     present, rather than an empty string in a training prompt.
     """
-    text = prompt_section.get("system")
     if text is None:
         return None
     import jinja2
@@ -31,9 +30,8 @@ def render_system(prompt_section: Mapping[str, Any], meta: Mapping[str, Any]) ->
         raise UserError(f"prompt.system: {exc}") from None
 
 
-def system_variables(prompt_section: Mapping[str, Any]) -> set[str]:
+def system_variables(text: str | None) -> set[str]:
     """The names ``prompt.system`` reads (``{"meta"}`` when it depends on each example)."""
-    text = prompt_section.get("system")
     if text is None:
         return set()
     import jinja2.meta

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from runner.errors import UserError
+from runner.recipe.fields import Section, TemplateRef
 from runner.registry import did_you_mean
 
 # templates/ at the repository root, next to the runner package.
@@ -30,6 +31,19 @@ TOKENIZER = "tokenizer"
 
 _BOS = "{{ bos_token }}"
 _EOS = "{{ eos_token }}"
+
+
+class PromptSection(Section):
+    """`prompt:`: the chat template that drives training data, tokenizer, GGUF and Ollama
+    alike."""
+
+    template: TemplateRef = "chatml"
+    """A template name from templates/ (chatml, llama2, alpaca, deepseek-coder, zephyr),
+    `tokenizer` for the base tokenizer's own, or a path to a .jinja file."""
+    system: str | None = None
+    """System prompt; Jinja with `meta` (the example's metadata)."""
+    train_on: Literal["assistant", "last_assistant", "all"] = "assistant"
+    """Which turns carry loss."""
 
 
 @dataclass(frozen=True)
@@ -74,13 +88,52 @@ class ChatTemplate:
         )
 
 
+TEMPLATE_ARTIFACT = "template.json"
+
+
+def save_template(template: ChatTemplate, folder: Path) -> Path:
+    """Write the resolved template (source, end of turn, stops, bos/eos) where later stages find
+    it: the one template that drove training drives the GGUF, the Modelfile and the checks."""
+    path = folder / TEMPLATE_ARTIFACT
+    data = {
+        "name": template.name,
+        "source": template.source,
+        "end_of_turn": template.end_of_turn,
+        "stop": list(template.stop),
+        "bos_token": template.bos_token,
+        "eos_token": template.eos_token,
+        "description": template.description,
+    }
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_template(folder: Path) -> ChatTemplate:
+    """The template the train stage used, from its ``template.json``."""
+    data = _read_json(folder / TEMPLATE_ARTIFACT)
+    try:
+        return ChatTemplate(
+            name=str(data["name"]),
+            source=str(data["source"]),
+            end_of_turn=str(data["end_of_turn"]),
+            stop=tuple(data["stop"]),
+            bos_token=data.get("bos_token"),
+            eos_token=data.get("eos_token"),
+            description=str(data.get("description", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise UserError(
+            f"{folder / TEMPLATE_ARTIFACT}: incomplete template artifact ({exc})"
+        ) from None
+
+
 def template_names() -> list[str]:
     """Names of the templates shipped in ``templates/`` (each a ``.jinja`` with a ``.yaml``)."""
     return sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja"))
 
 
 def load_template(
-    prompt_section: Mapping[str, Any],
+    choice: str,
     tokenizer_dir: Path | None = None,
     *,
     bos_token: str | None | EllipsisType = ...,
@@ -92,8 +145,9 @@ def load_template(
     it, and ``tokenizer`` reads its ``chat_template``. Explicit ``bos_token``/``eos_token``
     arguments win over both (e.g. the tokens a GGUF file declares). A template without a sidecar
     needs ``tokenizer_dir``: its end-of-turn token is found among the tokenizer's special tokens.
+    The train stage loads it once and saves it (``save_template``); every later stage reads that
+    artifact (``read_template``) instead of deriving it again.
     """
-    choice = str(prompt_section.get("template", "chatml"))
     tokens = read_special_tokens(tokenizer_dir) if tokenizer_dir is not None else None
 
     if choice == TOKENIZER:

@@ -1,22 +1,29 @@
-"""Load a recipe: read YAML with marks, follow `extends:`, apply `--set`, fill defaults, validate,
-resolve paths, run cross-field rules, and return one immutable `Recipe` (or every error at once)."""
+"""Load a recipe: read YAML with marks (bounded), follow `extends:`, apply `--set`, validate into
+the typed ``Recipe``, resolve paths, run cross-field rules; return it or every error at once.
+
+Nothing a recipe holds can make this crash or hang: files are read at a bounded cost
+(``yamlfile``), every value that reaches the file system is checked first (``fields``), and any
+mistake becomes a ``Located`` problem with its file, line and key.
+"""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from runner.paths import check_path_text, display_path
+from runner.recipe.problems import Located, Origin, Problem, RecipeErrors, translate
+from runner.recipe.yamlfile import KeyPath, Mark, YamlProblem, dotted, load_value, read_yaml
+from runner.registry import did_you_mean
 
-from runner.recipe.model import Origin, Recipe, freeze
-from runner.recipe.problems import Located, RecipeErrors, display_path
-from runner.recipe.rules import check_rules
-from runner.recipe.schema import Problem, fill_defaults, subschema, validate_document
-from runner.recipe.yamlfile import KeyPath, Mark, YamlProblem, dotted, read_yaml
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 SET_ORIGIN = "--set"
+# A chain of shared bases is a few files long; a longer one is almost surely a mistake.
+MAX_EXTENDS = 32
 
 
 @dataclass
@@ -31,7 +38,6 @@ class _Layer:
 
 @dataclass
 class _Loaded:
-    document: dict[str, Any] = field(default_factory=dict)
     origins: dict[KeyPath, Origin] = field(default_factory=dict)
     lines: dict[str, list[str]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -95,50 +101,50 @@ def _locate(loaded: _Loaded, problem: Problem) -> Located:
     )
 
 
+def _fail(path: Path, message: str, key: str = "(file)", mark: Mark | None = None) -> RecipeErrors:
+    line, column = (mark.line, mark.column) if mark else (0, 0)
+    return RecipeErrors([Located(display_path(path), line, column, key, message)])
+
+
+def _read(path: Path, chain: tuple[Path, ...]) -> Any:
+    who = f" (extended by {display_path(chain[-1])})" if chain else ""
+    try:
+        return read_yaml(path)
+    except YamlProblem as exc:
+        raise _fail(exc.path, exc.message, "(yaml)", exc.mark) from None
+    except FileNotFoundError:
+        raise _fail(path, f"recipe file not found{who}") from None
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read{who}: {exc.strerror or exc}") from None
+
+
 def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_Layer]:
     """Layers of ``path`` and everything it extends, bases first."""
-    path = path.resolve()
+    path = path.absolute()
     if path in chain:
         cycle = " -> ".join(display_path(p) for p in (*chain, path))
-        raise RecipeErrors(
-            [Located(display_path(chain[-1]), 0, 0, "extends", f"extends cycle: {cycle}")]
-        )
-    try:
-        doc = read_yaml(path)
-    except YamlProblem as exc:
-        raise RecipeErrors(
-            [Located(display_path(exc.path), exc.mark.line, exc.mark.column, "(yaml)", exc.message)]
-        ) from None
-    except FileNotFoundError:
-        who = f" (extended by {display_path(chain[-1])})" if chain else ""
-        raise RecipeErrors(
-            [Located(display_path(path), 0, 0, "(file)", f"recipe file not found{who}")]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeErrors(
-            [Located(display_path(path), 0, 0, "(file)", f"cannot read: {exc}")]
-        ) from None
+        raise _fail(chain[-1], f"extends cycle: {cycle}", "extends")
+    if len(chain) >= MAX_EXTENDS:
+        raise _fail(chain[-1], f"extends goes more than {MAX_EXTENDS} files deep", "extends")
+    doc = _read(path, chain)
     loaded.lines[str(path)] = doc.lines
     if path not in loaded.files:
         loaded.files.append(path)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise RecipeErrors(
-            [
-                Located(
-                    display_path(path),
-                    1,
-                    1,
-                    "(top level)",
-                    "a recipe must be a YAML mapping of sections (recipe:, name:, ...)",
-                )
-            ]
+        raise _fail(
+            path,
+            "a recipe must be a YAML mapping of sections (recipe:, name:, ...)",
+            "(top level)",
+            Mark(1, 1),
         )
     layers: list[_Layer] = []
-    parents = data.get("extends", [])
-    parents = [parents] if isinstance(parents, str) else parents
-    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        mark = doc.marks.get(("extends",), Mark(1, 1))
+    raw = data.get("extends", [])
+    parents = [raw] if isinstance(raw, str) else raw
+    mark = doc.marks.get(("extends",), Mark(1, 1))
+    if not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents):
         raise RecipeErrors(
             [
                 Located(
@@ -146,24 +152,30 @@ def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_L
                     mark.line,
                     mark.column,
                     "extends",
-                    "must be a file path or a list of file paths",
+                    "must be a file path or a list of file paths (relative to this recipe)",
+                    doc.lines[mark.line - 1] if 0 < mark.line <= len(doc.lines) else None,
                 )
             ]
         )
     for index, parent in enumerate(parents):
-        target = (path.parent / Path(parent).expanduser()).resolve()
-        if not target.exists():
-            key = ("extends",) if isinstance(data.get("extends"), str) else ("extends", index)
-            mark = doc.marks.get(key, Mark(1, 1))
+        key = ("extends",) if isinstance(raw, str) else ("extends", index)
+        at = doc.marks.get(key, mark)
+        try:
+            check_path_text(parent)
+        except ValueError as exc:
+            raise _fail(path, str(exc), dotted(key), at) from None
+        target = path.parent / Path(parent).expanduser()
+        if not target.is_file():
+            what = "is a folder, not a recipe file" if target.is_dir() else "not found"
             raise RecipeErrors(
                 [
                     Located(
                         display_path(path),
-                        mark.line,
-                        mark.column,
+                        at.line,
+                        at.column,
                         dotted(key),
-                        f"extended recipe not found: {parent} (looked for {display_path(target)})",
-                        doc.lines[mark.line - 1] if doc.lines else None,
+                        f"extended recipe {what}: {parent} (looked for {display_path(target)})",
+                        doc.lines[at.line - 1] if 0 < at.line <= len(doc.lines) else None,
                     )
                 ]
             )
@@ -184,16 +196,18 @@ def _parse_override(text: str) -> tuple[KeyPath, str]:
     return tuple(parts), value
 
 
-def _typed_value(raw: str, schema: dict[str, Any] | None) -> Any:
-    """Type a --set value by the schema: strings stay strings; others parse as YAML."""
-    kinds = {schema.get("type")} if schema and isinstance(schema.get("type"), str) else set()
-    if schema and "oneOf" in schema:
-        kinds |= {opt.get("type") for opt in schema["oneOf"] if isinstance(opt, dict)}
-    if kinds == {"string"} or (schema and schema.get("format") in ("path", "model-ref")):
+def _typed_value(raw: str, node: Any) -> Any:
+    """Type a --set value by the key's type: strings stay strings; others parse as YAML."""
+    from runner.recipe.walk import resolve
+
+    resolved = resolve(node, raw) if node is not None else None
+    if resolved is not None and resolved.tp is str:
         return raw
+    if not raw.strip():
+        return ""
     try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        return load_value(raw)
+    except YamlProblem:
         return raw
 
 
@@ -221,8 +235,56 @@ def _set_at(document: dict[str, Any], path: KeyPath, value: Any) -> None:
         raise KeyError(dotted(path))
 
 
-def _resolve_paths(document: dict[str, Any], loaded: _Loaded, problems: list[Problem]) -> None:
-    """Make every `format: path` value absolute against the folder of the file that set it."""
+def _model() -> type[Recipe]:
+    """The typed recipe, imported when a document is read: it imports every operation's options,
+    which a file refused for its size or its YAML never needs."""
+    from runner.recipe.schema import Recipe
+
+    return Recipe
+
+
+def _apply_overrides(document: dict[str, Any], overrides: Any, loaded: _Loaded) -> None:
+    from runner.recipe.walk import allowed_keys, node_at, resolve
+
+    Recipe = _model()
+    for text in overrides:
+        key, raw = _parse_override(text)
+        node = node_at(Recipe, key, document)
+        if node is None:
+            parent = node_at(Recipe, key[:-1], document)
+            resolved = resolve(parent, None) if parent is not None else None
+            hint = did_you_mean(str(key[-1]), allowed_keys(resolved))
+            loaded.problems.append(Located(SET_ORIGIN, 0, 0, dotted(key), f"unknown key{hint}"))
+            continue
+        try:
+            _set_at(document, key, _typed_value(raw, node))
+        except KeyError as exc:
+            loaded.problems.append(
+                Located(SET_ORIGIN, 0, 0, dotted(key), f"no such entry: {exc.args[0]}")
+            )
+            continue
+        for k in [k for k in loaded.origins if k[: len(key)] == key]:
+            del loaded.origins[k]
+        loaded.origins[key] = Origin(SET_ORIGIN)
+
+
+def _validate(document: dict[str, Any]) -> tuple[Recipe | None, list[Problem]]:
+    from pydantic import ValidationError
+
+    Recipe = _model()
+    try:
+        return Recipe.model_validate(document), []
+    except ValidationError as exc:
+        return None, translate(Recipe, exc.errors(include_url=False), document)
+
+
+def _resolve_paths(document: dict[str, Any], loaded: _Loaded) -> list[Problem]:
+    """Make every local path absolute against the folder of the file that set it."""
+    from runner.recipe.fields import local_path_mark
+    from runner.recipe.walk import node_at, resolve
+
+    warnings: list[Problem] = []
+    Recipe = _model()
 
     def walk(value: Any, at: KeyPath) -> Any:
         if isinstance(value, dict):
@@ -231,11 +293,10 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded, problems: list[Pro
             return [walk(v, (*at, i)) for i, v in enumerate(value)]
         if not isinstance(value, str) or at[:1] == ("extends",):
             return value
-        schema = subschema(at, document) or {}
-        fmt = schema.get("format")
-        if fmt == "model-ref" and not value.startswith((".", "/", "~")):
-            return value
-        if fmt not in ("path", "model-ref"):
+        node = node_at(Recipe, at, document)
+        node = resolve(node, value) if node is not None else None
+        mark = local_path_mark(list(node.metadata)) if node is not None else None
+        if mark is None or not mark.is_local(value):
             return value
         origin = loaded.origins.get(at)
         base = (
@@ -243,7 +304,7 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded, problems: list[Pro
         )
         expanded = Path(value).expanduser()
         if expanded.is_absolute():
-            problems.append(
+            warnings.append(
                 Problem(
                     at,
                     f"absolute path {value!r} will not work on other machines; "
@@ -256,59 +317,56 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded, problems: list[Pro
     resolved = walk(document, ())
     document.clear()
     document.update(resolved)
+    return warnings
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once."""
-    loaded = _Loaded()
-    layers = _read_chain(Path(path), loaded, ())
+def _document(path: Path, overrides: Any, loaded: _Loaded) -> dict[str, Any]:
+    layers = _read_chain(path, loaded, ())
     document: dict[str, Any] = {}
     for layer in layers:
         document = _merge(document, layer.data)
         _apply_origins(loaded, layer)
+    _apply_overrides(document, overrides, loaded)
+    return document
 
-    problems: list[Problem] = []
-    for text in overrides:
-        key, raw = _parse_override(text)
-        schema = subschema(key, document)
-        if schema is None:
-            parent = subschema(key[:-1], document) or {}
-            hint = ""
-            if isinstance(parent.get("properties"), dict):
-                from runner.registry import did_you_mean
 
-                hint = did_you_mean(str(key[-1]), list(parent["properties"]))
-            loaded.problems.append(Located(SET_ORIGIN, 0, 0, dotted(key), f"unknown key{hint}"))
-            continue
-        try:
-            _set_at(document, key, _typed_value(raw, schema))
-        except KeyError as exc:
-            loaded.problems.append(
-                Located(SET_ORIGIN, 0, 0, dotted(key), f"no such entry: {exc.args[0]}")
-            )
-            continue
-        for k in [k for k in loaded.origins if k[: len(key)] == key]:
-            del loaded.origins[k]
-        loaded.origins[key] = Origin(SET_ORIGIN)
+def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
+    """Validate, resolve paths, validate again, check the cross-field rules; raise every error."""
+    recipe, problems = _validate(document)
+    if recipe is not None:
+        problems = _resolve_paths(document, loaded)
+        recipe, more = _validate(document)
+        problems.extend(more)
+        if recipe is not None and not loaded.problems:
+            from runner.recipe.rules import check_rules
 
-    problems.extend(validate_document(document))
-    errors = [p for p in problems if not p.warning]
-    if not errors and not loaded.problems:
-        document = fill_defaults(document)
-        _resolve_paths(document, loaded, problems)
-        problems.extend(check_rules(document))
-
+            problems.extend(check_rules(recipe))
     located = loaded.problems + [_locate(loaded, p) for p in problems]
     errors = [p for p in located if not p.warning]
     if errors:
         raise RecipeErrors(errors)
-    warnings = tuple(p.render() for p in located if p.warning)
+    assert recipe is not None
     origins = {".".join(str(p) for p in key): origin for key, origin in loaded.origins.items()}
-    return Recipe(
-        name=document["name"],
-        path=Path(path).resolve(),
-        config=freeze(document),
-        origins=origins,
-        files=tuple(loaded.files),
-        warnings=warnings,
-    )
+    warnings = tuple(p.render() for p in located if p.warning)
+    return recipe.attach(path.absolute(), origins, tuple(loaded.files), warnings)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once."""
+    try:
+        check_path_text(str(path))
+    except ValueError as exc:
+        raise _fail(Path(str(path).replace("\x00", "\\0")), str(exc)) from None
+    loaded = _Loaded()
+    document = _document(Path(path), overrides, loaded)
+    return _build(document, loaded, Path(path))
+
+
+def recipe_from_dict(data: dict[str, Any], path: str | Path = "recipe.yaml") -> Recipe:
+    """Validate a recipe given as data (tests, the job API), as if it were read from ``path``:
+    relative paths resolve against that file's folder."""
+    path = Path(path).absolute()
+    loaded = _Loaded(files=[path])
+    document = copy.deepcopy(data)
+    _apply_origins(loaded, _Layer(str(path), document, {}))
+    return _build(document, loaded, path)

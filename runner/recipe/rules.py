@@ -1,8 +1,8 @@
-"""Cross-field rules: small named checks over a merged recipe, in the user's key names.
+"""Cross-field rules: small named checks over a typed recipe, in the user's key names.
 
-Each rule takes the resolved document (defaults filled, paths absolute) and yields `Problem`s.
-Facts about this machine (no CUDA) are warnings here: recipes are written on laptops and trained
-on GPU machines; the run itself turns them into errors when it starts.
+Each rule takes the validated ``Recipe`` (defaults filled, paths absolute) and yields
+``Problem``s. Facts about this machine (no CUDA) are warnings here: recipes are written on
+laptops and trained on GPU machines; the run itself turns them into errors when it starts.
 """
 
 from __future__ import annotations
@@ -10,33 +10,32 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.recipe.problems import display_path
-from runner.recipe.schema import Problem
+from runner.paths import looks_local, names_template_file, path_problem
+from runner.recipe.problems import Problem
 from runner.registry import did_you_mean
 
-Doc = dict[str, Any]
-RULES: list[Callable[[Doc], Iterator[Problem]]] = []
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-FULL_PRECISION = ("f16", "bf16", "f32")
+RULES: list[Callable[[Recipe], Iterator[Problem]]] = []
 
 
-def rule(fn: Callable[[Doc], Iterator[Problem]]) -> Callable[[Doc], Iterator[Problem]]:
+def rule(fn: Callable[[Recipe], Iterator[Problem]]) -> Callable[[Recipe], Iterator[Problem]]:
     RULES.append(fn)
     return fn
 
 
-def check_rules(document: Doc) -> list[Problem]:
+def check_rules(recipe: Recipe) -> list[Problem]:
     problems: list[Problem] = []
     for fn in RULES:
-        problems.extend(fn(document))
+        problems.extend(fn(recipe))
     return problems
 
 
-def _targets(document: Doc, type_name: str) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, t) for i, t in enumerate(document.get("export", [])) if t["type"] == type_name]
+def _targets(recipe: Recipe, type_name: str) -> list[tuple[int, Any]]:
+    return [(i, t) for i, t in enumerate(recipe.export) if t.type == type_name]
 
 
 def cuda_available() -> bool:
@@ -45,47 +44,50 @@ def cuda_available() -> bool:
 
 
 @rule
-def split_fractions_sum_to_one(document: Doc) -> Iterator[Problem]:
-    split = document["split"]
-    total = split["train"] + split["val"] + split["test"]
+def split_fractions_sum_to_one(recipe: Recipe) -> Iterator[Problem]:
+    total = sum(recipe.split.fractions().values())
     if abs(total - 1.0) > 1e-6:
         yield Problem(("split",), f"split.train + split.val + split.test must be 1 (got {total:g})")
 
 
 @rule
-def source_paths_exist(document: Doc) -> Iterator[Problem]:
-    for index, source in enumerate(document["sources"]):
-        path = source.get("path")
-        if source["type"] == "hf_dataset" and path and not Path(path).exists():
-            continue  # a hub id; the data stage loads it when online
-        if path and not Path(path).exists():
-            yield Problem(("sources", index, "path"), f"{display_path(path)} does not exist")
+def source_paths_exist(recipe: Recipe) -> Iterator[Problem]:
+    for index, source in enumerate(recipe.sources):
+        if source.type == "hf_dataset" and not looks_local(source.path):
+            continue  # a hub id; the data stage loads it when online (resolved paths are local)
+        problem = path_problem(source.path)
+        if problem:
+            yield Problem(("sources", index, "path"), problem)
 
 
 @rule
-def source_names_unique(document: Doc) -> Iterator[Problem]:
+def source_names_unique(recipe: Recipe) -> Iterator[Problem]:
     seen: dict[str, int] = {}
-    for index, source in enumerate(document["sources"]):
-        name = source.get("name")
-        if name is None:
+    for index, source in enumerate(recipe.sources):
+        if source.name is None:
             continue
-        if name in seen:
+        if source.name in seen:
             yield Problem(
                 ("sources", index, "name"),
-                f"source name '{name}' is already used by sources[{seen[name]}]",
+                f"source name '{source.name}' is already used by sources[{seen[source.name]}]",
             )
-        seen[name] = index
+        seen[source.name] = index
 
 
 @rule
-def prompt_template_exists(document: Doc) -> Iterator[Problem]:
-    template = document["prompt"]["template"]
-    if template == "tokenizer":
+def prompt_template_exists(recipe: Recipe) -> Iterator[Problem]:
+    from runner.prompt.template import TOKENIZER, template_names
+
+    template = recipe.prompt.template
+    if template == TOKENIZER:
         return
-    if template.endswith((".jinja", ".j2")) or "/" in template:
-        return  # a path: the template module reports a missing file with its own message
-    known = sorted(p.stem for p in TEMPLATES_DIR.glob("*.jinja"))
-    if known and template not in known:
+    if names_template_file(template):
+        problem = path_problem(template)
+        if problem:
+            yield Problem(("prompt", "template"), problem)
+        return
+    known = template_names()
+    if template not in known:
         yield Problem(
             ("prompt", "template"),
             f"'{template}' is not a known template{did_you_mean(template, known)} "
@@ -94,37 +96,56 @@ def prompt_template_exists(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def tiny_family_known(document: Doc) -> Iterator[Problem]:
-    from runner.models.tiny import TINY_MODELS
+def tiny_family_known(recipe: Recipe) -> Iterator[Problem]:
+    from runner.models.tiny import PREFIX, TINY_MODELS
 
-    base = document["model"]["base"]
+    base = recipe.model.base
     families = tuple(TINY_MODELS)
-    if base.startswith("tiny:") and base[5:] not in families:
-        family = base[5:]
+    if base.startswith(PREFIX) and base[len(PREFIX) :] not in families:
+        family = base[len(PREFIX) :]
         yield Problem(
             ("model", "base"),
             f"'{family}' is not a built-in tiny model{did_you_mean(family, families)} "
-            f"(known: {', '.join('tiny:' + f for f in families)})",
+            f"(known: {', '.join(PREFIX + f for f in families)})",
         )
 
 
 @rule
-def qlora_needs_lora(document: Doc) -> Iterator[Problem]:
-    if document["model"]["quantization"] != "none" and not document["lora"]["enabled"]:
+def base_is_trainable(recipe: Recipe) -> Iterator[Problem]:
+    """Axolotl trains decoder-only causal language models; refuse the rest before any run."""
+    from runner.models.trainable import untrainable_reason
+
+    reason = untrainable_reason(recipe.model.base)
+    if reason:
+        yield Problem(("model", "base"), reason)
+
+
+@rule
+def local_base_exists(recipe: Recipe) -> Iterator[Problem]:
+    if looks_local(recipe.model.base) or Path(recipe.model.base).is_absolute():
+        problem = path_problem(recipe.model.base)
+        if problem:
+            yield Problem(("model", "base"), problem)
+
+
+@rule
+def qlora_needs_lora(recipe: Recipe) -> Iterator[Problem]:
+    if recipe.model.quantization != "none" and not recipe.lora.enabled:
         yield Problem(
             ("model", "quantization"),
-            f"model.quantization: {document['model']['quantization']} trains an adapter on a "
+            f"model.quantization: {recipe.model.quantization} trains an adapter on a "
             "quantized base, so it needs lora.enabled: true",
         )
 
 
 @rule
-def qlora_without_cuda(document: Doc) -> Iterator[Problem]:
-    if document["model"]["quantization"] == "4bit" and not cuda_available():
+def qlora_without_cuda(recipe: Recipe) -> Iterator[Problem]:
+    if recipe.model.quantization == "4bit" and not cuda_available():
         fallback = (
             "it will train a 16-bit LoRA instead (model.cpu_fallback: true)"
-            if document["model"]["cpu_fallback"]
-            else "the run will refuse to start here (set model.cpu_fallback: true to train a 16-bit LoRA instead)"
+            if recipe.model.cpu_fallback
+            else "the run will refuse to start here (set model.cpu_fallback: true to train a "
+            "16-bit LoRA instead)"
         )
         yield Problem(
             ("model", "quantization"),
@@ -134,11 +155,11 @@ def qlora_without_cuda(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def exports_have_what_they_need(document: Doc) -> Iterator[Problem]:
-    merges = _targets(document, "merge")
-    merge_on = any(t["enabled"] for _, t in merges)
-    lora_on = document["lora"]["enabled"]
-    for index, _ in _targets(document, "gguf"):
+def exports_have_what_they_need(recipe: Recipe) -> Iterator[Problem]:
+    merges = _targets(recipe, "merge")
+    merge_on = any(t.enabled for _, t in merges)
+    lora_on = recipe.lora.enabled
+    for index, _ in _targets(recipe, "gguf"):
         if not lora_on:
             continue  # a full fine-tune's output is already a whole model
         if not merges:
@@ -157,7 +178,7 @@ def exports_have_what_they_need(document: Doc) -> Iterator[Problem]:
             yield Problem(
                 ("export", index), "merge needs a LoRA adapter, but lora.enabled is false"
             )
-    for index, _ in _targets(document, "lora_gguf"):
+    for index, _ in _targets(recipe, "lora_gguf"):
         if not lora_on:
             yield Problem(
                 ("export", index), "lora_gguf exports the LoRA adapter, but lora.enabled is false"
@@ -165,16 +186,14 @@ def exports_have_what_they_need(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def ollama_has_a_gguf(document: Doc) -> Iterator[Problem]:
-    ggufs = [t for _, t in _targets(document, "gguf")]
-    available = set()
-    for target in ggufs:
-        available.add(target["outtype"])
-        available.update(target["quantize"])
-    for index, target in _targets(document, "ollama"):
-        source = target["from"]
+def ollama_has_a_gguf(recipe: Recipe) -> Iterator[Problem]:
+    available: set[str] = set()
+    for _, target in _targets(recipe, "gguf"):
+        available.update(target.produces())
+    for index, target in _targets(recipe, "ollama"):
+        source = target.from_
         if source == "adapter":
-            if not _targets(document, "lora_gguf"):
+            if not _targets(recipe, "lora_gguf"):
                 yield Problem(
                     ("export", index, "from"),
                     "from: adapter needs a `- type: lora_gguf` export for the ADAPTER line",
@@ -185,8 +204,8 @@ def ollama_has_a_gguf(document: Doc) -> Iterator[Problem]:
                 ("export", index, "from"),
                 f"'{source}' is not produced by a gguf export (available: {have})",
             )
-        num_ctx = (target.get("parameters") or {}).get("num_ctx")
-        seq_len = document["train"]["seq_len"]
+        num_ctx = target.parameters.num_ctx
+        seq_len = recipe.train.seq_len
         if num_ctx is not None and num_ctx < seq_len:
             yield Problem(
                 ("export", index, "parameters", "num_ctx"),
@@ -196,31 +215,31 @@ def ollama_has_a_gguf(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def compute_is_consistent(document: Doc) -> Iterator[Problem]:
-    compute = document["compute"]
-    if compute["gpus"] > 1 and compute["strategy"] == "single":
+def compute_is_consistent(recipe: Recipe) -> Iterator[Problem]:
+    compute = recipe.compute
+    if compute.gpus > 1 and compute.strategy == "single":
         yield Problem(
             ("compute", "strategy"),
-            f"compute.gpus is {compute['gpus']}: choose compute.strategy ddp, fsdp or deepspeed",
+            f"compute.gpus is {compute.gpus}: choose compute.strategy ddp, fsdp or deepspeed",
         )
-    if compute["strategy"] == "fsdp" and document["model"]["quantization"] == "8bit":
+    if compute.strategy == "fsdp" and recipe.model.quantization == "8bit":
         yield Problem(
             ("compute", "strategy"), "fsdp cannot shard an 8-bit base; use ddp or deepspeed"
         )
 
 
 @rule
-def gate_is_measurable(document: Doc) -> Iterator[Problem]:
-    evaluation = document["eval"]
-    gate = evaluation.get("gate") or {}
+def gate_is_measurable(recipe: Recipe) -> Iterator[Problem]:
+    evaluation = recipe.eval
+    gate = evaluation.gate
     for key in ("min_improvement", "min_loss_improvement"):
-        if key in gate and not evaluation["compare_base"]:
+        if getattr(gate, key) is not None and not evaluation.compare_base:
             yield Problem(
                 ("eval", "gate", key),
                 f"eval.gate.{key} compares with the base model, but eval.compare_base is false",
             )
-    checks = {c["type"] for c in evaluation["checks"]}
-    for name in gate.get("checks") or {}:
+    checks = {c.type for c in evaluation.checks}
+    for name in gate.checks:
         if name not in checks:
             yield Problem(
                 ("eval", "gate", "checks", name),
@@ -229,10 +248,10 @@ def gate_is_measurable(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def commands_need_permission(document: Doc) -> Iterator[Problem]:
-    evaluation = document["eval"]
-    for index, check in enumerate(evaluation["checks"]):
-        if check["type"] == "command" and not evaluation["allow_commands"]:
+def commands_need_permission(recipe: Recipe) -> Iterator[Problem]:
+    evaluation = recipe.eval
+    for index, check in enumerate(evaluation.checks):
+        if check.type == "command" and not evaluation.allow_commands:
             yield Problem(
                 ("eval", "checks", index),
                 "command checks run programs; they only run when eval.allow_commands is true "
@@ -242,23 +261,37 @@ def commands_need_permission(document: Doc) -> Iterator[Problem]:
 
 
 @rule
-def base_is_convertible(document: Doc) -> Iterator[Problem]:
-    """Warn before any training time is spent when llama.cpp's pinned converter would refuse the base."""
-    if not (_targets(document, "gguf") or _targets(document, "lora_gguf")):
+def pattern_checks_use_the_filter_words(recipe: Recipe) -> Iterator[Problem]:
+    """`type: forbid|require` + `patterns:` is the old spelling of the `regex` check."""
+    for index, check in enumerate(recipe.eval.checks):
+        if check.type in ("forbid", "require"):
+            yield Problem(
+                ("eval", "checks", index, "type"),
+                f"`type: {check.type}` with `patterns:` is deprecated; write `type: regex` with "
+                f"`{check.type}: [...]`, the same words as the regex filter",
+                warning=True,
+            )
+
+
+@rule
+def base_is_convertible(recipe: Recipe) -> Iterator[Problem]:
+    """Warn before any training time is spent when llama.cpp's pinned converter would refuse the
+    base."""
+    if not (_targets(recipe, "gguf") or _targets(recipe, "lora_gguf")):
         return
     from runner.models.convertible import check_convertible
 
-    for message in check_convertible(document["model"]["base"]):
+    for message in check_convertible(recipe.model.base):
         yield Problem(("model", "base"), message, warning=True)
 
 
 @rule
-def early_stopping_needs_eval_and_save_steps(document: Doc) -> Iterator[Problem]:
+def early_stopping_needs_eval_and_save_steps(recipe: Recipe) -> Iterator[Problem]:
     """Axolotl refuses early stopping without both step counts (its check_early_stopping)."""
-    train = document["train"]
-    if "early_stopping_patience" not in train:
+    train = recipe.train
+    if train.early_stopping_patience is None:
         return
-    eval_steps, save_steps = train.get("eval_steps"), train.get("save_steps")
+    eval_steps, save_steps = train.eval_steps, train.save_steps
     if not eval_steps or not save_steps:
         yield Problem(
             ("train", "early_stopping_patience"),

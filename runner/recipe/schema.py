@@ -1,241 +1,217 @@
-"""The recipe JSON Schema: loading, walking to the sub-schema of a key, filling defaults, and
-validating with messages in the user's words (typed `type:` items get did-you-mean suggestions)."""
+"""The typed recipe: ``Recipe`` assembles the sections and operations declared beside their code.
+
+Where each key is declared (and handled):
+
+- ``sources``: ``runner/data/sources/<type>.py``; their ``extract`` lists: ``runner/data/extractors/``
+- ``filters``: ``runner/data/filters/<module>.py`` (registered under their ``type:``)
+- ``split``, ``balance``: ``runner/data/split.py``
+- ``prompt``: ``runner/prompt/template.py``
+- ``model``: ``runner/models/resolve.py``
+- ``lora``, ``train``: ``runner/train/config.py``; ``compute``: ``runner/train/launch.py``
+- ``export``: ``runner/export/<stage>.py`` (``merge``, ``gguf``/``lora_gguf``, ``ollama``, ``hub``)
+- ``eval``: ``runner/eval/stage.py``; ``eval.checks``: ``runner/eval/checks/``;
+  ``eval.gate``: ``runner/eval/gate.py``; ``eval.smoke``: ``runner/export/smoke.py``
+
+The JSON Schema users give their editor (``recipe schema``) is generated from this model.
+"""
 
 from __future__ import annotations
 
-import copy
+import ast
+import inspect
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import sys
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from runner.recipe.yamlfile import KeyPath
-from runner.registry import did_you_mean
+from pydantic import Field, PrivateAttr
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "recipe.schema.json"
+from runner.data.registries import FILTERS, SOURCES, load_all
+from runner.data.split import BalanceSection, SplitSection
+from runner.eval.stage import EvalSection
+from runner.export import ExportList
+from runner.hashing import content_hash
+from runner.models.resolve import ModelSection
+from runner.prompt.template import PromptSection
+from runner.recipe.fields import Section
+from runner.recipe.problems import Origin
+from runner.train.config import LoraSection, TrainSection
+from runner.train.launch import ComputeSection
+
+load_all()
+
+SCHEMA_VERSION = 1
+
+
+class Recipe(Section):
+    """A fine-tuning recipe: data, prompt template, base model, training, export, evaluation."""
+
+    recipe: Literal[1]
+    """Schema version of this recipe."""
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Name of the recipe; runs go to runs/<name>/."""
+    description: str | None = None
+    extends: str | tuple[str, ...] | None = None
+    """Recipe file(s) this one builds on, relative to this file: mappings merge, lists
+    replace."""
+    on_error: Literal["skip", "fail"] = "skip"
+    """Bad input data: `skip` reports and keeps it in rejected.jsonl; `fail` stops."""
+    sources: tuple[SOURCES.union(), ...] = Field(min_length=1)  # type: ignore[valid-type]
+    """Where examples come from."""
+    filters: tuple[FILTERS.union(), ...] = ()  # type: ignore[valid-type]
+    """Applied in order; each drop or alteration is counted and kept with its reason."""
+    balance: BalanceSection | None = None
+    split: SplitSection = SplitSection()
+    prompt: PromptSection = PromptSection()
+    model: ModelSection
+    lora: LoraSection = LoraSection()
+    train: TrainSection = TrainSection()
+    compute: ComputeSection = ComputeSection()
+    axolotl: dict[str, Any] = {}
+    """Raw Axolotl keys, passed through and checked against Axolotl's own config model."""
+    export: ExportList = ()
+    eval: EvalSection = EvalSection()
+
+    _path: Path = PrivateAttr(default=Path("recipe.yaml"))
+    _origins: Mapping[str, Origin] = PrivateAttr(default_factory=dict)
+    _files: tuple[Path, ...] = PrivateAttr(default=())
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    def attach(
+        self,
+        path: Path,
+        origins: Mapping[str, Origin],
+        files: tuple[Path, ...],
+        warnings: tuple[str, ...],
+    ) -> Recipe:
+        """Record where the recipe came from (the loader calls this once)."""
+        self._path, self._origins, self._files, self._warnings = path, origins, files, warnings
+        return self
+
+    @property
+    def path(self) -> Path:
+        """The recipe file that was loaded (the last of its ``extends`` chain)."""
+        return self._path
+
+    @property
+    def origins(self) -> Mapping[str, Origin]:
+        """Dotted key path (``train.learning_rate``, ``sources.0.path``) -> where it was set."""
+        return self._origins
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self._files
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self._warnings
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain JSON data (keys as users write them)."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"extends"})
+
+    def value_at(self, dotted: str) -> Any:
+        """The plain data at a dotted key (``model``, ``sources.0.path``); KeyError when the
+        recipe has no such key."""
+        node: Any = self.to_dict()
+        for part in dotted.split("."):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise KeyError(dotted)
+        return node
+
+    def section(self, dotted: str) -> Any:
+        """``value_at``, or None when the key is not there."""
+        try:
+            return self.value_at(dotted)
+        except KeyError:
+            return None
+
+    def hash(self) -> str:
+        return content_hash(self.to_dict())
+
+    def exports(self, type_name: str) -> list[Any]:
+        """The export targets of one type, in recipe order."""
+        return [t for t in self.export if t.type == type_name]
+
+
+def _models(cls: type = Section) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _models(sub)
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """A model's attribute docstrings (the string literal under a field), by field name.
+
+    Read from the source only when the schema is generated: pydantic's own
+    ``use_attribute_docstrings`` reads every class's source at import, which cost a third of
+    ``recipe validate``'s time.
+    """
+    try:
+        tree = ast.parse(inspect.getsource(sys.modules[cls.__module__]))
+    except (OSError, TypeError, KeyError, SyntaxError):
+        return {}
+    body: list[ast.stmt] = tree.body
+    for name in getattr(cls, "source_qualname", cls.__qualname__).split("."):
+        node = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == name), None)
+        if node is None:
+            return {}
+        body = node.body
+    docs = {}
+    for field, doc in zip(body, body[1:], strict=False):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            docs[field.target.id] = " ".join(doc.value.value.split())
+    return docs
+
+
+def _all_field_docs(cls: type) -> dict[str, str]:
+    """``_field_docs`` of the class and the models it derives from (its own win)."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if isinstance(base, type) and issubclass(base, Section) and base is not Section:
+            docs.update(_field_docs(base))
+    return docs
+
+
+def _add_descriptions(schema: dict[str, Any]) -> None:
+    by_name = {cls.__name__: cls for cls in _models()}
+    by_name[Recipe.__name__] = Recipe
+    targets = [(Recipe, schema), *((by_name.get(n), d) for n, d in schema.get("$defs", {}).items())]
+    for cls, definition in targets:
+        if cls is None:
+            continue
+        docs = _all_field_docs(cls)
+        for name, info in cls.model_fields.items():
+            prop = definition.get("properties", {}).get(info.alias or name)
+            if prop is not None and name in docs and "description" not in prop:
+                prop["description"] = docs[name]
 
 
 @cache
-def recipe_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One mistake in a recipe, located by key path (the loader turns it into file:line)."""
-
-    path: KeyPath
-    message: str
-    warning: bool = False
-
-
-def _deref(schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = recipe_schema()["$defs"][name]
-    return schema
-
-
-def typed_variants(schema: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
-    """For a `oneOf` of `type:`-discriminated objects, map each type name to its schema."""
-    schema = _deref(schema)
-    options = schema.get("oneOf")
-    if not options:
-        return None
-    variants = {}
-    for option in options:
-        option = _deref(option)
-        const = option.get("properties", {}).get("type", {}).get("const")
-        if const is None:
-            return None
-        variants[const] = option
-    return variants
-
-
-def resolve_variant(schema: dict[str, Any], instance: Any) -> dict[str, Any]:
-    """The concrete schema for an instance: follows $ref and picks the typed variant."""
-    schema = _deref(schema)
-    variants = typed_variants(schema)
-    if variants is not None and isinstance(instance, dict) and instance.get("type") in variants:
-        return variants[instance["type"]]
-    return schema
-
-
-def subschema(path: KeyPath, document: Any) -> dict[str, Any] | None:
-    """Schema of the value at ``path`` in ``document`` (None when the path is not in the schema)."""
-    schema = resolve_variant(recipe_schema(), document)
-    node = document
-    for part in path:
-        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
-            schema = schema.get("items")
-            node = node[int(part)] if isinstance(node, list) and int(part) < len(node) else None
-        else:
-            props = schema.get("properties", {})
-            if part in props:
-                schema = props[part]
-            elif isinstance(schema.get("additionalProperties"), dict):
-                schema = schema["additionalProperties"]
-            elif schema.get("additionalProperties") is True:
-                return {}
-            else:
-                return None
-            node = node.get(part) if isinstance(node, dict) else None
-        if schema is None:
-            return None
-        schema = resolve_variant(schema, node)
-    return schema
-
-
-def fill_defaults(document: dict[str, Any]) -> dict[str, Any]:
-    """Copy of ``document`` with every schema default filled in, recursively.
-
-    An absent object section is created when it has no required keys, so `train: {}` and no
-    `train:` at all mean the same thing.
-    """
-
-    def fill(value: Any, schema: dict[str, Any]) -> Any:
-        schema = resolve_variant(schema, value)
-        if isinstance(value, dict) and schema.get("type") == "object":
-            for key, prop in schema.get("properties", {}).items():
-                prop_resolved = _deref(prop)
-                if key not in value:
-                    if "default" in prop_resolved:
-                        value[key] = copy.deepcopy(prop_resolved["default"])
-                    elif (
-                        prop_resolved.get("type") == "object"
-                        and prop_resolved.get("properties")
-                        and not prop_resolved.get("required")
-                    ):
-                        value[key] = {}
-                if key in value:
-                    value[key] = fill(value[key], prop)
-        elif isinstance(value, list) and "items" in schema:
-            return [fill(item, schema["items"]) for item in value]
-        return value
-
-    return fill(copy.deepcopy(document), recipe_schema())
-
-
-def _describe_type(schema: dict[str, Any]) -> str:
-    if "enum" in schema:
-        return "one of " + ", ".join(repr(v) for v in schema["enum"])
-    if "const" in schema:
-        return repr(schema["const"])
-    kind = schema.get("type")
-    names = {
-        "string": "a string",
-        "integer": "a whole number",
-        "number": "a number",
-        "boolean": "true or false",
-        "object": "a mapping",
-        "array": "a list",
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of recipes, generated from ``Recipe``, with every key's
+    description."""
+    schema = Recipe.model_json_schema(by_alias=True, mode="validation")
+    _add_descriptions(schema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://recipe-runner.dev/schema/recipe.json",
+        "title": "recipe-runner recipe",
+        **schema,
     }
-    return names.get(kind, str(kind)) if isinstance(kind, str) else "a valid value"
 
 
-def validate_document(document: Any) -> list[Problem]:
-    """Every schema problem of a merged recipe, in document order, in the user's words."""
-    from jsonschema import Draft202012Validator
-
-    root_validator = Draft202012Validator(recipe_schema())
-    problems: list[Problem] = []
-
-    def check(instance: Any, schema: dict[str, Any], at: KeyPath) -> None:
-        schema = _deref(schema)
-        variants = typed_variants(schema)
-        if variants is not None:
-            check_typed(instance, variants, at)
-            return
-        # evolve() keeps the root schema as the resolver's base, so `$ref`s inside resolve.
-        validator = root_validator.evolve(schema=schema)
-        for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
-            problems.extend(explain(error, at))
-
-    def check_typed(instance: Any, variants: dict[str, dict[str, Any]], at: KeyPath) -> None:
-        kind = at[-2] if len(at) >= 2 and isinstance(at[-1], int) else "item"
-        label = {
-            "sources": "source",
-            "filters": "filter",
-            "export": "export target",
-            "checks": "check",
-            "extract": "extractor",
-        }.get(str(kind), "type")
-        if not isinstance(instance, dict):
-            problems.append(Problem(at, f"must be a mapping with a `type:` ({label})"))
-            return
-        if "type" not in instance:
-            known = ", ".join(variants)
-            problems.append(Problem(at, f"missing `type:`; one of: {known}"))
-            return
-        name = instance["type"]
-        if name not in variants:
-            hint = did_you_mean(str(name), list(variants))
-            problems.append(
-                Problem(
-                    (*at, "type"),
-                    f"'{name}' is not a known {label}{hint} (known: {', '.join(variants)})",
-                )
-            )
-            return
-        check(instance, variants[name], at)
-
-    def explain(error: Any, at: KeyPath) -> Iterator[Problem]:
-        where = (*at, *error.absolute_path)
-        validator = error.validator
-        if validator == "additionalProperties":
-            allowed = list(error.schema.get("properties", {}))
-            extras = set(error.instance) - set(allowed)
-            for key in sorted(extras):
-                hint = did_you_mean(key, allowed)
-                yield Problem((*where, key), f"unknown key '{key}'{hint}")
-            return
-        if validator == "required":
-            yield Problem(where, error.message.replace("is a required property", "is required"))
-            return
-        if validator in ("oneOf", "anyOf") and error.schema.get("oneOf"):
-            # A typed list item inside a plain validator call (e.g. nested extract lists).
-            variants = typed_variants(error.schema)
-            if variants is not None:
-                check_typed(error.instance, variants, where)
-                return
-        if validator in ("type", "enum", "const"):
-            yield Problem(
-                where,
-                f"{error.instance!r} is not valid here: expected {_describe_type(error.schema)}",
-            )
-            return
-        if validator == "pattern":
-            yield Problem(
-                where, f"{error.instance!r} does not match the pattern {error.validator_value}"
-            )
-            return
-        yield Problem(where, error.message)
-
-    if not isinstance(document, dict):
-        return [
-            Problem(
-                (), "a recipe must be a YAML mapping of sections (recipe:, name:, sources: ...)"
-            )
-        ]
-    top = recipe_schema()
-    # Validate section by section so typed lists are dispatched by `type:` with good messages.
-    shallow = {k: v for k, v in top.items() if k != "properties"}
-    shallow["properties"] = {k: {} for k in top["properties"]}
-    check(document, shallow, ())
-    for key, value in document.items():
-        prop = top["properties"].get(key)
-        if prop is None:
-            continue
-        if prop.get("type") == "array" and "items" in prop and typed_variants(prop["items"]):
-            if not isinstance(value, list):
-                problems.append(Problem((key,), f"must be a list (got {type(value).__name__})"))
-                continue
-            for index, item in enumerate(value):
-                check_typed(item, typed_variants(prop["items"]), (key, index))
-            if "minItems" in prop and len(value) < prop["minItems"]:
-                problems.append(Problem((key,), "needs at least one entry"))
-        else:
-            check(value, prop, (key,))
-    return problems
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"

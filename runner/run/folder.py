@@ -1,11 +1,16 @@
-"""The run folder: ``runs/<recipe name>/<short hash>/`` with one link per stage output.
+"""The run folder: ``runs/<name>/<short hash>/`` with one link per stage output.
 
 Stage outputs live once in a content-addressed store, ``runs/<name>/stages/<stage>-<key>/``, and
 each run folder links ``data/``, ``train/``, ``merged/``... to the entry of its key. A recipe that
 changes only its export section gets a new run folder whose data and train links point at the
 outputs already built. A stage writes into ``stages/.partial/<stage>-<key>/``, which is renamed
 into place when it returns; the completion manifest is written after the rename, so an entry
-without a manifest is unfinished and is never reused.
+without a manifest is unfinished and is never reused. Nothing inside an output is rewritten after
+the rename: stages record their outputs relative to their own folder.
+
+Runs of the same recipe may happen at the same time (two terminals, the job API): each stage key
+has a lock (``stages/.locks/<stage>-<key>.lock``, an OS file lock that dies with its holder), so a
+second run of the same stage waits for the first and then reuses its output.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.stage import STAGE_DIRS, stage_log
+from filelock import FileLock
+
+from runner.run.context import Outcome, stage_log
+from runner.run.stages import SPECS
 
 MANIFEST = "stage.manifest.json"
 LOCK = "run.lock.json"
@@ -55,6 +63,12 @@ class RunFolder:
     def partial(self, stage: str, key: str) -> Path:
         return self.store / ".partial" / f"{stage}-{key[:12]}"
 
+    def lock(self, stage: str, key: str) -> FileLock:
+        """The lock held while a stage with this key runs (waited on by a second run)."""
+        locks = self.store / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(locks / f"{stage}-{key[:12]}.lock"))
+
     def manifest(self, stage: str, key: str) -> dict[str, Any] | None:
         """The completion manifest of a finished stage with this key, or None."""
         path = self.entry(stage, key) / MANIFEST
@@ -63,6 +77,12 @@ class RunFolder:
         except (OSError, ValueError):
             return None
         return data if data.get("key") == key else None
+
+    def outcome(self, stage: str, key: str) -> Outcome | None:
+        manifest = self.manifest(stage, key)
+        return (
+            Outcome.from_json(manifest["outcome"]) if manifest and "outcome" in manifest else None
+        )
 
     def create(self, lock: dict[str, Any]) -> None:
         """Make the run folder, write its lock file and point ``latest`` at it."""
@@ -81,47 +101,30 @@ class RunFolder:
         relink(self.run_dir / "logs" / f"{stage}.log", stage_log(partial, stage))
         return partial
 
-    def finish(
-        self,
-        stage: str,
-        key: str,
-        summary: dict[str, Any],
-        seconds: float,
-        run_files: tuple[str, ...] = (),
-    ) -> Path:
-        """Rename the partial output into place, then write the manifest, then link it.
-
-        ``run_files`` (text files such as ``axolotl.yaml``) name paths inside the partial
-        folder; those are rewritten to the final folder, where the files now live.
-        """
+    def finish(self, stage: str, key: str, outcome: Outcome, seconds: float) -> Path:
+        """Rename the partial output into place, then write the manifest, then link it."""
         final = self.entry(stage, key)
         partial = self.partial(stage, key)
-        for name in run_files:
-            path = partial / name
-            if path.is_file():
-                path.write_text(path.read_text().replace(str(partial), str(final)))
         if final.exists():  # an unfinished or forced-over entry
             shutil.rmtree(final)
         os.replace(partial, final)
-        # Paths the stage reported point into the partial folder; they now live in ``final``.
-        summary = json.loads(json.dumps(summary, default=str).replace(str(partial), str(final)))
         manifest = {
             "stage": stage,
             "key": key,
             "seconds": round(seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "summary": summary,
+            "outcome": outcome.to_json(),
         }
         write_json_atomic(final / MANIFEST, manifest)
-        self.link(stage, key, run_files)
+        self.link(stage, key)
         return final
 
-    def link(self, stage: str, key: str, run_files: tuple[str, ...] = ()) -> None:
+    def link(self, stage: str, key: str) -> None:
         entry = self.entry(stage, key)
-        relink(self.run_dir / STAGE_DIRS[stage], entry)
+        relink(self.run_dir / SPECS[stage].folder, entry)
         if stage_log(entry, stage).exists():  # also when this run folder reuses the stage
             relink(self.run_dir / "logs" / f"{stage}.log", stage_log(entry, stage))
-        for name in run_files:
+        for name in SPECS[stage].run_files:
             if (entry / name).exists():
                 relink(self.run_dir / name, entry / name)
 

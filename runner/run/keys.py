@@ -1,5 +1,5 @@
-"""Stage cache keys: whole recipe sections + content of the files they name + tool versions,
-chained with the keys of upstream stages (the dvc run-cache idea)."""
+"""Stage cache keys: the recipe keys a stage reads + content of the files they name + tool
+versions, chained with the keys of the upstream stages it reads (the dvc run-cache idea)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.recipe.model import Recipe, content_hash
-from runner.run.hashing import HashCache, input_paths
+from runner.hashing import HashCache, content_hash, input_paths
 from runner.run.stages import SPECS, StageSpec
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 # Recorded in run.lock.json: what a run was made with.
 LOCK_TOOLS = (
@@ -43,16 +45,13 @@ def versions(dists: tuple[str, ...] = LOCK_TOOLS) -> dict[str, str]:
 
 
 def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
-    """The parts of the recipe a stage reads, whole."""
-    material: dict[str, Any] = {
-        "sections": {s: recipe.config.get(s) for s in spec.sections},
-    }
+    """The recipe keys and export targets a stage reads, with their resolved values."""
+    material: dict[str, Any] = {"reads": {key: recipe.section(key) for key in spec.reads}}
     if spec.exports:
-        material["exports"] = {t: recipe.exports(t) for t in spec.exports}
-    if spec.subsections:
-        material["subsections"] = {s: recipe.get(s) for s in spec.subsections}
-    base = recipe.get("model.base")
-    if spec.base_build and isinstance(base, str) and base.startswith("tiny:"):
+        exports = recipe.to_dict()["export"]
+        material["exports"] = {t: [e for e in exports if e["type"] == t] for t in spec.exports}
+    base = recipe.model.base
+    if spec.base_build and base.startswith("tiny:"):
         # A local base folder enters by its files' content (below); a tiny one is built on this
         # machine, and a rebuild (new build code, tokenizer, library versions) changes its key.
         from runner.models.tiny import tiny_build_key
@@ -75,7 +74,7 @@ class StageKeys:
 def compute_keys(
     recipe: Recipe, stages: list[str], cache_file: Path | None, *, save: bool = True
 ) -> StageKeys:
-    """Key every enabled stage. Files named by a stage's sections are hashed by content;
+    """Key every enabled stage. Files named by the keys a stage reads are hashed by content;
     ``save=False`` reads the hash cache without writing it (``recipe plan`` writes nothing)."""
     hashes = HashCache(cache_file)
     keys: dict[str, str] = {}
@@ -83,9 +82,7 @@ def compute_keys(
     for name in stages:
         spec = SPECS[name]
         material = stage_material(recipe, spec)
-        files = {}
-        for path in input_paths(material):
-            files[str(path)] = hashes.path_hash(path)
+        files = {str(path): hashes.path_hash(path) for path in input_paths(material)}
         inputs.update(files)
         keys[name] = content_hash(
             {
@@ -93,7 +90,7 @@ def compute_keys(
                 "recipe": material,
                 "files": files,
                 "tools": {t: tool_version(t) for t in (*spec.tools, "recipe-runner")},
-                "upstream": {d: keys[d] for d in spec.deps if d in keys},
+                "upstream": {d: keys[d] for d in spec.after if d in keys},
             }
         )
     if save:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner.recipe.model import Recipe
 from runner.run.keys import StageKeys, versions
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 
 def base_model_identity(recipe: Recipe, inputs: dict[str, str]) -> dict[str, Any]:
     """The base model as a reference, its revision, and its content hash when it is a folder."""
-    base = recipe.get("model.base")
-    identity: dict[str, Any] = {"ref": base, "revision": recipe.get("model.revision")}
+    base = recipe.model.base
+    identity: dict[str, Any] = {"ref": base, "revision": recipe.model.revision}
     if isinstance(base, str) and base.startswith("tiny:"):
         identity["kind"] = "tiny (built locally from a real tokenizer, random weights)"
     elif base in inputs:
@@ -40,8 +42,8 @@ def build_lock(recipe: Recipe, stages: list[str], keys: StageKeys, run_hash: str
         "recipe": recipe.to_dict(),
         "inputs": dict(sorted(keys.inputs.items())),
         "base_model": base_model_identity(recipe, keys.inputs),
-        "seed": recipe.get("train.seed"),
-        "split_seed": recipe.get("split.seed"),
+        "seed": recipe.train.seed,
+        "split_seed": recipe.split.seed,
         "versions": {**versions(), **llama_cpp_versions()},
         "stages": {name: keys.keys[name] for name in stages},
     }

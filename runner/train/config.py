@@ -8,13 +8,17 @@ the data are, whether CUDA is present, how many examples there are, the loaded c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import copy
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
+from pydantic import Field
 
-from runner.recipe.model import Recipe, thaw
+from runner.recipe.fields import Section, Seed
 from runner.train.tokens import eos_override
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 # Files the train stage hands to Axolotl (written from the data stage's canonical JSONL).
 TRAIN_FILE = "train.jsonl"
@@ -30,6 +34,48 @@ PACKING_MIN_EXAMPLES = 256
 # map costs more than the work (about a minute for the 40-example quickstart on 2 cores).
 SINGLE_PROCESS_TOKENIZE_BELOW = 5000
 
+
+class LoraSection(Section):
+    """`lora:`: the adapter trained on top of the base (off: a full fine-tune)."""
+
+    enabled: bool = True
+    r: int = Field(16, ge=1)
+    """Rank of the adapter's matrices."""
+    alpha: int = Field(32, ge=1)
+    """Scaling of the adapter's update (alpha / r)."""
+    dropout: float = Field(0.05, ge=0, le=1)
+    target_modules: Literal["all_linear"] | tuple[str, ...] = "all_linear"
+    """Module names, or `all_linear`."""
+
+
+class TrainSection(Section):
+    """`train:`: the optimisation, as Axolotl runs it."""
+
+    epochs: int | float = Field(3, gt=0)
+    """Passes over the training split (a fraction runs part of one)."""
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps (overrides epochs)."""
+    learning_rate: float = Field(0.0002, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(1, ge=1)
+    """Micro batch size per device."""
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    seq_len: int = Field(2048, ge=32)
+    """Longest example in tokens; longer ones are dropped by Axolotl (and counted)."""
+    sample_packing: Literal["auto", True, False] = "auto"
+    """`auto` packs only when the data is large enough."""
+    optimizer: str = "adamw_torch"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    gradient_checkpointing: bool = False
+    seed: Seed = 42
+    save_steps: int | None = Field(None, ge=1)
+    eval_steps: int | None = Field(None, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+
+
 ROLES_TO_TRAIN = {
     "assistant": ["assistant"],
     "last_assistant": ["assistant"],
@@ -41,8 +87,8 @@ def packing_decision(
     recipe: Recipe, *, cuda: bool, train_examples: int | None
 ) -> tuple[bool, str | None]:
     """Whether to pack, and a note for the plan when ``auto`` turned it off."""
-    wanted = recipe.get("train.sample_packing", "auto")
-    if wanted is not True and wanted is not False:  # "auto"
+    wanted = recipe.train.sample_packing
+    if wanted == "auto":
         if not cuda:
             return False, "sample packing off: no CUDA device (packing needs GPU attention kernels)"
         if train_examples is None:
@@ -61,7 +107,7 @@ def packing_decision(
 
 def _dataset(path: str, recipe: Recipe) -> dict[str, Any]:
     """One Axolotl dataset entry; the chat template comes from the top-level keys."""
-    train_on = recipe.get("prompt.train_on", "assistant")
+    train_on = recipe.prompt.train_on
     entry: dict[str, Any] = {
         "path": path,
         "ds_type": "json",
@@ -83,7 +129,7 @@ def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
     if not cuda:
         # Axolotl on CPU needs every mixed-precision switch off (FINDINGS).
         return {"bf16": False, "fp16": False, "tf32": False}
-    precision = recipe.get("compute.precision", "auto")
+    precision = recipe.compute.precision
     return {
         "auto": {"bf16": "auto", "fp16": False, "tf32": "auto"},
         "bf16": {"bf16": True, "fp16": False, "tf32": "auto"},
@@ -93,7 +139,7 @@ def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
 
 
 def _attention(recipe: Recipe, cuda: bool) -> dict[str, Any]:
-    wanted = recipe.get("compute.flash_attention", "auto")
+    wanted = recipe.compute.flash_attention
     if wanted is True:
         return {"attn_implementation": "flash_attention_2"}
     if cuda and wanted == "auto":
@@ -102,21 +148,21 @@ def _attention(recipe: Recipe, cuda: bool) -> dict[str, Any]:
 
 
 def _adapter(recipe: Recipe, *, cuda: bool) -> dict[str, Any]:
-    quant = recipe.get("model.quantization", "none")
-    lora = recipe.get("lora", {}) or {}
+    quant = recipe.model.quantization
+    lora = recipe.lora
     out: dict[str, Any] = {}
-    four_bit = quant == "4bit" and (cuda or not recipe.get("model.cpu_fallback", False))
+    four_bit = quant == "4bit" and (cuda or not recipe.model.cpu_fallback)
     if four_bit:
         out["load_in_4bit"] = True
     elif quant == "8bit" and cuda:
         out["load_in_8bit"] = True
-    if not lora.get("enabled", True):
+    if not lora.enabled:
         return out
     out["adapter"] = "qlora" if four_bit else "lora"
-    out["lora_r"] = lora.get("r", 16)
-    out["lora_alpha"] = lora.get("alpha", 32)
-    out["lora_dropout"] = lora.get("dropout", 0.05)
-    targets = lora.get("target_modules", "all_linear")
+    out["lora_r"] = lora.r
+    out["lora_alpha"] = lora.alpha
+    out["lora_dropout"] = lora.dropout
+    targets = lora.target_modules
     if targets == "all_linear":
         out["lora_target_linear"] = True
     else:
@@ -158,7 +204,7 @@ def deepspeed_config(zero_stage: int) -> dict[str, Any]:
 
 
 def _strategy(recipe: Recipe) -> dict[str, Any]:
-    strategy = recipe.get("compute.strategy", "single")
+    strategy = recipe.compute.strategy
     if strategy == "fsdp":
         # The wrapped layer class is left to accelerate, which takes the model's own
         # `_no_split_modules` when none is named.
@@ -172,36 +218,31 @@ def _strategy(recipe: Recipe) -> dict[str, Any]:
             },
         }
     if strategy == "deepspeed":
-        return {"deepspeed": deepspeed_config(recipe.get("compute.zero_stage", 2))}
-    if strategy == "ddp" and recipe.get("compute.gpus", 1) > 1:
+        return {"deepspeed": deepspeed_config(recipe.compute.zero_stage)}
+    if strategy == "ddp" and recipe.compute.gpus > 1:
         return {"ddp_find_unused_parameters": False}
     return {}
 
 
 def _training(recipe: Recipe) -> dict[str, Any]:
-    t = recipe.get("train", {}) or {}
+    t = recipe.train
     out: dict[str, Any] = {
-        "num_epochs": t.get("epochs", 3),
-        "micro_batch_size": t.get("batch_size", 1),
-        "gradient_accumulation_steps": t.get("gradient_accumulation_steps", 1),
-        "learning_rate": t.get("learning_rate", 2e-4),
-        "lr_scheduler": t.get("lr_scheduler", "cosine"),
-        "warmup_steps": t.get("warmup_steps", 0),
-        "optimizer": t.get("optimizer", "adamw_torch"),
-        "weight_decay": t.get("weight_decay", 0.0),
-        "max_grad_norm": t.get("max_grad_norm", 1.0),
-        "gradient_checkpointing": t.get("gradient_checkpointing", False),
-        "seed": t.get("seed", 42),
-        "logging_steps": t.get("logging_steps", 1),
+        "num_epochs": t.epochs,
+        "micro_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler": t.lr_scheduler,
+        "warmup_steps": t.warmup_steps,
+        "optimizer": t.optimizer,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "seed": t.seed,
+        "logging_steps": t.logging_steps,
     }
-    for ours, theirs in (
-        ("max_steps", "max_steps"),
-        ("save_steps", "save_steps"),
-        ("eval_steps", "eval_steps"),
-        ("early_stopping_patience", "early_stopping_patience"),
-    ):
-        if t.get(ours) is not None:
-            out[theirs] = t[ours]
+    for key in ("max_steps", "save_steps", "eval_steps", "early_stopping_patience"):
+        if getattr(t, key) is not None:
+            out[key] = getattr(t, key)
     return out
 
 
@@ -233,9 +274,9 @@ def render_axolotl_config(
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}
-    if recipe.get("model.revision"):
-        cfg["revision_of_model"] = recipe.get("model.revision")
-    if recipe.get("model.trust_remote_code"):
+    if recipe.model.revision:
+        cfg["revision_of_model"] = recipe.model.revision
+    if recipe.model.trust_remote_code:
         cfg["trust_remote_code"] = True
     cfg.update(_adapter(recipe, cuda=cuda))
 
@@ -255,9 +296,7 @@ def render_axolotl_config(
         cfg["special_tokens"] = special
 
     cfg["datasets"] = [_dataset(f"{dataset_dir}/{TRAIN_FILE}", recipe)]
-    has_val = (
-        (val_examples or 0) > 0 if val_examples is not None else recipe.get("split.val", 0) > 0
-    )
+    has_val = (val_examples or 0) > 0 if val_examples is not None else recipe.split.val > 0
     if has_val:
         cfg["test_datasets"] = [_dataset(f"{dataset_dir}/{VAL_FILE}", recipe)]
     else:
@@ -267,7 +306,7 @@ def render_axolotl_config(
     cfg["dataset_prepared_path"] = f"{output_dir}/prepared"
     cfg["output_dir"] = output_dir
 
-    cfg["sequence_len"] = recipe.get("train.seq_len", 2048)
+    cfg["sequence_len"] = recipe.train.seq_len
     pack, _ = packing_decision(recipe, cuda=cuda, train_examples=train_examples)
     cfg["sample_packing"] = pack
     if pack:
@@ -284,8 +323,7 @@ def render_axolotl_config(
     cfg.update(_attention(recipe, cuda))
     cfg.update(_strategy(recipe))
 
-    passthrough: Mapping[str, Any] = recipe.get("axolotl", {}) or {}
-    cfg.update(thaw(passthrough))
+    cfg.update(copy.deepcopy(recipe.axolotl))
     return cfg
 
 
@@ -303,7 +341,7 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _NoAliasDumper.add_representer(str, _str)
 
 
-def dump_yaml(cfg: Mapping[str, Any]) -> str:
+def dump_yaml(cfg: dict[str, Any]) -> str:
     """The config as YAML, in its own key order, without anchors (readable, diffable)."""
     return yaml.dump(
         dict(cfg), Dumper=_NoAliasDumper, sort_keys=False, width=4096, allow_unicode=True
@@ -316,8 +354,8 @@ def render_notes(recipe: Recipe, *, cuda: bool, train_examples: int | None = Non
     _, packing_note = packing_decision(recipe, cuda=cuda, train_examples=train_examples)
     if packing_note:
         notes.append(packing_note)
-    if recipe.get("model.quantization") == "4bit" and not cuda:
-        if recipe.get("model.cpu_fallback"):
+    if recipe.model.quantization == "4bit" and not cuda:
+        if recipe.model.cpu_fallback:
             notes.append(
                 "model.quantization 4bit: no CUDA, training a 16-bit LoRA (model.cpu_fallback)"
             )
@@ -326,15 +364,15 @@ def render_notes(recipe: Recipe, *, cuda: bool, train_examples: int | None = Non
                 "model.quantization 4bit needs CUDA (bitsandbytes); this machine has none, so the "
                 "train stage will refuse to start (set model.cpu_fallback: true for a 16-bit LoRA)"
             )
-    if recipe.get("model.quantization") == "8bit" and not cuda:
+    if recipe.model.quantization == "8bit" and not cuda:
         notes.append("model.quantization 8bit: no CUDA, training a 16-bit LoRA")
     if not cuda:
         notes.append("no CUDA: bf16/fp16/tf32 and Axolotl's Triton LoRA kernels are off")
-        if recipe.get("compute.precision", "auto") not in ("auto", "fp32"):
-            notes.append(f"compute.precision {recipe.get('compute.precision')} ignored on CPU")
-    if recipe.get("compute.strategy", "single") == "single" and recipe.get("compute.gpus", 1) > 1:
+        if recipe.compute.precision not in ("auto", "fp32"):
+            notes.append(f"compute.precision {recipe.compute.precision} ignored on CPU")
+    if recipe.compute.strategy == "single" and recipe.compute.gpus > 1:
         notes.append("compute.strategy single: one process, compute.gpus ignored")
-    passthrough = recipe.get("axolotl", {}) or {}
+    passthrough = recipe.axolotl
     if passthrough:
         notes.append(
             f"axolotl pass-through keys override the expansion: {', '.join(sorted(passthrough))}"

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from runner.recipe.model import Recipe
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from runner.recipe.fields import Section
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
+
+
+class ComputeSection(Section):
+    """`compute:`: where training runs."""
+
+    gpus: int = Field(1, ge=1)
+    """GPUs to train on (one process each, for ddp, fsdp and deepspeed)."""
+    strategy: Literal["single", "ddp", "fsdp", "deepspeed"] = "single"
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    flash_attention: Literal["auto", True, False] = "auto"
 
 
 def processes(recipe: Recipe, *, cuda: bool) -> int:
     """One process per GPU for the distributed strategies; one otherwise (and always on CPU)."""
-    if not cuda or recipe.get("compute.strategy", "single") == "single":
+    if not cuda or recipe.compute.strategy == "single":
         return 1
-    return int(recipe.get("compute.gpus", 1))
+    return recipe.compute.gpus
 
 
 def launch_command(

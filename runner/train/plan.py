@@ -6,14 +6,16 @@ a template read from the tokenizer), the plan says so instead of guessing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import UserError
-from runner.recipe.model import Recipe
 from runner.train.config import render_axolotl_config, render_notes
 from runner.train.hardware import cuda_available
 from runner.train.launch import launch_command
 from runner.train.tokens import eos_override_note
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 BASE_AT_RUN = "<{base}: resolved to a local folder when the run starts>"
 
@@ -24,16 +26,16 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
     cuda = cuda_available()
     notes = render_notes(recipe, cuda=cuda)
     try:
-        template = load_template(recipe["prompt"])
+        template = load_template(recipe.prompt.template)
         source, end = template.source, [template.end_of_turn]
     except UserError as exc:
         source, end = None, None
         notes.append(f"chat template read from the base tokenizer when the run starts ({exc})")
     cfg = render_axolotl_config(
         recipe,
-        base_model=BASE_AT_RUN.format(base=recipe.get("model.base")),
-        dataset_dir="<run>/train/data",
-        output_dir="<run>/train",
+        base_model=BASE_AT_RUN.format(base=recipe.model.base),
+        dataset_dir="data",
+        output_dir=".",
         cuda=cuda,
         template_source=source,
         end_of_turn=end,
@@ -41,8 +43,8 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
     if note := eos_override_note(cfg):
         notes.append(note)
     return {
-        "config": cfg,
-        "launch": launch_command(recipe, "<run>/axolotl.yaml", cuda=cuda),
+        "axolotl": cfg,
+        "launch": launch_command(recipe, "axolotl.yaml", cuda=cuda),
         "notes": notes,
         "cuda": cuda,
     }

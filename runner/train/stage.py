@@ -15,18 +15,20 @@ import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import proc
 from runner.errors import StageError, UserError
-from runner.recipe.model import Recipe
-from runner.stage import StageContext
+from runner.run.context import Outcome, StageContext
 from runner.train import tokens
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
 from runner.train.hardware import cuda_available
 from runner.train.launch import launch_command, preprocess_command
 from runner.train.progress import TrainProgress
+
+if TYPE_CHECKING:
+    from runner.recipe.schema import Recipe
 
 STAGE = "train"
 
@@ -59,13 +61,10 @@ def axolotl_executable() -> str:
 
 
 def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
-    """4-bit QLoRA needs bitsandbytes on CUDA; on CPU its 4-bit path has no autograd kernel and
-    may train silently wrong (FINDINGS), so it is refused unless the recipe opts into LoRA."""
-    if (
-        recipe.get("model.quantization") == "4bit"
-        and not cuda
-        and not recipe.get("model.cpu_fallback")
-    ):
+    """4-bit QLoRA needs bitsandbytes on CUDA; on CPU bitsandbytes' 4-bit path has no autograd
+    kernel (it warns "may lead to silently incorrect behavior"), so it is refused unless the
+    recipe opts into a 16-bit LoRA."""
+    if recipe.model.quantization == "4bit" and not cuda and not recipe.model.cpu_fallback:
         raise UserError(
             "model.quantization: 4bit (QLoRA) needs a CUDA GPU with bitsandbytes, and this machine "
             "has none. Run on a GPU machine, or set model.cpu_fallback: true to train a 16-bit "
@@ -74,9 +73,26 @@ def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
 
 
 def preflight(recipe: Recipe) -> None:
-    """Checks about this machine made before any stage runs, so a run that cannot train stops
-    before spending time on its data."""
+    """Checks made before any stage runs, so a run that cannot train stops before spending time
+    on its data: this machine (QLoRA needs CUDA), and a hub base, once found in the local cache
+    (a local folder was checked by `recipe validate`, a built-in tiny model is trainable)."""
+    from runner.models.tiny import is_tiny
+
     refuse_unsupported(recipe, cuda_available())
+    if not is_tiny(recipe.model.base):
+        refuse_untrainable(recipe)
+
+
+def refuse_untrainable(recipe: Recipe) -> Path:
+    """The base's local folder; an encoder-decoder or non-causal base is refused with why."""
+    from runner.models import resolve_base
+    from runner.models.trainable import folder_reason
+
+    base_dir = resolve_base(recipe.model.base, recipe.model.revision)
+    reason = folder_reason(base_dir)
+    if reason:
+        raise UserError(f"model.base: {reason}")
+    return base_dir
 
 
 def _load_tokenizer(base_dir: Path) -> Any:
@@ -85,27 +101,22 @@ def _load_tokenizer(base_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(base_dir))
 
 
-def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
-    from runner.models import resolve_base
-    from runner.prompt.template import load_template
+def run(recipe: Recipe, ctx: StageContext) -> Outcome:
+    from runner.prompt.template import TEMPLATE_ARTIFACT, load_template, save_template
     from runner.train.check import check_axolotl_keys
 
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
-    base_dir = resolve_base(recipe.get("model.base"), recipe.get("model.revision"))
-    template = load_template(recipe["prompt"], base_dir)
+    base_dir = refuse_untrainable(recipe)
+    template = load_template(recipe.prompt.template, base_dir)
     tokenizer = _load_tokenizer(base_dir)
     end_tokens = [template.end_of_turn]
     end_ids = tokens.end_token_ids(tokenizer, end_tokens)
     pad, pad_note = tokens.pad_override(tokenizer, end_tokens, template.source)
 
-    data = prepare_training_data(
-        ctx.stage_dir("data"), ctx.out / "data", recipe.get("prompt.train_on", "assistant")
-    )
-    seq_len = recipe.get("train.seq_len")
-    over, total = tokens.count_over_length(
-        tokenizer, template.source, tokens.read_jsonl(data.folder / "train.jsonl"), seq_len
-    )
+    data = prepare_training_data(ctx.require("data"), ctx.out / "data", recipe.prompt.train_on)
+    seq_len = recipe.train.seq_len
+    over, total = tokens.count_over_length(tokenizer, template.source, data.rows, seq_len)
     if over == total:
         raise StageError(
             STAGE,
@@ -113,11 +124,13 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             "raise train.seq_len or chunk the sources shorter",
         )
 
+    # Paths inside the config are relative to its folder (Axolotl runs there), so the config
+    # stays true once the finished folder is renamed into the store.
     cfg = render_axolotl_config(
         recipe,
         base_model=str(base_dir),
-        dataset_dir=str(data.folder),
-        output_dir=str(ctx.out),
+        dataset_dir=data.folder.relative_to(ctx.out).as_posix(),
+        output_dir=".",
         cuda=cuda,
         template_source=template.source,
         end_of_turn=end_tokens,
@@ -126,7 +139,7 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         pad_token=pad,
         base_eos=tokenizer.eos_token,
     )
-    notes = render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])
+    notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
     if pad_note:
         notes.append(pad_note)
     if eos_note := tokens.eos_override_note(cfg):
@@ -138,6 +151,7 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         )
     config_path = ctx.out / "axolotl.yaml"
     config_path.write_text(dump_yaml(cfg), encoding="utf-8")
+    save_template(template, ctx.out)
 
     axolotl = axolotl_executable()
     env = axolotl_env()
@@ -151,10 +165,11 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
         else:
             try:
                 proc.run(
-                    preprocess_command(str(config_path), axolotl=axolotl),
+                    preprocess_command(config_path.name, axolotl=axolotl),
                     stage=STAGE,
                     log_file=ctx.log_file,
                     env=env,
+                    cwd=ctx.out,
                 )
             except StageError:
                 _raise_config_problems(checking.result())
@@ -178,23 +193,26 @@ def run(recipe: Recipe, ctx: StageContext) -> dict[str, Any]:
             fh.write(json.dumps(entry) + "\n")
     if progress.resumed_from:
         notes.append(f"resumed from {Path(progress.resumed_from).name}")
-    return {
-        "outputs": {
-            "adapter": str(ctx.out),
-            "axolotl_config": str(config_path),
-            "log": str(ctx.log_file),
+    return Outcome(
+        summary={
+            "base_model": str(base_dir),
+            "cuda": cuda,
+            "examples": data.counts,
+            "over_seq_len": over,
+            "trained_turns_checked": labels.trained_turns,
+            "steps": history[-1]["step"] if history else progress.step,
+            "first_loss": history[0]["loss"] if history else None,
+            "last_loss": history[-1]["loss"] if history else None,
+            "resumed_from": progress.resumed_from,
         },
-        "base_model": str(base_dir),
-        "cuda": cuda,
-        "examples": data.counts,
-        "over_seq_len": over,
-        "trained_turns_checked": labels.trained_turns,
-        "steps": history[-1]["step"] if history else progress.step,
-        "first_loss": history[0]["loss"] if history else None,
-        "last_loss": history[-1]["loss"] if history else None,
-        "resumed_from": progress.resumed_from,
-        "notes": notes,
-    }
+        outputs={
+            "adapter": ".",
+            "axolotl_config": config_path.name,
+            "template": TEMPLATE_ARTIFACT,
+            "losses": "losses.jsonl",
+        },
+        notes=notes,
+    )
 
 
 def _raise_config_problems(problems: list[str]) -> None:
@@ -234,8 +252,8 @@ def _train(
                     eta=progress.eta or "-",
                 )
 
-        argv = launch_command(recipe, str(config_path), cuda=cuda, axolotl=axolotl)
-        proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line)
+        argv = launch_command(recipe, config_path.name, cuda=cuda, axolotl=axolotl)
+        proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line, cwd=ctx.out)
     if not console.is_terminal and progress.last_loss is not None:
         print(f"train: {progress.step} steps, last loss {progress.last_loss:.4f}", file=sys.stderr)
     return progress

@@ -8,7 +8,6 @@ Axolotl itself tokenized (its prepared dataset), so they test the real labels, n
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,26 +126,19 @@ def pad_override(
 
 
 def count_over_length(
-    tokenizer: Any, template_source: str, rows: Iterable[dict], seq_len: int
+    tokenizer: Any, template_source: str, rows: Iterable[Any], seq_len: int
 ) -> tuple[int, int]:
-    """``(over, total)``: how many rows are longer than ``seq_len`` once rendered and tokenized."""
+    """``(over, total)``: how many conversations are longer than ``seq_len`` once rendered and
+    tokenized."""
     over = total = 0
     for row in rows:
-        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
         text = tokenizer.apply_chat_template(
-            messages, chat_template=template_source, tokenize=False
+            row.messages, chat_template=template_source, tokenize=False
         )
         total += 1
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > seq_len:
             over += 1
     return over, total
-
-
-def read_jsonl(path: Path) -> Iterable[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
 
 
 @dataclass

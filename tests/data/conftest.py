@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runner.recipe.model import Recipe, freeze
+from tests.helpers import recipe_of
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / "datasets"
@@ -46,10 +46,9 @@ def hf_tokens():
     return TokenCounter(Tokenizer.from_file(str(tokenizer_json("qwen2"))))
 
 
-def make_recipe(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) -> Recipe:
+def make_recipe(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) -> Any:
     """A resolved recipe with just the data sections (what the loader would hand the stage)."""
     config = {
-        "name": "t",
         "sources": sources,
         "filters": sections.pop("filters", []),
         "split": {
@@ -68,7 +67,7 @@ def make_recipe(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) 
         "on_error": sections.pop("on_error", "skip"),
         **sections,
     }
-    return Recipe(name="t", path=tmp_path / "t.yaml", config=freeze(config))
+    return recipe_of(config, tmp_path)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import pytest
 
 from runner.data.build import run
 from runner.errors import StageError, UserError
-from runner.stage import StageContext
+from runner.run.context import StageContext
 
 from .conftest import DATASETS, REPO
 
 
 def build(recipe, tmp_path, tokens, **kwargs):
-    ctx = StageContext(run_dir=tmp_path, out=tmp_path / "data", stage="data")
-    return run(recipe, ctx, tokens=tokens, progress=False, **kwargs), tmp_path / "data"
+    ctx = StageContext(stage="data", out=tmp_path / "data", run_dir=tmp_path)
+    return run(recipe, ctx, tokens=tokens, progress=False, **kwargs).summary, tmp_path / "data"
 
 
 def rows(path: Path):
@@ -109,10 +109,9 @@ def test_on_error_fail_names_file_and_line(recipe_factory, tmp_path, tokens):
         build(recipe, tmp_path, tokens)
 
 
-def test_missing_path_is_a_user_error(recipe_factory, tmp_path, tokens):
-    recipe = recipe_factory([{"type": "repo", "path": str(tmp_path / "nope")}])
-    with pytest.raises(UserError, match="path does not exist"):
-        build(recipe, tmp_path, tokens)
+def test_missing_path_is_refused_when_the_recipe_is_loaded(recipe_factory, tmp_path):
+    with pytest.raises(UserError, match="nope does not exist"):
+        recipe_factory([{"type": "repo", "path": str(tmp_path / "nope")}])
 
 
 def test_weights_and_caps(recipe_factory, tmp_path, tokens):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from runner.data.example import Example
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS, load_all
 from runner.data.tokens import chunk_text
+from tests.helpers import options
 
 load_all()
 
@@ -56,7 +59,9 @@ def doc(text, language, path):
 
 def run(kind, document, tokens, spec=None, max_unit_tokens=1024):
     extractor = EXTRACTORS.get(kind)(
-        {"type": kind, **(spec or {})}, {"max_unit_tokens": max_unit_tokens}, tokens
+        options(EXTRACTORS, {"type": kind, **(spec or {})}),
+        SimpleNamespace(max_unit_tokens=max_unit_tokens),
+        tokens,
     )
     items = list(extractor.extract(document))
     return (

@@ -6,6 +6,7 @@ import pytest
 
 from runner.data.example import Example
 from runner.data.registries import FILTERS, load_all
+from tests.helpers import options
 
 load_all()
 
@@ -20,7 +21,7 @@ def chat(user, assistant, **meta):
 
 
 def verdict(spec, example, tokens=None):
-    result = FILTERS.get(spec["type"])(spec, tokens)(example)
+    result = FILTERS.get(spec["type"])(options(FILTERS, spec), tokens)(example)
     return None if result is None else (result.action, result.reason, result.detail)
 
 
@@ -195,7 +196,7 @@ def test_length_in_tokens(tokens):
 
 
 def test_exact_dedupe_normalises_whitespace():
-    dedupe = FILTERS.get("exact_dedupe")({"type": "exact_dedupe"})
+    dedupe = FILTERS.get("exact_dedupe")(options(FILTERS, {"type": "exact_dedupe"}))
     first, again = chat("q", "x = 1", id="a"), chat("q", "x  =   1\n", id="b")
     assert dedupe.check(dedupe.key(first), first) is None
     result = dedupe.check(dedupe.key(again), again)
@@ -204,7 +205,7 @@ def test_exact_dedupe_normalises_whitespace():
 
 def test_near_dedupe_catches_small_edits_only():
     words = " ".join(f"word{i}" for i in range(200))
-    near = FILTERS.get("near_dedupe")({"type": "near_dedupe", "threshold": 0.8})
+    near = FILTERS.get("near_dedupe")(options(FILTERS, {"type": "near_dedupe", "threshold": 0.8}))
     base, edited = chat("q", words, id="a"), chat("q", words.replace("word100", "changed"), id="b")
     other = chat("q", " ".join(f"other{i}" for i in range(200)), id="c")
     assert near.check(near.key(base), base) is None
@@ -237,7 +238,7 @@ PLANTED = {
 def test_planted_secret_is_redacted(name):
     line = PLANTED[name]
     example = chat("config:\n" + line, "see above: " + line)
-    result = FILTERS.get("secrets")({"type": "secrets"})(example)
+    result = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets"}))(example)
     assert result is not None and result.action == "alter"
     secret_part = line.split("\n")[1] if "PRIVATE KEY" in line else line
     for message in example.messages:
@@ -261,7 +262,9 @@ def test_planted_secrets_fixture_all_at_once():
     """One file holding every planted secret: all redacted, each counted."""
     text = "\n".join(PLANTED.values())
     example = Example(id="f", source="s", text=text, metadata={"path": "settings.env"})
-    result = FILTERS.get("secrets")({"type": "secrets", "placeholder": "[X]"})(example)
+    result = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets", "placeholder": "[X]"}))(
+        example
+    )
     assert result.action == "alter" and result.count >= len(PLANTED)
     for secret in (
         "MIIEowIBAAKCAQEAzd3PmUS0x7qv9",

@@ -10,6 +10,7 @@ import pytest
 from runner.data.example import Example
 from runner.data.outcome import Rejection
 from runner.data.registries import SOURCES, load_all
+from tests.helpers import options
 
 from .conftest import DATASETS
 
@@ -17,7 +18,7 @@ load_all()
 
 
 def read_all(spec, name="s"):
-    source = SOURCES.get(spec["type"])(spec, name)
+    source = SOURCES.get(spec["type"])(options(SOURCES, spec), name)
     examples, rejections = [], []
     for task in source.tasks():
         for item in source.read(task):
@@ -360,7 +361,7 @@ def test_repo_uses_git_ls_files(tmp_path):
     (tmp_path / ".gitignore").write_text("ignored.py\n")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     spec = {"type": "repo", "path": str(tmp_path), "include": ["*.py"]}
-    source = SOURCES.get("repo")(spec, "s", tmp_path / "log.txt")
+    source = SOURCES.get("repo")(options(SOURCES, spec), "s", tmp_path / "log.txt")
     assert list(source.tasks()) == ["a.py"]
     assert source.listing == "git ls-files"
 

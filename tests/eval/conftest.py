@@ -48,8 +48,8 @@ def fitted_adapter(tiny_base: Path) -> Path:
     Built once into the runner's cache under a file lock: test workers share it even when
     pytest-xdist spreads these tests over several workers.
     """
+    from runner.hashing import content_hash
     from runner.models.cache import build_once, package_version
-    from runner.recipe.model import content_hash
 
     key = content_hash(
         {
@@ -70,13 +70,13 @@ def _fit(tiny_base: Path, out: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from runner.dataset import Conversation
     from runner.eval.loss import encode_all
-    from runner.eval.testset import EvalCase
     from runner.prompt.template import load_template
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
-    template = load_template({"template": "chatml"}, tiny_base)
-    cases = [EvalCase(r["id"], r["messages"], r["meta"]) for r in ROWS]
+    template = load_template("chatml", tiny_base)
+    cases = [Conversation(r["id"], r["messages"], r["meta"]) for r in ROWS]
     encoded, _ = encode_all(tokenizer, template, cases, "assistant", 256)
     torch.manual_seed(FIT["seed"])
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runner.errors import UserError
 from runner.eval.checks import CHECKS, Sample, build_checks
 from runner.eval.codeblocks import code_blocks, extract_code
+from runner.recipe.problems import RecipeErrors
+from tests.helpers import options, recipe_of
 
 ZIG_OK = """Here it is:
 
@@ -32,17 +33,16 @@ def sample(answer: str, reference: str = "", finish: str = "stop", **meta) -> Sa
 
 
 def check(spec: dict, answer: str, **kwargs):
-    checks = build_checks([spec], allow_commands=False)
+    checks = build_checks([options(CHECKS, spec)], allow_commands=False)
     return checks.run(sample(answer, **kwargs))[checks.labels[0]]
 
 
-def test_every_schema_check_type_is_registered():
-    import json
-    from pathlib import Path
+def test_every_registered_check_type_is_in_the_schema():
+    from runner.recipe.schema import json_schema
 
-    schema = json.loads(Path("runner/schema/recipe.schema.json").read_text())
-    types = sorted(k.removeprefix("check_") for k in schema["$defs"] if k.startswith("check_"))
-    assert types and types == CHECKS.names()
+    schema = json_schema()
+    items = schema["$defs"]["EvalSection"]["properties"]["checks"]["items"]
+    assert sorted(items["discriminator"]["mapping"]) == sorted(CHECKS.names())
 
 
 @pytest.mark.parametrize(
@@ -157,21 +157,42 @@ def test_stops_fails_on_token_limit():
     assert not result.passed and "'length'" in result.reason
 
 
-def test_bad_regex_and_language_are_user_errors():
-    with pytest.raises(UserError, match=r"eval.checks\[0\]: pattern '\(' is not a valid"):
-        build_checks([{"type": "forbid", "patterns": ["("]}], allow_commands=False)
-    with pytest.raises(UserError, match="language 'cobol' has no grammar"):
-        build_checks([{"type": "syntax", "language": "cobol"}], allow_commands=False)
-    with pytest.raises(UserError, match="did you mean 'syntax'"):
-        build_checks([{"type": "syntaxx"}], allow_commands=False)
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (
+            {"type": "regex", "forbid": ["("]},
+            "eval.checks[0].forbid[0]: '(' is not a valid regular expression",
+        ),
+        (
+            {"type": "forbid", "patterns": ["("]},
+            "eval.checks[0].patterns[0]: '(' is not a valid regular expression",
+        ),
+        (
+            {"type": "syntax", "language": "cobol"},
+            "eval.checks[0].language: language 'cobol' has no grammar",
+        ),
+        ({"type": "syntaxx"}, "eval.checks[0].type: 'syntaxx' is not a known check; did you mean"),
+    ],
+)
+def test_bad_checks_are_recipe_errors(tmp_path, check, message):
+    with pytest.raises(RecipeErrors) as caught:
+        recipe_of({"eval": {"checks": [check]}}, tmp_path)
+    assert message in str(caught.value)
 
 
 def test_two_checks_of_one_type_get_distinct_labels():
-    checks = build_checks(
-        [{"type": "forbid", "patterns": ["a"]}, {"type": "forbid", "patterns": ["b"]}],
-        allow_commands=False,
-    )
-    assert checks.labels == ["forbid", "forbid#2"]
+    specs = [{"type": "regex", "forbid": ["a"]}, {"type": "regex", "require": ["b"]}]
+    checks = build_checks([options(CHECKS, s) for s in specs], allow_commands=False)
+    assert checks.labels == ["regex", "regex#2"]
+
+
+def test_the_regex_check_uses_the_regex_filter_words():
+    spec = {"type": "regex", "forbid": [r"\busingnamespace\b"], "require": ["^pub fn"]}
+    assert check(spec, "pub fn f() void {}").passed
+    failed = check(spec, "usingnamespace std;\npub fn f() void {}")
+    assert not failed.passed and "forbidden /\\busingnamespace\\b/" in failed.reason
+    assert "required pattern(s) missing: /^pub fn/" in check(spec, "fn f() void {}").reason
 
 
 def test_code_blocks_and_extraction():

@@ -7,15 +7,16 @@ import sys
 import pytest
 
 from runner.errors import UserError
-from runner.eval.checks import Sample, build_checks
+from runner.eval.checks import CHECKS, Sample, build_checks
 from runner.eval.checks.command import CommandCheck, network_isolation
+from tests.helpers import options
 
 # A checker people would write: does the extracted file parse as Python?
 PARSE_PY = [sys.executable, "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", "{file}"]
 
 
 def run_command(spec: dict, answer: str):
-    checks = build_checks([spec], allow_commands=True)
+    checks = build_checks([options(CHECKS, spec)], allow_commands=True)
     return checks.run(Sample("t", [], "", answer))["command"]
 
 
@@ -53,9 +54,11 @@ def test_commands_never_run_without_the_recipes_permission(tmp_path):
     marker = tmp_path / "ran"
     spec = {"type": "command", "run": ["touch", str(marker)]}
     with pytest.raises(UserError, match=r"eval.checks\[1\].*eval.allow_commands is false"):
-        build_checks([{"type": "stops"}, spec], allow_commands=False)
+        build_checks(
+            [options(CHECKS, {"type": "stops"}), options(CHECKS, spec)], allow_commands=False
+        )
     with pytest.raises(UserError, match="eval.allow_commands: true"):
-        CommandCheck(spec)  # no code path around build_checks either
+        CommandCheck(options(CHECKS, spec))  # no code path around build_checks either
     assert not marker.exists()
     # The same spec with permission does run, so the test above can fail.
     assert run_command(spec, "x").passed and marker.exists()

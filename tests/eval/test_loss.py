@@ -6,13 +6,13 @@ import math
 
 import pytest
 
+from runner.dataset import Conversation
 from runner.eval.loss import encode, encode_all, heldout_loss, load_model, loss_spans
-from runner.eval.testset import EvalCase
 from tests.eval.conftest import ROWS
 
 pytestmark = pytest.mark.xdist_group("eval-tiny-qwen2")
 
-CONVERSATION = EvalCase(
+CONVERSATION = Conversation(
     "c",
     [
         {"role": "system", "content": "Be brief."},
@@ -30,9 +30,7 @@ def chatml(tiny_base):
 
     from runner.prompt.template import load_template
 
-    return AutoTokenizer.from_pretrained(str(tiny_base)), load_template(
-        {"template": "chatml"}, tiny_base
-    )
+    return AutoTokenizer.from_pretrained(str(tiny_base)), load_template("chatml", tiny_base)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +79,7 @@ def test_loss_matches_transformers_and_the_fitted_adapter_wins(tiny_base, fitted
     import torch
 
     tokenizer, template = chatml
-    cases = [EvalCase(r["id"], r["messages"], r["meta"]) for r in ROWS]
+    cases = [Conversation(r["id"], r["messages"], r["meta"]) for r in ROWS]
     encoded, skipped = encode_all(tokenizer, template, cases, "assistant", 256)
     assert skipped == [] and len(encoded) == 4
     base = load_model(tiny_base)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.eval.checks import Sample, build_checks
+from runner.dataset import read_split
+from runner.eval.checks import CHECKS, Sample, build_checks
 from runner.eval.loss import LossResult
 from runner.eval.stage import write_outputs
-from runner.eval.testset import load_test_split
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.pipeline import view
+from tests.helpers import options, recipe_of, stage_context
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,7 +31,7 @@ TEST_ROWS = [
 ]
 
 
-def make_run(tmp_path: Path) -> StageContext:
+def make_run(tmp_path: Path):
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
     with (run_dir / "data" / "test.jsonl").open("w") as f:
@@ -65,7 +65,7 @@ def make_run(tmp_path: Path) -> StageContext:
     (ckpt / "trainer_state.json").write_text(
         json.dumps({"global_step": 12, "log_history": history})
     )
-    return StageContext(run_dir=run_dir, out=run_dir / ".eval-tmp", stage="eval")
+    return stage_context(run_dir, "eval")
 
 
 def answers(cases, texts, finish):
@@ -77,17 +77,15 @@ def answers(cases, texts, finish):
 
 def build(tmp_path: Path, gate: dict):
     ctx = make_run(tmp_path)
-    recipe = Recipe(
-        name="zig-demo",
-        path=tmp_path / "zig.yaml",
-        config=freeze({"name": "zig-demo", "eval": {"gate": gate}}),
-    )
-    testset = load_test_split(ctx.stage_dir("data") / "test.jsonl")
-    checks = build_checks(
-        [{"type": "syntax"}, {"type": "forbid", "patterns": ["usingnamespace"]}, {"type": "stops"}],
-        allow_commands=False,
-    )
-    cases = testset.cases
+    recipe = view(recipe_of({"name": "zig-demo", "eval": {"gate": gate}}, tmp_path), "eval")
+    testset = read_split(ctx.require("data"), "test")
+    specs = [
+        {"type": "syntax"},
+        {"type": "forbid", "patterns": ["usingnamespace"]},
+        {"type": "stops"},
+    ]
+    checks = build_checks([options(CHECKS, s) for s in specs], allow_commands=False)
+    cases = testset.rows
     base = answers(
         cases,
         [

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import GateFailed, UserError
+from runner.errors import UserError
 from runner.eval.stage import run
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.prompt.template import load_template, save_template
 from tests.eval.conftest import ROWS, write_jsonl
+from tests.helpers import recipe_of, run_stage, stage_context
 
 pytestmark = [pytest.mark.xdist_group("eval-tiny-qwen2"), pytest.mark.slow]
 
 PARSE_PY = [sys.executable, "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", "{file}"]
 
 
-def recipe(tmp_path: Path, **eval_section) -> Recipe:
+def recipe(tmp_path: Path, **eval_section):
     config = {
         "name": "eval-demo",
         "prompt": {"template": "chatml", "train_on": "assistant"},
@@ -40,7 +40,7 @@ def recipe(tmp_path: Path, **eval_section) -> Recipe:
             **eval_section,
         },
     }
-    return Recipe(name="eval-demo", path=tmp_path / "eval-demo.yaml", config=freeze(config))
+    return recipe_of(config, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,7 @@ def run_dir(tmp_path_factory, tiny_base, fitted_adapter) -> Path:
         json.dumps({"splits": {"train": 30, "val": 4, "test": 4}})
     )
     shutil.copytree(fitted_adapter, run / "train")
+    save_template(load_template("chatml", run / "train"), run / "train")
     base = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, str(fitted_adapter)).merge_and_unload()
     merged.save_pretrained(str(run / "merged"))
@@ -66,17 +67,19 @@ def run_dir(tmp_path_factory, tiny_base, fitted_adapter) -> Path:
     return run
 
 
-def context(run: Path, name: str) -> StageContext:
+def context(run: Path, name: str):
     out = run / name
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir()
-    return StageContext(run_dir=run, out=out, stage="eval")
+    return stage_context(run, "eval", out)
 
 
 def test_stage_measures_both_models_and_writes_the_report(run_dir, tmp_path):
     ctx = context(run_dir, "eval-ok")
-    summary = run(recipe(tmp_path, gate={"min_loss_improvement": 0.5}), ctx)
+    outcome = run_stage(run, recipe(tmp_path, gate={"min_loss_improvement": 0.5}), ctx)
+    assert outcome.failure is None
+    assert set(outcome.outputs) >= {"results.json", "samples.jsonl", "report.md", "report.html"}
+    summary = outcome.summary
     loss = summary["loss"]
     assert loss["tuned"] < loss["base"] - 0.5
     assert summary["generated"] == 3
@@ -84,7 +87,7 @@ def test_stage_measures_both_models_and_writes_the_report(run_dir, tmp_path):
     for pair in summary["checks"].values():
         assert pair["base"] is not None and pair["tuned"] is not None
     assert summary["gate"]["passed"] is True
-    assert any("without network" in n for n in summary["notes"])
+    assert any("without network" in n for n in outcome.notes)
     rows = [json.loads(x) for x in (ctx.out / "samples.jsonl").read_text().splitlines()]
     assert (
         [r["model"] for r in rows].count("base") == 3 == [r["model"] for r in rows].count("tuned")
@@ -97,18 +100,15 @@ def test_stage_measures_both_models_and_writes_the_report(run_dir, tmp_path):
     assert (ctx.out / "pass_rates.png").stat().st_size > 5000
 
 
-def test_missed_gate_raises_after_writing_the_report(run_dir, tmp_path):
+def test_missed_gate_is_a_failed_outcome_with_its_report(run_dir, tmp_path):
     ctx = context(run_dir, "eval-gate")
-    with pytest.raises(GateFailed) as exc:
-        run(
-            recipe(tmp_path, compare_base=False, gate={"max_loss": 0.0001, "min_improvement": 0.0}),
-            ctx,
-        )
-    assert exc.value.exit_code == 3
-    message = str(exc.value)
+    gate = {"max_loss": 0.0001}
+    outcome = run_stage(run, recipe(tmp_path, compare_base=False, gate=gate), ctx)
+    assert outcome.failure is not None
+    assert outcome.failure.exit_code == 3 and outcome.failure.kind == "gate missed"
+    message = outcome.failure.message
     assert "held-out loss" in message and "> max_loss 0.0001" in message
-    # Without the base there is no improvement to measure: that misses the gate too.
-    assert "pass-rate improvement over the base was not measured" in message
+    assert f"report: {ctx.run_dir / 'eval' / 'report.md'}" in message
     assert (ctx.out / "report.md").is_file() and "gate: MISSED" in (
         ctx.out / "report.md"
     ).read_text()
@@ -117,5 +117,5 @@ def test_missed_gate_raises_after_writing_the_report(run_dir, tmp_path):
 def test_commands_refused_before_any_model_loads(run_dir, tmp_path):
     ctx = context(run_dir, "eval-refused")
     with pytest.raises(UserError, match="eval.allow_commands is false"):
-        run(recipe(tmp_path, allow_commands=False), ctx)
+        run_stage(run, recipe(tmp_path, allow_commands=False), ctx)
     assert list(ctx.out.iterdir()) == []

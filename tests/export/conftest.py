@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.prompt.template import load_template, save_template
+from runner.run.stages import SPECS
+from tests import helpers
+from tests.helpers import recipe_of, stage_context
 
 TRAIN_PROMPTS = [
     "Write a function that adds two numbers.",
@@ -44,15 +46,14 @@ def conversation(prompt: str, answer: str = ANSWER) -> list[dict[str, str]]:
     ]
 
 
-def make_recipe(tmp: Path, **export_overrides) -> Recipe:
-    """The resolved recipe the export stages read (defaults filled as the loader would)."""
+def make_recipe(tmp: Path, **export_overrides):
+    """The validated recipe the export stages read."""
     export = [
         {"type": "merge", "enabled": True, "dtype": "float16"},
         {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]},
         {"type": "lora_gguf", "outtype": "f16"},
     ]
     config = {
-        "recipe": 1,
         "name": "tiny-export",
         "description": "Export test recipe",
         "model": {"base": "tiny:qwen2", "license": "apache-2.0"},
@@ -60,20 +61,19 @@ def make_recipe(tmp: Path, **export_overrides) -> Recipe:
         "export": export_overrides.get("export", export),
         "eval": {"smoke": {"prompts": 3, "max_new_tokens": 24, "require_stop": True}},
     }
-    return Recipe(name=config["name"], path=tmp / "recipe.yaml", config=freeze(config))
+    return recipe_of(config, tmp)
 
 
-def run_stage(module, recipe: Recipe, run_dir: Path, stage: str) -> dict:
-    """Run one stage as the pipeline does: into a fresh folder, renamed into place on success."""
-    from runner.stage import STAGE_DIRS
-
-    out = run_dir / f".{stage}.tmp"
-    out.mkdir(parents=True)
-    ctx = StageContext(run_dir=run_dir, out=out, stage=stage)
-    summary = module.run(recipe, ctx)
-    out.rename(run_dir / STAGE_DIRS[stage])
-    json.dumps(summary)  # a stage summary must be JSON-able
-    return summary
+def run_stage(module, recipe, run_dir: Path, stage: str) -> dict:
+    """Run one stage as the pipeline does: with the recipe view it declares, into a fresh
+    folder renamed into place on success; returns its outcome's summary."""
+    ctx = stage_context(run_dir, stage)
+    outcome = helpers.run_stage(module.run, recipe, ctx)
+    ctx.out.rename(run_dir / SPECS[stage].folder)
+    json.dumps(outcome.to_json())  # an outcome must be JSON-able
+    for rel in outcome.outputs.values():
+        assert not Path(rel).is_absolute()  # outputs are relative to the stage folder
+    return outcome.summary
 
 
 def fit_adapter(base: Path, out: Path) -> None:
@@ -82,10 +82,8 @@ def fit_adapter(base: Path, out: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from runner.prompt.template import load_template
-
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    template = load_template({"template": "chatml"}, tokenizer_dir=base)
+    template = load_template("chatml", tokenizer_dir=base)
     tokenizer.chat_template = template.source
     rows = []
     for prompt in TRAIN_PROMPTS:
@@ -120,8 +118,9 @@ def fit_adapter(base: Path, out: Path) -> None:
     tokenizer.save_pretrained(str(out))  # the trained tokenizer with the training template
 
 
-def write_axolotl_yaml(path: Path, base: Path, out: Path) -> None:
-    """The Axolotl config of a LoRA run on ``base`` (what merge-lora reads)."""
+def write_axolotl_yaml(path: Path, base: Path) -> None:
+    """The Axolotl config of a LoRA run on ``base`` (what merge-lora reads), with its paths
+    relative to its folder as the train stage writes them."""
     config = {
         "base_model": str(base),
         "adapter": "lora",
@@ -129,13 +128,13 @@ def write_axolotl_yaml(path: Path, base: Path, out: Path) -> None:
         "lora_alpha": 16,
         "lora_dropout": 0.0,
         "lora_target_modules": LORA_TARGETS,
-        "datasets": [{"path": str(path.parent / "data.jsonl"), "type": "chat_template"}],
+        "datasets": [{"path": "data.jsonl", "type": "chat_template"}],
         "sequence_len": 256,
         "micro_batch_size": 1,
         "num_epochs": 1,
         "learning_rate": 0.005,
         "optimizer": "adamw_torch",
-        "output_dir": str(out),
+        "output_dir": ".",
         "bf16": False,
         "fp16": False,
         "tf32": False,
@@ -163,7 +162,8 @@ def trained_run(tiny_qwen2: Path, tmp_path_factory) -> Path:
     train = run_dir / "train"
     train.mkdir()
     fit_adapter(tiny_qwen2, train)
-    write_axolotl_yaml(train / "axolotl.yaml", tiny_qwen2, train)
+    write_axolotl_yaml(train / "axolotl.yaml", tiny_qwen2)
+    save_template(load_template("chatml", tokenizer_dir=train), train)
     data = run_dir / "data"
     data.mkdir()
     for name, prompts in (("train", TRAIN_PROMPTS), ("test", HELD_OUT_PROMPTS)):

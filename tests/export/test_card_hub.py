@@ -10,25 +10,28 @@ import pytest
 from runner.errors import StageError
 from runner.export import hub
 from runner.export.card import render_card
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.run.stages import SPECS
+from tests.helpers import recipe_of, run_stage, stage_context
 
 
-def make_recipe(tmp: Path, artifacts=("adapter", "gguf", "card"), **extra) -> Recipe:
+def make_recipe(tmp: Path, artifacts=("adapter", "gguf", "card"), base=None, **extra):
+    (tmp / "data").mkdir(exist_ok=True)
+    (tmp / "data" / "zig.jsonl").write_text('{"instruction": "a", "output": "b"}\n')
+    (tmp / "src" / "zig").mkdir(parents=True, exist_ok=True)
     config = {
-        "recipe": 1,
         "name": "zig-helper",
         "description": "Answers Zig questions.",
         "sources": [
-            {"type": "instructions", "path": "/data/zig.jsonl"},
-            {"type": "repo", "path": "/src/zig", "name": "stdlib"},
+            {"type": "instructions", "path": "data/zig.jsonl"},
+            {"type": "repo", "path": "src/zig", "name": "stdlib"},
         ],
-        "filters": [{"type": "min_length", "chars": 20}, {"type": "dedup_exact"}],
-        "model": {"base": "Qwen/Qwen2.5-Coder-7B-Instruct", "license": "apache-2.0"},
+        "filters": [{"type": "length", "min_chars": 20}, {"type": "exact_dedupe"}],
+        "model": {"base": base or "Qwen/Qwen2.5-Coder-7B-Instruct", "license": "apache-2.0"},
         "prompt": {"template": "chatml"},
         "lora": {"r": 16, "alpha": 32},
         "train": {"epochs": 2, "learning_rate": 0.0002, "seq_len": 2048},
         "export": [
+            {"type": "merge"},
             {"type": "gguf", "outtype": "f16", "quantize": ["q4_k_m"]},
             {"type": "ollama", "model": "zig-helper:1"},
             {
@@ -40,7 +43,15 @@ def make_recipe(tmp: Path, artifacts=("adapter", "gguf", "card"), **extra) -> Re
         ],
         **extra,
     }
-    return Recipe(name="zig-helper", path=tmp / "zig.yaml", config=freeze(config))
+    return recipe_of(config, tmp)
+
+
+def folders(run: Path) -> dict[str, Path | None]:
+    """The finished stage folders of a run, by stage name, as the hub stage gets them."""
+    return {
+        name: (run / SPECS[name].folder if (run / SPECS[name].folder).is_dir() else None)
+        for name in SPECS["hub"].after
+    }
 
 
 @pytest.fixture
@@ -56,8 +67,8 @@ def run_dir(tmp_path: Path) -> Path:
                     "stdlib": {"type": "repo", "in train": 40},
                 },
                 "filters": [
-                    {"index": 0, "type": "min_length", "dropped": {"too short": 7}},
-                    {"index": 1, "type": "dedup_exact", "dropped": {"duplicate": 3}},
+                    {"index": 0, "type": "length", "dropped": {"below min_chars": 7}},
+                    {"index": 1, "type": "exact_dedupe", "dropped": {"exact duplicate": 3}},
                 ],
                 "split": {"written": {"train": 130, "test": 10}},
             }
@@ -101,16 +112,16 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def test_card_describes_the_run(tmp_path, run_dir):
-    card = render_card(make_recipe(tmp_path), run_dir)
+    card = render_card(make_recipe(tmp_path), folders(run_dir))
     assert card.startswith("---\nlicense: apache-2.0\n")
     assert "base_model: Qwen/Qwen2.5-Coder-7B-Instruct" in card
     assert "# zig-helper" in card
     assert "A LoRA fine-tune of `Qwen/Qwen2.5-Coder-7B-Instruct`" in card
-    assert "| instructions | `/data/zig.jsonl` | 100 |" in card
-    assert "| repo | `/src/zig` | 40 |" in card
+    assert f"| instructions | `{tmp_path / 'data/zig.jsonl'}` | 100 |" in card
+    assert f"| repo | `{tmp_path / 'src/zig'}` | 40 |" in card
     assert "Split: train 130, test 10." in card
-    assert "- `min_length`: chars=20 (dropped 7)" in card
-    assert "- `dedup_exact` (dropped 3)" in card
+    assert "- `length`: min_chars=20 (dropped 7)" in card
+    assert "- `exact_dedupe` (dropped 3)" in card
     assert "| lora.r | `16` |" in card
     assert "| train.learning_rate | `0.0002` |" in card
     assert "| tuned | 1.25 |" in card
@@ -124,31 +135,26 @@ def test_card_describes_the_run(tmp_path, run_dir):
 def test_card_says_what_did_not_run(tmp_path):
     empty = tmp_path / "run"
     empty.mkdir()
-    card = render_card(make_recipe(tmp_path), empty)
+    card = render_card(make_recipe(tmp_path), folders(empty))
     assert "The evaluation stage did not run for this model." in card
     assert "The data stage's report.json was not found in this run." in card
 
 
 def test_card_of_a_tiny_model_says_it_is_a_test_model(tmp_path, run_dir):
-    recipe = make_recipe(tmp_path)
-    config = recipe.to_dict()
-    config["model"]["base"] = "tiny:qwen2"
-    recipe = Recipe(name=recipe.name, path=recipe.path, config=freeze(config))
-    card = render_card(recipe, run_dir)
+    recipe = make_recipe(tmp_path, base="tiny:qwen2")
+    card = render_card(recipe, folders(run_dir))
     assert "randomly initialised test model" in card
     assert "base_model:" not in card
 
 
-def _ctx(run_dir: Path) -> StageContext:
-    out = run_dir / ".hub.tmp"
-    out.mkdir()
-    return StageContext(run_dir=run_dir, out=out, stage="hub")
+def run_hub(recipe, run_dir: Path) -> dict:
+    return run_stage(hub.run, recipe, stage_context(run_dir, "hub")).summary
 
 
 def test_without_a_token_the_folder_is_prepared_and_says_so(tmp_path, run_dir, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored login either
-    summary = hub.run(make_recipe(tmp_path), _ctx(run_dir))
+    summary = run_hub(make_recipe(tmp_path), run_dir)
     assert summary["uploaded"] is False
     assert "no Hugging Face token" in summary["note"]
     assert "hf upload me/zig-helper" in summary["note"]
@@ -188,7 +194,7 @@ def test_with_a_token_it_uploads(tmp_path, run_dir, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    summary = hub.run(make_recipe(tmp_path, artifacts=("gguf", "modelfile", "card")), _ctx(run_dir))
+    summary = run_hub(make_recipe(tmp_path, artifacts=("gguf", "modelfile", "card")), run_dir)
     assert summary["uploaded"] is True
     assert summary["url"] == "https://huggingface.co/me/zig-helper"
     assert summary["commit"] == "abc123"
@@ -208,7 +214,7 @@ def test_with_a_token_it_uploads(tmp_path, run_dir, monkeypatch):
 def test_offline_with_a_token_does_not_upload(tmp_path, run_dir, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    summary = hub.run(make_recipe(tmp_path), _ctx(run_dir))
+    summary = run_hub(make_recipe(tmp_path), run_dir)
     assert summary["uploaded"] is False
     assert summary["note"].startswith("HF_HUB_OFFLINE is set: not uploading")
 
@@ -216,4 +222,4 @@ def test_offline_with_a_token_does_not_upload(tmp_path, run_dir, monkeypatch):
 def test_an_artifact_the_run_did_not_produce_is_an_error(tmp_path, run_dir, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(StageError, match="artifacts lists merged, but this run produced none"):
-        hub.run(make_recipe(tmp_path, artifacts=("merged", "card")), _ctx(run_dir))
+        run_hub(make_recipe(tmp_path, artifacts=("merged", "card")), run_dir)

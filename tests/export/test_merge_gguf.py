@@ -25,7 +25,7 @@ def test_merged_model_is_16_bit_with_the_trained_tokenizer(exported_run):
     # merge-lora copied the base's Qwen2.5 template; the stage put the trained ChatML back.
     trained = (run_dir / "train" / "chat_template.jinja").read_text()
     assert (merged / "chat_template.jinja").read_text() == trained
-    assert trained == load_template({"template": "chatml"}).source
+    assert trained == load_template("chatml").source
     assert "chat_template.jinja" in summary["tokenizer_files_from_training"]
 
 
@@ -101,7 +101,7 @@ def test_a_template_other_than_the_trained_one_fails(exported_run, tmp_path):
     other.mkdir()
     for name in ("tokenizer_config.json", "tokenizer.json"):
         shutil.copy(run_dir / "merged" / name, other / name)
-    (other / "chat_template.jinja").write_text(load_template({"template": "zephyr"}).source)
+    (other / "chat_template.jinja").write_text(load_template("zephyr").source)
     _, problems = verify_gguf(gguf_path(recipe, run_dir / "gguf", "q8_0"), other, "<|im_end|>")
     assert len(problems) == 1
     assert "tokenizer.chat_template differs from the trained one" in problems[0]

@@ -11,28 +11,38 @@ import pytest
 from runner.errors import UserError
 from runner.export import ollama
 from runner.prompt import load_template
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.prompt.template import save_template
+from runner.recipe.problems import RecipeErrors
+from tests.helpers import recipe_of, run_stage
+from tests.helpers import stage_context as pipeline_context
 
 QWEN = {"bos_token": None, "eos_token": "<|endoftext|>"}
+
+
+GGUF = [{"type": "merge"}, {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]}]
+KEY = "0123456789" * 6 + "abcd"
 
 
 def make_recipe(tmp_path, target=None, prompt=None, exports=None):
     target = {"type": "ollama", "model": "zig-expert:0.15", **(target or {})}
     config = {
+        "name": "zig",
         "prompt": prompt or {"template": "chatml"},
         "train": {"seq_len": 4096},
-        "export": [
-            *(exports or [{"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]}]),
-            target,
-        ],
+        "export": [*(exports or GGUF), target],
     }
-    return Recipe(name="zig", path=tmp_path / "zig.yaml", config=freeze(config))
+    return recipe_of(config, tmp_path)
+
+
+def render(recipe, template, gguf, **kwargs):
+    target = recipe.exports("ollama")[0]
+    model = ollama.model_name(target, KEY)
+    return ollama.render_modelfile(recipe, template, gguf, target=target, model=model, **kwargs)
 
 
 def modelfile(recipe, **kwargs):
-    template = load_template(recipe["prompt"], **QWEN)
-    return ollama.render_modelfile(recipe, template, "../gguf/zig-q4_k_m.gguf", **kwargs)
+    template = load_template(recipe.prompt.template, **QWEN)
+    return render(recipe, template, "../gguf/zig-q4_k_m.gguf", **kwargs)
 
 
 def lines(text, prefix):
@@ -77,8 +87,8 @@ def test_adapter_line(tmp_path):
 def test_num_ctx_never_below_the_training_length(tmp_path):
     recipe = make_recipe(tmp_path, {"parameters": {"num_ctx": 8192}})
     assert lines(modelfile(recipe), "PARAMETER num_ctx") == ["PARAMETER num_ctx 8192"]
-    with pytest.raises(UserError, match="num_ctx 1024 is below train.seq_len 4096"):
-        modelfile(make_recipe(tmp_path, {"parameters": {"num_ctx": 1024}}))
+    with pytest.raises(RecipeErrors, match="num_ctx 1024 is below train.seq_len 4096"):
+        make_recipe(tmp_path, {"parameters": {"num_ctx": 1024}})
 
 
 def test_system_from_the_prompt_or_the_export(tmp_path):
@@ -100,30 +110,29 @@ def test_system_from_the_prompt_or_the_export(tmp_path):
 
 def test_llama2_notes_the_missing_legacy_form(tmp_path):
     recipe = make_recipe(tmp_path, prompt={"template": "llama2"})
-    template = load_template(recipe["prompt"])
-    text = ollama.render_modelfile(recipe, template, "x.gguf")
+    template = load_template(recipe.prompt.template)
+    text = render(recipe, template, "x.gguf")
     assert "# note: no legacy .Prompt/.Response form" in text
     assert lines(text, "PARAMETER stop") == ['PARAMETER stop "</s>"', 'PARAMETER stop "[INST]"']
 
 
-def test_model_name_gets_a_recipe_tag(tmp_path):
-    recipe = make_recipe(tmp_path, {"model": "zig-expert"})
-    name = ollama.model_name(recipe, recipe.exports("ollama")[0])
-    assert name.startswith("zig-expert:r") and len(name) == len("zig-expert:r") + 10
-    other = make_recipe(tmp_path, {"model": "zig-expert", "parameters": {"top_k": 1}})
-    assert ollama.model_name(other, other.exports("ollama")[0]) != name
+def test_model_name_without_a_tag_is_tagged_with_the_stage_key(tmp_path):
+    target = make_recipe(tmp_path, {"model": "zig-expert"}).exports("ollama")[0]
+    name = ollama.model_name(target, KEY)
+    assert name == f"zig-expert:r{KEY[:10]}"
+    # Another training (another key) never overwrites it.
+    assert ollama.model_name(target, "f" * 64) != name
+    tagged = make_recipe(tmp_path).exports("ollama")[0]
+    assert ollama.model_name(tagged, KEY) == "zig-expert:0.15"
 
 
 def test_from_must_be_a_written_gguf(tmp_path):
-    recipe = make_recipe(tmp_path, {"from": "q4_k_s"})
     with pytest.raises(
-        UserError,
-        match="`from: q4_k_s` is not a GGUF the gguf target writes; did you mean 'q4_k_m'",
+        RecipeErrors, match="'q4_k_s' is not produced by a gguf export \\(available: f16, q4_k_m"
     ):
-        ollama.model_files(recipe, recipe.exports("ollama")[0], tmp_path)
-    no_lora = make_recipe(tmp_path, {"from": "adapter"})
-    with pytest.raises(UserError, match="needs a `type: lora_gguf` target"):
-        ollama.model_files(no_lora, no_lora.exports("ollama")[0], tmp_path)
+        make_recipe(tmp_path, {"from": "q4_k_s"})
+    with pytest.raises(RecipeErrors, match="from: adapter needs a `- type: lora_gguf` export"):
+        make_recipe(tmp_path, {"from": "adapter"})
 
 
 def test_model_files(tmp_path):
@@ -150,9 +159,9 @@ def test_unconvertible_template_is_refused_with_the_reason(tmp_path):
     )
     (tmp_path / "numbered.yaml").write_text('end_of_turn: "<END>"\n')
     recipe = make_recipe(tmp_path, prompt={"template": str(source)})
-    template = load_template(recipe["prompt"])
+    template = load_template(recipe.prompt.template)
     with pytest.raises(UserError) as err:
-        ollama.render_modelfile(recipe, template, "x.gguf")
+        render(recipe, template, "x.gguf")
     message = str(err.value)
     assert message.startswith("chat template 'numbered' cannot be turned into an Ollama TEMPLATE")
     assert "depends on more than the roles of the turns" in message
@@ -180,19 +189,20 @@ def write_vocab_gguf(path):
 
 
 def stage_context(tmp_path, recipe):
+    """The ollama stage's context over a run whose train stage used ChatML on Qwen2's tokens."""
     run_dir = tmp_path / "run"
     (run_dir / "gguf").mkdir(parents=True)
+    (run_dir / "train").mkdir()
+    save_template(load_template("chatml", **QWEN), run_dir / "train")
     write_vocab_gguf(run_dir / "gguf" / "zig-q4_k_m.gguf")
-    out = tmp_path / "partial"
-    out.mkdir()
-    return StageContext(run_dir=run_dir, out=out, stage="ollama")
+    return pipeline_context(run_dir, "ollama")
 
 
 def test_stage_without_ollama_gives_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     recipe = make_recipe(tmp_path)
     ctx = stage_context(tmp_path, recipe)
-    summary = ollama.run(recipe, ctx)
+    summary = run_stage(ollama.run, recipe, ctx).summary
     text = (ctx.out / "Modelfile").read_text()
     assert lines(text, "FROM ") == ["FROM ../gguf/zig-q4_k_m.gguf"]
     # No BOS in the TEMPLATE: Qwen's tokenizer has none, whatever the GGUF names.
@@ -224,7 +234,7 @@ def test_stage_runs_ollama_create_with_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     recipe = make_recipe(tmp_path, {"create": "always"})
     ctx = stage_context(tmp_path, recipe)
-    summary = ollama.run(recipe, ctx)
+    summary = run_stage(ollama.run, recipe, ctx).summary
     assert summary["models"][0]["created"] is True
     assert (bin_dir / "args").read_text().startswith("create zig-expert:0.15 -f ")
     assert (bin_dir / "from").read_text().strip() == str(

@@ -154,7 +154,7 @@ def _check(template: ChatTemplate, tokens, go_render, make_tokenizer, conversati
 @pytest.mark.parametrize("family", sorted(FAMILY_TOKENS))
 def test_shipped_templates_render_identically_in_ollama(name, family, go_render, make_tokenizer):
     tokens = FAMILY_TOKENS[family]
-    template = load_template({"template": name}, **tokens)
+    template = load_template(name, **tokens)
     derived = _check(template, tokens, go_render, make_tokenizer)
     assert not derived.structure.strips_content
     assert (".Prompt" in derived.text) == (name != "llama2"), derived.notes
@@ -193,22 +193,20 @@ def test_modelfile_template_is_the_checked_one(go_render, make_tokenizer, tmp_pa
     """The TEMPLATE written into a Modelfile, read back as Ollama's parser does, renders the
     training text."""
     from runner.export.ollama import render_modelfile
-    from runner.recipe.model import Recipe, freeze
+    from tests.helpers import recipe_of
 
-    recipe = Recipe(
-        name="zig",
-        path=tmp_path / "zig.yaml",
-        config=freeze(
-            {
-                "prompt": {"template": "chatml"},
-                "train": {"seq_len": 512},
-                "export": [{"type": "ollama", "model": "zig:1"}],
-            }
-        ),
-    )
+    exports = [
+        {"type": "merge"},
+        {"type": "gguf"},
+        {"type": "ollama", "model": "zig:1"},
+    ]
+    recipe = recipe_of({"name": "zig", "train": {"seq_len": 512}, "export": exports}, tmp_path)
     tokens = FAMILY_TOKENS["qwen2"]
-    template = load_template(recipe["prompt"], **tokens)
-    text = render_modelfile(recipe, template, "../gguf/zig-q4_k_m.gguf")
+    template = load_template(recipe.prompt.template, **tokens)
+    target = recipe.exports("ollama")[0]
+    text = render_modelfile(
+        recipe, template, "../gguf/zig-q4_k_m.gguf", target=target, model="zig:1"
+    )
     (go_template,) = re.findall(r'^TEMPLATE """(.*?)"""$', text, flags=re.S | re.M)
     tokenizer = make_tokenizer(template.source, **tokens)
     conversations = verification_conversations()

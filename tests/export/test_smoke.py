@@ -41,7 +41,7 @@ def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwe
 
     run_dir, _, _ = exported_run
     base_gguf = next((run_dir / "gguf").glob("*-base-f16.gguf"))
-    template = load_template({"template": "chatml"}, tokenizer_dir=run_dir / "merged")
+    template = load_template("chatml", tokenizer_dir=run_dir / "merged")
     prompt = template.render([{"role": "user", "content": "Say hi."}], add_generation_prompt=True)
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "merged"))
     [result] = smoke_test(
@@ -125,7 +125,18 @@ def test_targets_pair_the_adapter_with_its_base(tmp_path):
 
 def test_no_held_out_prompts_fails_with_a_reason(tmp_path):
     from runner.errors import StageError
+    from tests.helpers import recipe_of, run_stage, stage_context
 
-    (tmp_path / "train.jsonl").write_text("{}\n")
+    recipe = recipe_of({"export": [{"type": "lora_gguf"}]}, tmp_path / "recipe")
+    run_dir = tmp_path / "run"
+    for folder in ("data", "train", "gguf"):
+        (run_dir / folder).mkdir(parents=True)
+    (run_dir / "data" / "train.jsonl").write_text("{}\n")
+    (run_dir / "gguf" / "t-f16.gguf").write_bytes(b"")
+    from runner.prompt.template import load_template, save_template
+
+    save_template(
+        load_template("chatml", bos_token=None, eos_token="<|endoftext|>"), run_dir / "train"
+    )
     with pytest.raises(StageError, match="no usable test.jsonl or val.jsonl"):
-        smoke.held_out_cases(tmp_path, 3)
+        run_stage(smoke.run, recipe, stage_context(run_dir, "smoke"))

@@ -14,9 +14,10 @@ import pytest
 
 from runner import pipeline
 from runner.errors import StageError
-from runner.recipe.model import Recipe, freeze
+from runner.run.context import Failure, Outcome
 from runner.run.folder import LOCK, MANIFEST
-from runner.stage import STAGE_DIRS
+from runner.run.stages import SPECS
+from tests.helpers import recipe_of
 
 
 class Recorder:
@@ -34,11 +35,11 @@ class Recorder:
             if name in self.fail:
                 raise StageError(name, "told to fail")
             if name == "data":
-                text = Path(recipe.get("sources.0.path")).read_text()
+                text = Path(recipe.sources[0].path).read_text()
                 (ctx.out / "train.jsonl").write_text(text)
             else:
                 (ctx.out / "out.txt").write_text(f"{name} of {recipe.name}")
-            return {"outputs": {name: str(ctx.out / "out.txt")}, "notes": [f"{name} note"]}
+            return Outcome(outputs={name: "out.txt"}, notes=[f"{name} note"])
 
         return run
 
@@ -50,12 +51,11 @@ def recorder(monkeypatch):
     return rec
 
 
-def make_recipe(tmp_path: Path, **changes) -> Recipe:
+def make_recipe(tmp_path: Path, **changes):
     source = tmp_path / "src.jsonl"
     if not source.exists():
         source.write_text('{"instruction": "a", "output": "b"}\n')
     config = {
-        "recipe": 1,
         "name": "demo",
         "sources": [{"type": "instructions", "path": str(source)}],
         "prompt": {"template": "chatml", "train_on": "assistant"},
@@ -67,7 +67,12 @@ def make_recipe(tmp_path: Path, **changes) -> Recipe:
         "export": [
             {"type": "merge"},
             {"type": "gguf", "quantize": ["q8_0"]},
-            {"type": "ollama", "model": "demo:v1", "parameters": {"temperature": 0}},
+            {
+                "type": "ollama",
+                "model": "demo:v1",
+                "from": "q8_0",
+                "parameters": {"temperature": 0},
+            },
         ],
         "eval": {"enabled": False},
     }
@@ -77,7 +82,7 @@ def make_recipe(tmp_path: Path, **changes) -> Recipe:
         for part in parents:
             node = node[int(part)] if part.isdigit() else node[part]
         node[last] = value
-    return Recipe(name="demo", path=tmp_path / "demo.yaml", config=freeze(config))
+    return recipe_of({"name": "demo", **config}, tmp_path)
 
 
 def statuses(result):
@@ -122,7 +127,7 @@ def test_changing_only_export_reruns_only_that_export(tmp_path, recorder):
 def test_changing_gguf_reruns_gguf_and_what_uses_it(tmp_path, recorder):
     run(make_recipe(tmp_path), tmp_path / "runs")
     recorder.calls.clear()
-    run(make_recipe(tmp_path, export__1__quantize=["q4_k_m"]), tmp_path / "runs")
+    run(make_recipe(tmp_path, export__1__quantize=["q8_0", "q4_k_m"]), tmp_path / "runs")
     assert recorder.calls == ["gguf", "ollama", "smoke"]
 
 
@@ -228,6 +233,8 @@ def test_summaries_point_at_the_final_folder(tmp_path, recorder):
     train = result.stages[1]
     assert ".partial" not in train.outputs["train"]
     assert Path(train.outputs["train"]).read_text() == "train of demo"
+    manifest = json.loads((result.run_dir / "train" / MANIFEST).read_text())
+    assert manifest["outcome"]["outputs"] == {"train": "out.txt"}  # relative: never rewritten
     assert train.notes == ["train note"]
 
 
@@ -272,7 +279,7 @@ def test_changing_which_gguf_ollama_uses_reruns_eval(tmp_path, recorder):
     base = make_recipe(tmp_path, eval={"enabled": True})
     run(base, tmp_path / "runs")
     recorder.calls.clear()
-    changed = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="q8_0")
+    changed = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="f16")
     run(changed, tmp_path / "runs")
     assert recorder.calls == ["ollama", "eval"]
 
@@ -285,21 +292,23 @@ class GateRecorder(Recorder):
             return super().__call__(name)
 
         def run(recipe, ctx):
-            from runner.eval.stage import raise_if_gate_missed
-
             self.calls.append(name)
             (ctx.out / "report.md").write_text("# report\n")
-            summary = {
-                "outputs": {"report.md": str(ctx.out / "report.md")},
-                "gate": {"passed": False, "failures": ["pass rate 0.100 < min_pass_rate 0.9"]},
-                "notes": [],
-            }
-            raise_if_gate_missed(summary, ctx.out / "report.md")
+            report = ctx.run_dir / "eval" / "report.md"
+            return Outcome(
+                summary={"gate": {"passed": False}},
+                outputs={"report.md": "report.md"},
+                failure=Failure(
+                    f"pass rate 0.100 < min_pass_rate 0.9 (report: {report})",
+                    exit_code=3,
+                    kind="gate missed",
+                ),
+            )
 
         return run
 
 
-def write_recipe_file(tmp_path: Path, recipe: Recipe) -> Path:
+def write_recipe_file(tmp_path: Path, recipe) -> Path:
     import yaml
 
     path = tmp_path / "demo.yaml"
@@ -321,8 +330,9 @@ def test_a_missed_gate_keeps_the_evaluation_and_exits_3_every_time(tmp_path, mon
     run_dir = tmp_path / "runs" / "demo" / "latest"
     assert (run_dir / "eval" / "report.md").read_text() == "# report\n"
     manifest = json.loads((run_dir / "eval" / MANIFEST).read_text())
-    assert manifest["summary"]["gate"]["passed"] is False
-    assert ".partial" not in manifest["summary"]["outputs"]["report.md"]
+    assert manifest["outcome"]["summary"]["gate"]["passed"] is False
+    assert manifest["outcome"]["outputs"]["report.md"] == "report.md"
+    assert manifest["outcome"]["failure"]["exit_code"] == 3
     assert not list((tmp_path / "runs/demo/stages/.partial").glob("eval-*"))
     # Reused, not re-run, and the gate still fails the run.
     recorder.calls.clear()
@@ -331,18 +341,16 @@ def test_a_missed_gate_keeps_the_evaluation_and_exits_3_every_time(tmp_path, mon
 
 
 def test_a_missed_gate_names_the_report_and_stops_the_run(tmp_path, monkeypatch):
-    from runner.errors import GateFailed
-
     recorder = GateRecorder()
     monkeypatch.setattr(pipeline, "load_stage", recorder)
     recipe = make_recipe(tmp_path, eval={"enabled": True})
     for attempt in ("ran", "cached"):
         result, messages = run(recipe, tmp_path / "runs")
-        assert isinstance(result.error, GateFailed)
+        assert isinstance(result.error, pipeline.RunFailed)
+        assert result.error.exit_code == 3
         assert statuses(result)["eval"] == attempt
         assert "min_pass_rate" in result.stages[-1].error
-        report = str(result.run_dir.parent / "stages" / f"eval-{result.stages[-1].key[:12]}")
-        assert f"report: {report}/report.md" in str(result.error)
+        assert f"report: {result.run_dir / 'eval' / 'report.md'}" in str(result.error)
         assert any("GATE MISSED" in m for m in messages)
 
 
@@ -356,7 +364,7 @@ def test_a_run_folder_that_reuses_a_stage_links_its_log(tmp_path, recorder):
             log = result.run_dir / "logs" / f"{name}.log"
             assert log.read_text() == f"log of {name} for demo\n"
             # The log lives in the stage's own folder, next to the output it explains.
-            assert log.resolve().is_relative_to((result.run_dir / STAGE_DIRS[name]).resolve())
+            assert log.resolve().is_relative_to((result.run_dir / SPECS[name].folder).resolve())
     assert (first.run_dir / "logs/ollama.log").resolve() != (
         second.run_dir / "logs/ollama.log"
     ).resolve()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner import doctor
 from runner.cli import main as cli
-from runner.recipe.model import Recipe, freeze
+from tests.helpers import recipe_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,26 +46,20 @@ def test_missing_axolotl(monkeypatch):
     )
 
 
-def test_disk_need_follows_the_exports():
-    recipe = Recipe(
-        name="t",
-        path=Path("t.yaml"),
-        config=freeze(
-            {
-                "model": {"base": "x"},
-                "export": [
-                    {"type": "merge"},
-                    {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]},
-                ],
-            }
-        ),
+def test_disk_need_follows_the_exports(tmp_path):
+    recipe = recipe_of(
+        {
+            "export": [
+                {"type": "merge"},
+                {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]},
+            ],
+        },
+        tmp_path,
     )
     gib = doctor.GIB
     # 14 GiB base: merged 14 + f16 14 + q8_0 7.7 + q4_k_m 4.34
     assert abs(doctor.disk_needed(recipe, 14 * gib) / gib - 40.04) < 0.01
-    no_export = Recipe(
-        name="t", path=Path("t.yaml"), config=freeze({"model": {"base": "x"}, "export": []})
-    )
+    no_export = recipe_of({"export": []}, tmp_path)
     assert doctor.disk_needed(no_export, 14 * gib) == 0
 
 

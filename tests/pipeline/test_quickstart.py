@@ -45,15 +45,18 @@ def test_tokenized_labels_were_checked(trained_quickstart):
     manifest = json.loads(
         (trained_quickstart.run_dir / "train" / "stage.manifest.json").read_text()
     )
-    summary = manifest["summary"]
+    summary = manifest["outcome"]["summary"]
     assert summary["trained_turns_checked"] >= summary["examples"]["train"]
     assert summary["over_seq_len"] == 0
 
 
-def test_axolotl_config_in_the_run_folder_points_at_the_final_output(trained_quickstart):
+def test_axolotl_config_paths_are_relative_to_its_folder(trained_quickstart):
     cfg = yaml.safe_load((trained_quickstart.run_dir / "axolotl.yaml").read_text())
     final = (trained_quickstart.run_dir / "train").resolve()
-    assert cfg["output_dir"] == str(final)
+    # Relative to the train folder, where Axolotl runs: true before and after the rename.
+    assert cfg["output_dir"] == "."
+    assert (final / cfg["datasets"][0]["path"]).is_file()
+    assert ".partial" not in (trained_quickstart.run_dir / "axolotl.yaml").read_text()
     assert cfg["chat_template"] == "jinja" and cfg["eot_tokens"] == ["<|im_end|>"]
     assert cfg["bf16"] is False and cfg["lora_mlp_kernel"] is False
 
@@ -61,7 +64,7 @@ def test_axolotl_config_in_the_run_folder_points_at_the_final_output(trained_qui
 def test_lock_file(trained_quickstart):
     lock = json.loads((trained_quickstart.run_dir / LOCK).read_text())
     assert lock["recipe"]["train"]["epochs"] == 1
-    assert lock["seed"] == trained_quickstart.recipe.get("train.seed")
+    assert lock["seed"] == trained_quickstart.recipe.train.seed
     assert lock["base_model"]["ref"] == "tiny:qwen2"
     [source] = [p for p in lock["inputs"] if p.endswith("instructions.jsonl")]
     assert len(lock["inputs"][source]) == 64

@@ -32,13 +32,13 @@ def test_every_shipped_template_has_a_sidecar():
     ],
 )
 def test_sidecar_strings_without_a_tokenizer(name, end_of_turn, stop):
-    template = load_template({"template": name})
+    template = load_template(name)
     assert (template.name, template.end_of_turn, template.stop) == (name, end_of_turn, stop)
     assert template.source == (TEMPLATES_DIR / f"{name}.jinja").read_text()
 
 
 def test_eos_placeholders_follow_the_tokenizer():
-    template = load_template({"template": "zephyr"}, eos_token="<|endoftext|>", bos_token=None)
+    template = load_template("zephyr", eos_token="<|endoftext|>", bos_token=None)
     assert template.end_of_turn == "<|endoftext|>"
     assert template.stop == ("<|endoftext|>", "<|user|>", "<|system|>")
 
@@ -47,7 +47,7 @@ def test_eos_placeholders_follow_the_tokenizer():
 @pytest.mark.parametrize("family", sorted(FAMILY_TOKENS))
 def test_render_equals_apply_chat_template(name, family, make_tokenizer):
     tokens = FAMILY_TOKENS[family]
-    template = load_template({"template": name}, **tokens)
+    template = load_template(name, **tokens)
     tokenizer = make_tokenizer(template.source, **tokens)
     for conversation in verification_conversations():
         for generation in (False, True):
@@ -59,7 +59,7 @@ def test_render_equals_apply_chat_template(name, family, make_tokenizer):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_end_of_turn_closes_every_answer(name):
-    template = load_template({"template": name})
+    template = load_template(name)
     structure = probe_structure(
         template.source, bos_token=template.bos_token, eos_token=template.eos_token
     )
@@ -71,7 +71,7 @@ def test_end_of_turn_closes_every_answer(name):
 
 def test_unknown_name_suggests_the_closest():
     with pytest.raises(UserError) as err:
-        load_template({"template": "chatlm"})
+        load_template("chatlm")
     message = str(err.value)
     assert "'chatlm' is not a known template; did you mean 'chatml'?" in message
     assert "alpaca, chatml, deepseek-coder, llama2, zephyr" in message
@@ -81,7 +81,7 @@ def test_template_path_with_sidecar(tmp_path):
     path = tmp_path / "mine.jinja"
     path.write_text("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}<END>{% endfor %}")
     (tmp_path / "mine.yaml").write_text('end_of_turn: "<END>"\nstop: ["<{{ eos_token }}>"]\n')
-    template = load_template({"template": str(path)}, eos_token="eos")
+    template = load_template(str(path), eos_token="eos")
     assert (template.name, template.end_of_turn, template.stop) == (
         "mine",
         "<END>",
@@ -94,12 +94,12 @@ def test_template_path_without_sidecar_needs_a_tokenizer(tmp_path):
     path = tmp_path / "bare.jinja"
     path.write_text("{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
     with pytest.raises(UserError, match="no sidecar bare.yaml naming its end-of-turn string"):
-        load_template({"template": str(path)})
+        load_template(str(path))
 
 
 def test_missing_template_file(tmp_path):
     with pytest.raises(UserError, match="no such template file"):
-        load_template({"template": str(tmp_path / "nope.jinja")})
+        load_template(str(tmp_path / "nope.jinja"))
 
 
 def _save_tokenizer_files(folder, chat_template, added=("<|im_start|>", "<|im_end|>")):
@@ -113,7 +113,7 @@ def _save_tokenizer_files(folder, chat_template, added=("<|im_start|>", "<|im_en
 def test_tokenizer_template_finds_its_end_of_turn(tmp_path):
     source = (TEMPLATES_DIR / "chatml.jinja").read_text()
     _save_tokenizer_files(tmp_path, source)
-    template = load_template({"template": "tokenizer"}, tmp_path)
+    template = load_template("tokenizer", tmp_path)
     assert template.name == "tokenizer"
     assert template.source == source
     assert template.end_of_turn == "<|im_end|>"
@@ -124,15 +124,15 @@ def test_chat_template_jinja_file_wins_over_the_config(tmp_path):
     _save_tokenizer_files(tmp_path, "{{ 'old' }}")
     source = (TEMPLATES_DIR / "chatml.jinja").read_text()
     (tmp_path / "chat_template.jinja").write_text(source)
-    assert load_template({"template": "tokenizer"}, tmp_path).source == source
+    assert load_template("tokenizer", tmp_path).source == source
 
 
 def test_tokenizer_without_a_template(tmp_path):
     _save_tokenizer_files(tmp_path, None)
     with pytest.raises(UserError, match="has no chat_template"):
-        load_template({"template": "tokenizer"}, tmp_path)
+        load_template("tokenizer", tmp_path)
     with pytest.raises(UserError, match="no tokenizer folder is available"):
-        load_template({"template": "tokenizer"})
+        load_template("tokenizer")
 
 
 def test_a_turn_without_a_special_end_token_is_refused(tmp_path):
@@ -141,4 +141,4 @@ def test_a_turn_without_a_special_end_token_is_refused(tmp_path):
         tmp_path, "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     )
     with pytest.raises(UserError, match="holds no special token of the tokenizer"):
-        load_template({"template": "tokenizer"}, tmp_path)
+        load_template("tokenizer", tmp_path)

@@ -48,18 +48,15 @@ def chain(write, tmp_path):
 def test_mappings_merge_and_lists_replace(chain):
     recipe = load_recipe(chain)
     assert recipe.name == "child"
-    assert recipe["train"]["epochs"] == 1
-    assert recipe["train"]["learning_rate"] == 0.0002  # inherited
-    assert [f["type"] for f in recipe["filters"]] == ["emails"]  # replaced, not appended
+    assert recipe.train.epochs == 1
+    assert recipe.train.learning_rate == 0.0002  # inherited
+    assert [f.type for f in recipe.filters] == ["emails"]  # replaced, not appended
 
 
 def test_paths_resolve_against_the_file_that_set_them(chain, tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     recipe = load_recipe(chain)
-    assert (
-        Path(recipe["sources"][0]["path"])
-        == (tmp_path / "shared" / "data" / "base.jsonl").resolve()
-    )
+    assert Path(recipe.sources[0].path) == (tmp_path / "shared" / "data" / "base.jsonl").resolve()
 
 
 def test_origins_point_at_the_right_file_and_line(chain, tmp_path):
@@ -101,10 +98,10 @@ def test_set_overrides_are_typed_by_the_schema(chain):
             "filters[0].type=secrets",
         ],
     )
-    assert recipe["train"]["epochs"] == 2.5
-    assert recipe["prompt"]["system"] == "42"  # a string key stays a string
-    assert recipe["model"]["base"] == "tiny:llama"
-    assert recipe["filters"][0]["type"] == "secrets"
+    assert recipe.train.epochs == 2.5
+    assert recipe.prompt.system == "42"  # a string key stays a string
+    assert recipe.model.base == "tiny:llama"
+    assert recipe.filters[0].type == "secrets"
     assert recipe.origins["train.epochs"].file == "--set"
 
 
@@ -136,6 +133,11 @@ def test_explain_default_and_set(chain, capsys):
 
 
 def test_resolved_recipe_is_immutable(chain):
+    from pydantic import ValidationError
+
     recipe = load_recipe(chain)
-    with pytest.raises(TypeError):
-        recipe["train"]["epochs"] = 5  # type: ignore[index]
+    with pytest.raises(ValidationError, match="frozen"):
+        recipe.train.epochs = 5
+    with pytest.raises(ValidationError, match="frozen"):
+        recipe.sources = ()
+    assert isinstance(recipe.filters, tuple)  # lists are tuples: no append behind its back

@@ -21,10 +21,10 @@ def test_recipes_are_found():
 def test_shipped_recipe_validates(path):
     recipe = load_recipe(path)
     assert recipe.name
-    assert recipe["sources"]
+    assert recipe.sources
 
 
 def test_quickstart_is_the_built_in_default():
     recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml")
     assert recipe.name == "quickstart"
-    assert recipe["model"]["base"].startswith("tiny:")
+    assert recipe.model.base.startswith("tiny:")

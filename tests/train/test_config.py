@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runner.errors import UserError
-from runner.recipe.model import Recipe, freeze
 from runner.train.check import check_axolotl_keys
 from runner.train.config import PACKING_MIN_EXAMPLES, render_axolotl_config, render_notes
 from runner.train.stage import refuse_unsupported
+from tests.helpers import recipe_of
+
+# The recipes here name no file but the default source, written once into this folder.
+RECIPE_FOLDER = Path(__import__("tempfile").mkdtemp(prefix="test-config-"))
 
 BASE = {
     "name": "t",
@@ -22,12 +27,15 @@ BASE = {
 }
 
 
-def recipe(**sections) -> Recipe:
+def recipe(**sections):
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in BASE.items()}
     for dotted, value in sections.items():
         section, _, key = dotted.partition("__")
         config[section] = {**config[section], key: value} if key else value
-    return Recipe(name="t", path=__import__("pathlib").Path("t.yaml"), config=freeze(config))
+    if "split" in config and set(config["split"]) == {"val"}:
+        val = config["split"]["val"]
+        config["split"] = {"train": 1 - val - 0.05, "val": val, "test": 0.05}
+    return recipe_of(config, RECIPE_FOLDER)
 
 
 def render(r, cuda=False, **kw):
@@ -247,8 +255,8 @@ def test_the_plan_says_why_the_eos_changes():
     from runner.train.plan import train_plan
 
     deepseek = train_plan(recipe(prompt={"template": "deepseek-coder", "train_on": "assistant"}))
-    assert deepseek["config"]["special_tokens"] == {"eos_token": "<|EOT|>"}
+    assert deepseek["axolotl"]["special_tokens"] == {"eos_token": "<|EOT|>"}
     assert any(n.startswith("special_tokens.eos_token: <|EOT|>") for n in deepseek["notes"])
     qwen = train_plan(recipe())
-    assert "special_tokens" not in qwen["config"]
+    assert "special_tokens" not in qwen["axolotl"]
     assert not any("eos_token" in n for n in qwen["notes"])

@@ -51,22 +51,23 @@ def test_last_assistant_flags_only_the_last_answer(tmp_path):
     "row, message",
     [
         ({"id": "x"}, "no `messages` list"),
-        ({"messages": []}, "empty `messages`"),
+        ({"messages": []}, "no `messages` list"),
         (
             {"messages": [{"role": "bot", "content": "x"}]},
             "messages[0] has no system/user/assistant role",
         ),
         ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content is not text"),
-        ({"messages": [{"role": "user", "content": "x"}]}, "no assistant turn to train on"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "no assistant turn"),
+        ("not an object", "not a JSON object"),
     ],
 )
-def test_a_malformed_row_names_its_file_and_line(tmp_path, row, message):
+def test_a_malformed_row_is_skipped_and_reported_with_its_line(tmp_path, row, message):
     data = tmp_path / "data"
     data.mkdir()
     write(data / "train.jsonl", [TWO_TURNS, row])
-    with pytest.raises(StageError) as err:
-        prepare_training_data(data, tmp_path / "out", "assistant")
-    assert str(err.value) == f"train: {data / 'train.jsonl'}:2: {message}"
+    out = prepare_training_data(data, tmp_path / "out", "assistant")
+    assert out.counts["train"] == 1
+    assert out.notes == [f"1 row(s) of train.jsonl skipped (first: line 2: {message})"]
 
 
 def test_no_training_rows(tmp_path):

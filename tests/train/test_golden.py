@@ -57,7 +57,7 @@ def render(recipe, cuda: bool) -> dict:
     from runner.prompt.template import load_template
 
     try:
-        template = load_template(recipe["prompt"])
+        template = load_template(recipe.prompt.template)
         source, end = template.source, [template.end_of_turn]
     except UserError:  # `template: tokenizer` is read from the base model at run time
         source, end = None, None

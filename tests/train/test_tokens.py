@@ -75,14 +75,15 @@ def test_an_end_string_of_several_tokens_is_refused(qwen_tokenizer):
 
 
 def test_count_over_length(qwen_tokenizer):
+    from runner.dataset import Conversation
+
     rows = [
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-        {
-            "messages": [
-                {"role": "user", "content": "word " * 200},
-                {"role": "assistant", "content": "x"},
-            ]
-        },
+        Conversation(
+            "a", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        ),
+        Conversation(
+            "b", [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "x"}]
+        ),
     ]
     source = (
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"

@@ -9,6 +9,19 @@ from runner.data.example import Example, stable_id
 from runner.data.languages import FENCE
 from runner.data.outcome import Rejection
 from runner.data.tokens import TokenCounter
+from runner.recipe.fields import Operation
+
+# Units of a repo source are chunked by tokens of the base tokenizer up to `max_unit_tokens`;
+# other sources (docs) have no such key and use this.
+DEFAULT_MAX_UNIT_TOKENS = 1024
+
+
+class ExtractorOptions(Operation):
+    """What every entry of a source's `extract:` list takes besides its own keys."""
+
+    instruction: str
+    """The user turn's instruction; `{language}`, `{name}`, `{path}` (and for docs `{title}`,
+    `{heading_path}`) are filled in."""
 
 
 class Extractor:
@@ -18,16 +31,14 @@ class Extractor:
     the base tokenizer (or, where a task cannot be chunked, rejected with the numbers).
     """
 
-    default_instruction = ""
+    Options = ExtractorOptions
 
-    def __init__(
-        self, spec: dict[str, Any], source_spec: dict[str, Any], tokens: TokenCounter | None
-    ):
-        self.spec = spec
-        self.type = spec["type"]
+    def __init__(self, options: Any, source_options: Any, tokens: TokenCounter | None):
+        self.options = options
+        self.type = options.type
         self.stage = f"extract:{self.type}"
-        self.instruction = spec.get("instruction", self.default_instruction)
-        self.max_tokens = int(source_spec.get("max_unit_tokens", 1024))
+        self.instruction = options.instruction
+        self.max_tokens = getattr(source_options, "max_unit_tokens", DEFAULT_MAX_UNIT_TOKENS)
         self.tokens = tokens
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:

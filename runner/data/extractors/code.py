@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
 
 from runner.data.example import Example
-from runner.data.extractors.base import Extractor, fenced
+from runner.data.extractors.base import Extractor, ExtractorOptions, fenced
 from runner.data.languages import has_parser
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
@@ -64,11 +67,16 @@ class UnitExtractor(Extractor):
         return self.fill(language=unit.language, name=unit.name, path=doc.metadata.get("path", ""))
 
 
-@EXTRACTORS.register("explain_code")
+@EXTRACTORS.register
 class ExplainCode(UnitExtractor):
     """User: the unit without its documentation. Assistant: the documentation, as prose."""
 
-    default_instruction = "Explain what the following {language} code from `{path}` does."
+    class Options(ExtractorOptions):
+        """User shows a function/class; assistant answers with its docstring/leading comment
+        as the explanation. Units without documentation are dropped with a reason."""
+
+        type: Literal["explain_code"]
+        instruction: str = "Explain what the following {language} code from `{path}` does."
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
         user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
@@ -83,12 +91,17 @@ class ExplainCode(UnitExtractor):
         )
 
 
-@EXTRACTORS.register("document_code")
+@EXTRACTORS.register
 class DocumentCode(UnitExtractor):
     """User: the undocumented unit. Assistant: the documentation exactly as written in the
     source (docstring literal or doc comment), so the model learns the project's doc style."""
 
-    default_instruction = "Write documentation for the following {language} code from `{path}`."
+    class Options(ExtractorOptions):
+        """User gives undocumented code; assistant answers with the documentation the unit
+        really has."""
+
+        type: Literal["document_code"]
+        instruction: str = "Write documentation for the following {language} code from `{path}`."
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
         user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
@@ -102,11 +115,15 @@ class DocumentCode(UnitExtractor):
         )
 
 
-@EXTRACTORS.register("implement_from_docstring")
+@EXTRACTORS.register
 class ImplementFromDocstring(UnitExtractor):
     """User: the signature and documentation. Assistant: the whole unit."""
 
-    default_instruction = "Implement `{name}` in {language} as documented:"
+    class Options(ExtractorOptions):
+        """User gives a signature and docstring; assistant answers with the implementation."""
+
+        type: Literal["implement_from_docstring"]
+        instruction: str = "Implement `{name}` in {language} as documented:"
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
         if unit.language == "python":
@@ -127,17 +144,24 @@ class ImplementFromDocstring(UnitExtractor):
         )
 
 
-@EXTRACTORS.register("complete_code")
+@EXTRACTORS.register
 class CompleteCode(UnitExtractor):
     """User: the first ``split_at`` of a unit's lines. Assistant: the rest. Units longer than
     ``max_unit_tokens`` are chunked by tokens first, one example per chunk."""
 
     needs_doc = False
-    default_instruction = "Complete the following {language} code from `{path}`."
 
-    def __init__(self, spec, source_spec, tokens):
-        super().__init__(spec, source_spec, tokens)
-        self.split_at = float(spec.get("split_at", 0.5))
+    class Options(ExtractorOptions):
+        """User gives the first part of a unit; assistant completes it."""
+
+        type: Literal["complete_code"]
+        instruction: str = "Complete the following {language} code from `{path}`."
+        split_at: float = Field(0.5, ge=0, le=1)
+        """Where to cut the unit: the prompt gets this fraction of its lines."""
+
+    def __init__(self, options, source_options, tokens):
+        super().__init__(options, source_options, tokens)
+        self.split_at = options.split_at
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         language = doc.metadata.get("language")
@@ -176,12 +200,16 @@ class CompleteCode(UnitExtractor):
                 )
 
 
-@EXTRACTORS.register("file_completion")
+@EXTRACTORS.register
 class FileCompletion(Extractor):
     """User: "write the file <path>". Assistant: the file. Files longer than
     ``max_unit_tokens`` are cut at top-level unit boundaries into numbered parts."""
 
-    default_instruction = "Write the {language} file `{path}`."
+    class Options(ExtractorOptions):
+        """The whole file (chunked by tokens) as the answer to a request naming its path."""
+
+        type: Literal["file_completion"]
+        instruction: str = "Write the {language} file `{path}`."
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         language = doc.metadata.get("language")

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from runner.data.example import Example
-from runner.data.extractors.base import Extractor
+from runner.data.extractors.base import Extractor, ExtractorOptions
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
 
 
-@EXTRACTORS.register("docs_qa")
+@EXTRACTORS.register
 class DocsQA(Extractor):
     """User: the instruction (default ``{title}``; ``{heading_path}`` and ``{path}`` also
     work). Assistant: the section body, Markdown and code blocks included."""
 
-    default_instruction = "{title}"
+    class Options(ExtractorOptions):
+        """For docs sections: the section heading becomes the question, the section body the
+        answer."""
+
+        type: Literal["docs_qa"]
+        instruction: str = "{title}"
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         meta = doc.metadata

@@ -13,14 +13,16 @@ from typing import Any
 from runner.data.example import Example
 from runner.data.outcome import Verdict
 from runner.data.tokens import TokenCounter
+from runner.recipe.fields import Operation
 
 
 class Filter:
     stateful = False
+    Options = Operation
 
-    def __init__(self, spec: dict[str, Any], tokens: TokenCounter | None = None):
-        self.spec = spec
-        self.type = spec["type"]
+    def __init__(self, options: Any, tokens: TokenCounter | None = None):
+        self.options = options
+        self.type = options.type
         self.tokens = tokens
 
     def __call__(self, example: Example) -> Verdict | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from runner.data.example import Example
 from runner.data.filters.base import Filter
-from runner.data.minhash import NearIndex, signature
 from runner.data.outcome import Verdict, drop
 from runner.data.registries import FILTERS
+from runner.recipe.fields import Operation
 
 _SPACE = re.compile(r"\s+")
 
@@ -20,14 +22,19 @@ def normalised_hash(text: str) -> bytes:
     return hashlib.blake2b(_SPACE.sub(" ", text).strip().encode("utf-8"), digest_size=12).digest()
 
 
-@FILTERS.register("exact_dedupe")
+@FILTERS.register
 class ExactDedupe(Filter):
     """Drops an example whose whitespace-normalised text (all turns) was already kept."""
 
     stateful = True
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
+    class Options(Operation):
+        """Drop examples whose normalised text was already seen."""
+
+        type: Literal["exact_dedupe"]
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
         self.seen: dict[bytes, str] = {}
 
     def key(self, example: Example) -> bytes:
@@ -44,25 +51,40 @@ class ExactDedupe(Filter):
         return {"index_size": len(self.seen)}
 
 
-@FILTERS.register("near_dedupe")
+@FILTERS.register
 class NearDedupe(Filter):
     """Drops an example whose MinHash (word ``ngram`` shingles) matches a kept one at Jaccard
     ``threshold`` or more, via datasketch's LSH."""
 
     stateful = True
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.threshold = float(spec.get("threshold", 0.85))
-        self.num_perm = int(spec.get("num_perm", 128))
-        self.ngram = int(spec.get("ngram", 5))
-        self.index: NearIndex | None = None
+    class Options(Operation):
+        """MinHash LSH near-duplicate removal (datasketch)."""
+
+        type: Literal["near_dedupe"]
+        threshold: float = Field(0.85, ge=0, le=1)
+        """Jaccard similarity above which two examples are duplicates."""
+        num_perm: int = Field(128, ge=16, le=1024)
+        """MinHash permutations (more: a finer similarity estimate, slower)."""
+        ngram: int = Field(5, ge=1)
+        """Word n-gram size of the shingles."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.threshold = options.threshold
+        self.num_perm = options.num_perm
+        self.ngram = options.ngram
+        self.index: Any = None  # a minhash.NearIndex once the first example is checked
 
     def key(self, example: Example) -> Any:
+        from runner.data.minhash import signature  # numpy and datasketch: the data stage only
+
         return signature(example.content("all"), self.num_perm, self.ngram)
 
     def check(self, key: Any, example: Example) -> Verdict | None:
         if self.index is None:
+            from runner.data.minhash import NearIndex
+
             self.index = NearIndex(self.threshold, self.num_perm)
         match = self.index.match(key)
         if match is not None:

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from runner.data.example import Example
 from runner.data.filters.base import Filter, text_of
 from runner.data.outcome import Verdict, drop
 from runner.data.registries import FILTERS
+from runner.recipe.fields import Operation
 
 
-@FILTERS.register("length")
+@FILTERS.register
 class LengthFilter(Filter):
     """Drops examples whose ``field`` text is outside [min, max] characters or tokens."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.field = spec.get("field", "all")
+    class Options(Operation):
+        """Length in characters and/or tokens of the base tokenizer."""
+
+        type: Literal["length"]
+        min_chars: int | None = Field(None, ge=0)
+        max_chars: int | None = Field(None, ge=1)
+        min_tokens: int | None = Field(None, ge=0)
+        max_tokens: int | None = Field(None, ge=1)
+        field: Literal["all", "response", "prompt"] = "all"
+        """What is measured."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.field = options.field
         self.bounds = {
-            k: spec.get(k) for k in ("min_chars", "max_chars", "min_tokens", "max_tokens")
+            k: getattr(options, k) for k in ("min_chars", "max_chars", "min_tokens", "max_tokens")
         }
         if (
             self.bounds["min_tokens"] is not None or self.bounds["max_tokens"] is not None

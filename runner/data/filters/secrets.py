@@ -15,12 +15,13 @@ import bisect
 import functools
 import re
 from collections import Counter
-from typing import Any
+from typing import Literal
 
 from runner.data.example import Example
 from runner.data.filters.base import Filter
 from runner.data.outcome import Verdict, alter, drop
 from runner.data.registries import FILTERS
+from runner.recipe.fields import Operation
 
 # Secret-ish key names. Matching starts at the keyword (`DB_PASSWORD` matches at `PASSWORD`),
 # with bounded repetitions: a leading `[\w.-]*` made every pattern quadratic on long identifier
@@ -208,15 +209,23 @@ def _too_weak(kind: str, secret: str) -> bool:
     return len(secret) < 6 and kind != "Secret Keyword" or PLACEHOLDER.match(secret) is not None
 
 
-@FILTERS.register("secrets")
+@FILTERS.register
 class SecretsFilter(Filter):
     """Redacts secrets in every turn with ``placeholder`` (``action: redact``), or drops the
     example (``action: drop``; the row in rejected.jsonl is redacted all the same)."""
 
-    def __init__(self, spec: dict[str, Any], tokens=None):
-        super().__init__(spec, tokens)
-        self.redactor = Redactor(spec.get("placeholder", "<REDACTED_SECRET>"))
-        self.action = spec.get("action", "redact")
+    class Options(Operation):
+        """Secret and credential redaction: detect-secrets plus private keys, tokens, env
+        passwords."""
+
+        type: Literal["secrets"]
+        placeholder: str = "<REDACTED_SECRET>"
+        action: Literal["redact", "drop"] = "redact"
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.redactor = Redactor(options.placeholder)
+        self.action = options.action
 
     def __call__(self, example: Example) -> Verdict | None:
         found: Counter[str] = Counter()

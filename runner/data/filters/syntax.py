@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from runner.data.example import Example
 from runner.data.filters.base import Filter
 from runner.data.languages import canonical, has_parser, parse_error
 from runner.data.outcome import Verdict, drop, note
 from runner.data.registries import FILTERS
+from runner.recipe.fields import Operation
 
 FENCE = re.compile(r"^(`{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -18,7 +20,7 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
     return [(m.group(2).lower(), m.group(3)) for m in FENCE.finditer(text)]
 
 
-@FILTERS.register("syntax")
+@FILTERS.register
 class SyntaxFilter(Filter):
     """Parses the example's code with tree-sitter and drops it on a parse error.
 
@@ -30,10 +32,20 @@ class SyntaxFilter(Filter):
     code to check, are kept and counted under "not checked".
     """
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.language = spec.get("language", "auto")
-        self.field = spec.get("field", "response")
+    class Options(Operation):
+        """Drop examples whose code does not parse (tree-sitter)."""
+
+        type: Literal["syntax"]
+        language: str = "auto"
+        """Language whose code must parse; `auto` uses the example's language."""
+        field: Literal["response", "code_blocks", "text"] = "response"
+        """Where the code is: the response's fenced blocks or, failing those, the whole
+        response."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.language = options.language
+        self.field = options.field
 
     def language_of(self, example: Example, info: str = "") -> str | None:
         if self.language != "auto":

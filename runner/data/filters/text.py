@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from runner.data.example import Example
 from runner.data.filters.base import Filter, text_of
 from runner.data.outcome import Verdict, alter, drop
 from runner.data.registries import FILTERS
+from runner.recipe.fields import Operation, Pattern
 
 
-@FILTERS.register("keywords")
+@FILTERS.register
 class KeywordsFilter(Filter):
     """Keeps examples mentioning one of ``include`` (when given) and none of ``exclude``."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.case_sensitive = bool(spec.get("case_sensitive", False))
-        self.include = list(spec.get("include") or [])
-        self.exclude = list(spec.get("exclude") or [])
+    class Options(Operation):
+        """Keep or drop examples by the words they mention."""
+
+        type: Literal["keywords"]
+        include: tuple[str, ...] = ()
+        """Keep only examples mentioning at least one of these."""
+        exclude: tuple[str, ...] = ()
+        """Drop examples mentioning any of these."""
+        case_sensitive: bool = False
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.case_sensitive = options.case_sensitive
+        self.include = list(options.include)
+        self.exclude = list(options.exclude)
 
     def __call__(self, example: Example) -> Verdict | None:
         text = example.content("all")
@@ -37,16 +50,27 @@ class KeywordsFilter(Filter):
         return None
 
 
-@FILTERS.register("regex")
+@FILTERS.register
 class RegexFilter(Filter):
     """Every ``require`` pattern must match and no ``forbid`` pattern may (anti-patterns,
     deprecated syntax such as Zig's ``@intToFloat``)."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.field = spec.get("field", "response")
-        self.require = [(p, re.compile(p, re.MULTILINE)) for p in spec.get("require") or []]
-        self.forbid = [(p, re.compile(p, re.MULTILINE)) for p in spec.get("forbid") or []]
+    class Options(Operation):
+        """Regular expressions the example must (`require`) or must not (`forbid`) match."""
+
+        type: Literal["regex"]
+        require: tuple[Pattern, ...] = ()
+        """Each pattern must match."""
+        forbid: tuple[Pattern, ...] = ()
+        """No pattern may match (anti-patterns, deprecated syntax)."""
+        field: Literal["all", "response", "prompt"] = "response"
+        """Which turns are searched."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.field = options.field
+        self.require = [(p, re.compile(p, re.MULTILINE)) for p in options.require]
+        self.forbid = [(p, re.compile(p, re.MULTILINE)) for p in options.forbid]
 
     def __call__(self, example: Example) -> Verdict | None:
         text = text_of(example, self.field)
@@ -67,15 +91,23 @@ class RegexFilter(Filter):
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])")
 
 
-@FILTERS.register("emails")
+@FILTERS.register
 class EmailFilter(Filter):
     """Replaces e-mail addresses in every turn with ``placeholder``, except allowed addresses
     or domains; counted per example."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.placeholder = spec.get("placeholder", "<REDACTED_EMAIL>")
-        self.allow = {a.lower() for a in spec.get("allow") or []}
+    class Options(Operation):
+        """E-mail address redaction."""
+
+        type: Literal["emails"]
+        placeholder: str = "<REDACTED_EMAIL>"
+        allow: tuple[str, ...] = ()
+        """Addresses or domains to leave alone."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.placeholder = options.placeholder
+        self.allow = {a.lower() for a in options.allow}
 
     def allowed(self, address: str) -> bool:
         address = address.lower()
@@ -102,15 +134,26 @@ class EmailFilter(Filter):
 _MISSING = object()
 
 
-@FILTERS.register("quality")
+@FILTERS.register
 class QualityFilter(Filter):
     """Keeps examples whose metadata score ``field`` is within [min, max]."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.field = spec["field"]
-        self.min, self.max = spec.get("min"), spec.get("max")
-        self.missing = spec.get("missing", "drop")
+    class Options(Operation):
+        """Keep examples by a score in their metadata."""
+
+        type: Literal["quality"]
+        field: str
+        """Metadata field holding a score."""
+        min: float | None = None
+        max: float | None = None
+        missing: Literal["keep", "drop"] = "drop"
+        """What happens to examples without the score."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.field = options.field
+        self.min, self.max = options.min, options.max
+        self.missing = options.missing
 
     def __call__(self, example: Example) -> Verdict | None:
         value = example.metadata.get(self.field, _MISSING)
@@ -131,17 +174,30 @@ class QualityFilter(Filter):
         return None
 
 
-@FILTERS.register("metadata")
+@FILTERS.register
 class MetadataFilter(Filter):
     """Keeps examples whose metadata ``field`` equals a value, is ``in`` a list or not in one."""
 
-    def __init__(self, spec, tokens=None):
-        super().__init__(spec, tokens)
-        self.field = spec["field"]
-        self.has_equals = "equals" in spec
-        self.equals: Any = spec.get("equals")
-        self.within = list(spec["in"]) if spec.get("in") is not None else None
-        self.not_in = list(spec["not_in"]) if spec.get("not_in") is not None else None
+    class Options(Operation):
+        """Keep examples by a metadata field's value."""
+
+        type: Literal["metadata"]
+        field: str
+        equals: Any = None
+        """Keep examples whose field has this value (`equals: null` keeps those where it is
+        null)."""
+        in_: tuple[Any, ...] | None = Field(None, alias="in")
+        """Keep examples whose field is one of these."""
+        not_in: tuple[Any, ...] | None = None
+        """Drop examples whose field is one of these."""
+
+    def __init__(self, options, tokens=None):
+        super().__init__(options, tokens)
+        self.field = options.field
+        self.has_equals = "equals" in options.model_fields_set
+        self.equals: Any = options.equals
+        self.within = list(options.in_) if options.in_ is not None else None
+        self.not_in = list(options.not_in) if options.not_in is not None else None
 
     def __call__(self, example: Example) -> Verdict | None:
         if self.field not in example.metadata:

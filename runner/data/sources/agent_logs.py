@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
 from runner.data.reading import copy_metadata
 from runner.data.registries import SOURCES
-from runner.data.sources.base import FieldTemplate, JsonRecordSource
+from runner.data.sources.base import FieldTemplate, JsonRecordSource, SourceOptions
 
 
-@SOURCES.register("agent_logs")
+@SOURCES.register
 class AgentLogsSource(JsonRecordSource):
     """Each log entry is rendered through the ``prompt`` and ``response`` Jinja templates into a
     user and an assistant turn. Entries missing a ``require_fields`` field, or a field a
@@ -19,12 +19,25 @@ class AgentLogsSource(JsonRecordSource):
 
     suffixes = (".jsonl", ".json")
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.prompt = FieldTemplate(spec.get("prompt", "{{ spec_issue_description }}"))
-        self.response = FieldTemplate(spec.get("response", "{{ successful_diff_summary }}"))
-        self.require = list(spec.get("require_fields") or [])
-        self.metadata_fields = list(spec.get("metadata_fields") or [])
+    class Options(SourceOptions):
+        """JSONL agent logs mapped to prompt/response pairs by templates."""
+
+        type: Literal["agent_logs"]
+        prompt: str = "{{ spec_issue_description }}"
+        """Jinja template of the user turn, over the log entry's fields."""
+        response: str = "{{ successful_diff_summary }}"
+        """Jinja template of the assistant turn."""
+        require_fields: tuple[str, ...] = ()
+        """Entries missing any of these fields are rejected with a reason."""
+        metadata_fields: tuple[str, ...] = ()
+        """Fields copied into the example metadata (dotted paths)."""
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.prompt = FieldTemplate(options.prompt)
+        self.response = FieldTemplate(options.response)
+        self.require = list(options.require_fields)
+        self.metadata_fields = list(options.metadata_fields)
 
     def convert(self, entry: Any, shown: str, line: int) -> Example | Rejection:
         if not isinstance(entry, dict):

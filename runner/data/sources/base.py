@@ -10,13 +10,32 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from pydantic import Field
 
 from runner.data.example import Example
 from runner.data.outcome import Rejection, bad_input
 from runner.data.reading import display_path, iter_json_records
+from runner.recipe.fields import Operation, RecipePath
 
 # Sampled paths per skip reason kept for the report (the counts are complete).
 SKIP_SAMPLES = 10
+
+
+class SourceOptions(Operation):
+    """What every entry of `sources:` takes besides its own keys."""
+
+    path: RecipePath
+    """Where the source reads: a file or a folder, relative to the recipe file."""
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    """A short name for this source, used in reports and in `weight`/`max_examples` accounting;
+    defaults to the type and index."""
+    weight: float = Field(1.0, gt=0)
+    """Relative share of this source in the mixed training set (1.0 = keep as is; 0.5 = sample
+    half)."""
+    max_examples: int | None = Field(None, ge=1)
+    """Keep at most this many examples from this source (after filters)."""
+    metadata: dict[str, Any] = {}
+    """Extra metadata attached to every example of this source."""
 
 
 class Source:
@@ -31,13 +50,15 @@ class Source:
     records = False
     suffixes: tuple[str, ...] = ()
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file: Path | None = None):
-        self.spec = spec
+    Options = SourceOptions
+
+    def __init__(self, options: SourceOptions, name: str, log_file: Path | None = None):
+        self.options = options
         self.name = name
         self.stage = f"source:{name}"
         self.log_file = log_file
-        self.path = Path(spec["path"]) if "path" in spec else None
-        self.metadata = dict(spec.get("metadata") or {})
+        self.path = Path(options.path)
+        self.metadata = dict(options.metadata)
         self.skipped: Counter[str] = Counter()
         self.skip_samples: dict[str, list[str]] = {}
         self._skip_lock = threading.Lock()
@@ -45,7 +66,6 @@ class Source:
     # -- listing (main process) -------------------------------------------------------------
     def tasks(self) -> Iterator[str]:
         """Files to read, as strings; a file source lists itself, a folder its matching files."""
-        assert self.path is not None
         if self.path.is_file():
             yield str(self.path)
             return
@@ -64,7 +84,6 @@ class Source:
 
     @property
     def root(self) -> Path:
-        assert self.path is not None
         return self.path if self.path.is_dir() else self.path.parent
 
     # -- reading (worker) -------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
 from runner.data.registries import SOURCES
-from runner.data.sources.base import JsonRecordSource
+from runner.data.sources.base import JsonRecordSource, SourceOptions
 
 # Role names seen in the wild -> canonical roles. `drop` removes the message (tool output is
 # not something the assistant should learn to write); the recipe's `roles` overrides these.
@@ -36,7 +38,7 @@ def detect_layout(record: dict[str, Any]) -> str | None:
     return None
 
 
-@SOURCES.register("conversations")
+@SOURCES.register
 class ConversationsSource(JsonRecordSource):
     """Each conversation (a file, a list item or a JSONL line) becomes one chat example.
 
@@ -48,12 +50,25 @@ class ConversationsSource(JsonRecordSource):
 
     suffixes = (".json", ".jsonl")
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.format = spec.get("format", "auto")
-        self.roles = {**DEFAULT_ROLES, **dict(spec.get("roles") or {})}
-        self.system_messages = spec.get("system_messages", "keep")
-        self.min_turns = int(spec.get("min_turns", 1))
+    class Options(SourceOptions):
+        """Chat logs: Meton conversation files, OpenAI `messages`, ShareGPT `conversations`."""
+
+        type: Literal["conversations"]
+        format: Literal["auto", "meton", "openai", "sharegpt"] = "auto"
+        """Layout of the logs."""
+        roles: dict[str, Literal["system", "user", "assistant", "drop"]] = {}
+        """Map log role names to system/user/assistant (or drop the message)."""
+        system_messages: Literal["keep", "drop", "replace"] = "keep"
+        """What to do with system messages in the logs."""
+        min_turns: int = Field(1, ge=1)
+        """Conversations with fewer assistant turns are rejected with a reason."""
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.format = options.format
+        self.roles = {**DEFAULT_ROLES, **options.roles}
+        self.system_messages = options.system_messages
+        self.min_turns = options.min_turns
 
     def convert(self, record: Any, shown: str, line: int) -> Example | Rejection:
         if isinstance(record, list):  # a bare list of messages

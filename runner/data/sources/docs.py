@@ -6,17 +6,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pathspec
+from pydantic import Field
 
 from runner.data.example import Example, stable_id
+from runner.data.extractors import ExtractorList
 from runner.data.outcome import Rejection
 from runner.data.reading import BadFile, display_path, read_text
 from runner.data.registries import SOURCES
-from runner.data.sources.base import Source
-
-DEFAULT_INCLUDE = ["**/*.md", "**/*.markdown", "**/*.html", "**/*.htm", "**/*.rst", "**/*.txt"]
+from runner.data.sources.base import Source, SourceOptions
 
 
 @dataclass
@@ -144,21 +144,38 @@ SPLITTERS = {
 }
 
 
-@SOURCES.register("docs")
+@SOURCES.register
 class DocsSource(Source):
     """Each section (heading + body) becomes a raw document with ``title`` and ``heading_path``
     metadata; sections shorter than ``min_section_chars`` are rejected with a reason."""
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.include = pathspec.GitIgnoreSpec.from_lines(
-            list(spec.get("include") or DEFAULT_INCLUDE)
+    class Options(SourceOptions):
+        """Documentation split by heading into sections."""
+
+        type: Literal["docs"]
+        include: tuple[str, ...] = (
+            "**/*.md",
+            "**/*.markdown",
+            "**/*.html",
+            "**/*.htm",
+            "**/*.rst",
+            "**/*.txt",
         )
-        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(spec.get("exclude") or []))
-        self.min_chars = int(spec.get("min_section_chars", 80))
+        """Glob patterns (gitignore style) of files to take."""
+        exclude: tuple[str, ...] = ()
+        """Glob patterns of files to skip."""
+        min_section_chars: int = Field(80, ge=0)
+        """Sections shorter than this are rejected with a reason."""
+        extract: ExtractorList | None = None
+        """Extractors that turn sections into training examples (default: docs_qa)."""
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.include = pathspec.GitIgnoreSpec.from_lines(list(options.include))
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(options.exclude))
+        self.min_chars = options.min_section_chars
 
     def tasks(self) -> Iterator[str]:
-        assert self.path is not None
         if self.path.is_file():
             yield str(self.path)
             return

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from runner.data.example import Example
 from runner.data.outcome import Rejection, bad_input
 from runner.data.registries import SOURCES
-from runner.data.sources.base import Source
+from runner.data.sources.base import Source, SourceOptions
 from runner.data.sources.conversations import ConversationsSource
 from runner.data.sources.instructions import InstructionsSource
+from runner.recipe.fields import ModelRef
 
 # File extension -> `datasets` builder name, for a path that is a single data file.
 BUILDERS = {
@@ -25,37 +26,51 @@ BUILDERS = {
 }
 
 
-@SOURCES.register("hf_dataset")
+@SOURCES.register
 class HFDatasetSource(Source):
     """Rows are mapped by ``format``: ``messages`` and ``sharegpt`` as conversations, ``alpaca``
     and ``prompt_completion`` as instructions; ``auto`` decides per row by its columns."""
 
     records = True
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.split = spec.get("split", "train")
-        self.format = spec.get("format", "auto")
+    class Options(SourceOptions):
+        """Anything the `datasets` library can load."""
+
+        type: Literal["hf_dataset"]
+        path: ModelRef
+        """A local folder or file `datasets` can load (starting with `.`, `/` or `~`, relative
+        to the recipe file), or a hub id (needs the network)."""
+        split: str = "train"
+        data_files: str | tuple[str, ...] | None = None
+        format: Literal["auto", "messages", "alpaca", "prompt_completion", "sharegpt"] = "auto"
+        revision: str | None = None
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.split = options.split
+        self.format = options.format
         conversation_format = {"messages": "openai", "sharegpt": "sharegpt"}.get(
             self.format, "auto"
         )
         self.chats = ConversationsSource(
-            {
-                "path": spec["path"],
-                "format": conversation_format,
-                "metadata": spec.get("metadata") or {},
-            },
+            ConversationsSource.Options(
+                type="conversations",
+                path=options.path,
+                format=conversation_format,
+                metadata=options.metadata,
+            ),
             name,
         )
         instruction_format = (
             self.format if self.format in ("alpaca", "prompt_completion") else "auto"
         )
         self.instructions = InstructionsSource(
-            {
-                "path": spec["path"],
-                "format": instruction_format,
-                "metadata": spec.get("metadata") or {},
-            },
+            InstructionsSource.Options(
+                type="instructions",
+                path=options.path,
+                format=instruction_format,
+                metadata=options.metadata,
+            ),
             name,
         )
         for helper in (self.chats, self.instructions):
@@ -63,20 +78,21 @@ class HFDatasetSource(Source):
 
     @property
     def root(self) -> Path:
-        return Path(self.spec["path"])
+        return Path(self.options.path)
 
     def tasks(self) -> Iterator[str]:
-        yield self.spec["path"]
+        yield self.options.path
 
     def load(self) -> Any:
         import datasets
 
-        path = self.spec["path"]
+        path = self.options.path
         kwargs: dict[str, Any] = {"split": self.split}
-        if self.spec.get("revision"):
-            kwargs["revision"] = self.spec["revision"]
-        if self.spec.get("data_files"):
-            kwargs["data_files"] = self.spec["data_files"]
+        if self.options.revision:
+            kwargs["revision"] = self.options.revision
+        if self.options.data_files:
+            files = self.options.data_files
+            kwargs["data_files"] = files if isinstance(files, str) else list(files)
         local = Path(path)
         if local.is_file():
             builder = BUILDERS.get(local.suffix.lower())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from runner.data.example import Example, stable_id
 from runner.data.outcome import Rejection, bad_input
 from runner.data.reading import copy_metadata, dotted
 from runner.data.registries import SOURCES
-from runner.data.sources.base import FieldTemplate, JsonRecordSource
+from runner.data.sources.base import FieldTemplate, JsonRecordSource, SourceOptions
+from runner.recipe.fields import Section
 
 # Field names of each layout: instruction, input, output, system (None = not in this layout).
 LAYOUTS: dict[str, dict[str, str | None]] = {
@@ -40,7 +41,16 @@ def detect_layout(record: dict[str, Any]) -> str | None:
     return None
 
 
-@SOURCES.register("instructions")
+class CustomFields(Section):
+    """Field names for `format: custom` (dotted paths allowed)."""
+
+    instruction: str | None = None
+    input: str | None = None
+    output: str | None = None
+    system: str | None = None
+
+
+@SOURCES.register
 class InstructionsSource(JsonRecordSource):
     """Each record becomes one user turn (instruction + input via ``input_template``) and one
     assistant turn (the output). Fields named in ``metadata_fields`` and, for ZigNet, the whole
@@ -48,16 +58,28 @@ class InstructionsSource(JsonRecordSource):
 
     suffixes = (".json", ".jsonl")
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.format = spec.get("format", "auto")
-        self.input_template = FieldTemplate(
-            spec.get("input_template", "{{ instruction }}{% if input %}\n\n{{ input }}{% endif %}")
-        )
-        self.metadata_fields = list(spec.get("metadata_fields") or [])
+    class Options(SourceOptions):
+        """Instruction datasets: Alpaca, the ZigNet layout, prompt/completion, or custom
+        fields."""
+
+        type: Literal["instructions"]
+        format: Literal["auto", "alpaca", "zignet", "prompt_completion", "custom"] = "auto"
+        """Field layout."""
+        fields: CustomFields = CustomFields()
+        """Field names for `format: custom` (dotted paths allowed)."""
+        input_template: str = "{{ instruction }}{% if input %}\n\n{{ input }}{% endif %}"
+        """How instruction and input are joined into the user turn (Jinja)."""
+        metadata_fields: tuple[str, ...] = ()
+        """Fields copied into the example metadata (dotted paths; `metadata` objects are copied
+        whole)."""
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.format = options.format
+        self.input_template = FieldTemplate(options.input_template)
+        self.metadata_fields = list(options.metadata_fields)
         if self.format == "custom":
-            fields = dict(spec.get("fields") or {})
-            self.custom = {k: fields.get(k) for k in ("instruction", "input", "output", "system")}
+            self.custom = options.fields.model_dump()
 
     def fields_for(self, record: dict[str, Any]) -> dict[str, str | None] | None:
         if self.format == "custom":

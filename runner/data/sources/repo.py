@@ -5,37 +5,57 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pathspec
+from pydantic import Field
 
 from runner.data import files as rules
 from runner.data.example import Example, stable_id
+from runner.data.extractors import ExtractorList
 from runner.data.languages import canonical, language_of
 from runner.data.outcome import Rejection
 from runner.data.reading import BadFile, read_text
 from runner.data.registries import SOURCES
-from runner.data.sources.base import Source
+from runner.data.sources.base import Source, SourceOptions
 
 
-@SOURCES.register("repo")
+@SOURCES.register
 class RepoSource(Source):
     """Lists files with ``git ls-files`` in a work tree, else by walking the folder with its
     .gitignore files; applies include/exclude globs (gitignore syntax), the ``languages`` list
     and the skip rules (vendored, generated, lock, binary, oversize, links out of the root)."""
 
-    def __init__(self, spec: dict[str, Any], name: str, log_file=None):
-        super().__init__(spec, name, log_file)
-        self.include = pathspec.GitIgnoreSpec.from_lines(list(spec.get("include") or ["**/*"]))
-        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(spec.get("exclude") or []))
-        languages = spec.get("languages")
+    class Options(SourceOptions):
+        """A code repository or folder: `git ls-files` in a work tree, .gitignore honoured
+        otherwise."""
+
+        type: Literal["repo"]
+        include: tuple[str, ...] = ("**/*",)
+        """Glob patterns (gitignore style) of files to take."""
+        exclude: tuple[str, ...] = ()
+        """Glob patterns of files to skip, on top of .gitignore, vendored, generated and lock
+        files."""
+        languages: tuple[str, ...] | None = None
+        """Only files of these languages (python, typescript, javascript, rust, zig, ...)."""
+        max_file_bytes: int = Field(1_000_000, ge=1)
+        """Skip files larger than this."""
+        max_unit_tokens: int = Field(1024, ge=16)
+        """Chunk code units longer than this many tokens of the base tokenizer."""
+        extract: ExtractorList | None = None
+        """Extractors that turn raw files into training examples (default: file_completion)."""
+
+    def __init__(self, options: Options, name: str, log_file=None):
+        super().__init__(options, name, log_file)
+        self.include = pathspec.GitIgnoreSpec.from_lines(list(options.include))
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(list(options.exclude))
+        languages = options.languages
         self.languages = {canonical(x) for x in languages} if languages else None
-        self.max_file_bytes = int(spec.get("max_file_bytes", 1_000_000))
+        self.max_file_bytes = options.max_file_bytes
         self.listing = "walk"
 
     @property
     def root(self) -> Path:
-        assert self.path is not None
         return Path(os.path.realpath(self.path))
 
     def tasks(self) -> Iterator[str]:

@@ -6,11 +6,12 @@ and how generation ended) and says pass or fail, always with a reason a person c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import UserError
+from runner.recipe.fields import Operation
 from runner.registry import Registry
 
 CHECKS = Registry("check")
@@ -43,9 +44,10 @@ class Check:
 
     type_name = "check"
     label_suffix = ""  # "#2" for the second check of the same type in one recipe
+    Options = Operation
 
-    def __init__(self, spec: Mapping[str, Any]):
-        self.spec = spec
+    def __init__(self, options: Any):
+        self.options = options
 
     @property
     def label(self) -> str:
@@ -79,15 +81,15 @@ class CheckSet:
         return results
 
 
-def build_checks(specs: Sequence[Mapping[str, Any]], *, allow_commands: bool) -> CheckSet:
-    """Instantiate the recipe's ``eval.checks``.
+def build_checks(specs: Sequence[Any], *, allow_commands: bool) -> CheckSet:
+    """Instantiate the recipe's ``eval.checks`` (their validated options).
 
     ``command`` checks run programs named in a recipe, and recipes are shared between projects:
     unless ``eval.allow_commands`` is true this refuses at the start of the stage, before any
     model is loaded, instead of silently skipping the check.
     """
     if not allow_commands:
-        commands = [i for i, s in enumerate(specs) if s["type"] == "command"]
+        commands = [i for i, s in enumerate(specs) if s.type == "command"]
         if commands:
             where = ", ".join(f"eval.checks[{i}]" for i in commands)
             raise UserError(
@@ -97,16 +99,10 @@ def build_checks(specs: Sequence[Mapping[str, Any]], *, allow_commands: bool) ->
             )
     checks: list[Check] = []
     seen: dict[str, int] = {}
-    for i, spec in enumerate(specs):
-        try:
-            cls = CHECKS.get(spec["type"])
-        except KeyError as exc:
-            raise UserError(f"eval.checks[{i}].type: {exc.args[0]}") from None
-        kwargs = {"allowed": allow_commands} if spec["type"] == "command" else {}
-        try:
-            check = cls(spec, **kwargs)
-        except ValueError as exc:
-            raise UserError(f"eval.checks[{i}]: {exc}") from None
+    for spec in specs:
+        cls = CHECKS.get(spec.type)
+        kwargs = {"allowed": allow_commands} if spec.type == "command" else {}
+        check = cls(spec, **kwargs)
         seen[check.type_name] = seen.get(check.type_name, 0) + 1
         if seen[check.type_name] > 1:
             check.label_suffix = f"#{seen[check.type_name]}"
@@ -117,3 +113,6 @@ def build_checks(specs: Sequence[Mapping[str, Any]], *, allow_commands: bool) ->
 
 # Importing the modules registers their checks.
 from runner.eval.checks import command, syntax, text  # noqa: E402, F401
+
+# The type of `eval.checks`: a list discriminated by each entry's `type:`.
+CheckList = tuple[CHECKS.union(), ...]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from runner import proc
 from runner.errors import StageError, UserError
 from runner.eval.checks import CHECKS, Check, CheckResult, Sample
 from runner.eval.codeblocks import extract_code
+from runner.recipe.fields import Operation
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
 _EXTENSION_LANGUAGE = {
@@ -56,21 +58,38 @@ def network_isolation() -> tuple[list[str], str]:
     )
 
 
-@CHECKS.register("command")
+@CHECKS.register
 class CommandCheck(Check):
     """Passes when the command exits 0; fails on another status or on the timeout."""
 
-    def __init__(self, spec: Mapping[str, Any], *, allowed: bool = False):
+    class Options(Operation):
+        """Run a checker (e.g. `zig ast-check {file}`) on the answer's code; needs
+        eval.allow_commands."""
+
+        type: Literal["command"]
+        run: tuple[str, ...] = Field(min_length=1)
+        """argv; `{file}` is the extracted code's path."""
+        file: str = "answer.txt"
+        """File name the extracted code is written to."""
+        timeout: float = Field(30, gt=0)
+        """Seconds before the command is stopped (and the check fails)."""
+
+        @field_validator("file")
+        @classmethod
+        def _plain_name(cls, name: str) -> str:
+            if Path(name).name != name or name in ("", ".", "..") or "\x00" in name:
+                raise ValueError(f"file {name!r} must be a plain file name")
+            return name
+
+    def __init__(self, options: Options, *, allowed: bool = False):
         if not allowed:
             raise UserError(
                 "`command` checks need eval.allow_commands: true in the recipe that runs them"
             )
-        super().__init__(spec)
-        self.argv = [str(a) for a in spec["run"]]
-        self.file_name = spec.get("file", "answer.txt")
-        if Path(self.file_name).name != self.file_name or self.file_name in ("", ".", ".."):
-            raise ValueError(f"file {self.file_name!r} must be a plain file name")
-        self.timeout = float(spec.get("timeout", 30))
+        super().__init__(options)
+        self.argv = list(options.run)
+        self.file_name = options.file
+        self.timeout = float(options.timeout)
         self.language = _EXTENSION_LANGUAGE.get(Path(self.file_name).suffix)
         self.log_file: Path | None = None  # the stage points this at logs/eval.log
         self.prefix, note = network_isolation()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Literal
+
+from pydantic import field_validator
 
 from runner import syntax
 from runner.eval.checks import CHECKS, Check, CheckResult, Sample
 from runner.eval.codeblocks import code_blocks, normalize_language
+from runner.recipe.fields import Operation
 
 
-@CHECKS.register("syntax")
+@CHECKS.register
 class SyntaxCheck(Check):
     """The answer's code parses in its language.
 
@@ -20,13 +22,25 @@ class SyntaxCheck(Check):
     named in the reason; an answer with no checkable code fails (there is nothing that parses).
     """
 
-    def __init__(self, spec: Mapping[str, Any]):
-        super().__init__(spec)
-        language = spec.get("language", "auto")
+    class Options(Operation):
+        """The answer's code blocks parse."""
+
+        type: Literal["syntax"]
+        language: str = "auto"
+        """The language to check; `auto` takes each block's fence tag."""
+
+        @field_validator("language")
+        @classmethod
+        def _has_grammar(cls, language: str) -> str:
+            if language != "auto" and not syntax.has_parser(normalize_language(language)):
+                known = ", ".join(sorted(syntax.GRAMMARS))
+                raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
+            return language
+
+    def __init__(self, options: Options):
+        super().__init__(options)
+        language = options.language
         self.language = None if language == "auto" else normalize_language(language)
-        if self.language is not None and not syntax.has_parser(self.language):
-            known = ", ".join(sorted(syntax.GRAMMARS))
-            raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
 
     def __call__(self, sample: Sample) -> CheckResult:
         fallback = self.language or normalize_language(sample.language)

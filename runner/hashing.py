@@ -1,4 +1,5 @@
-"""Content hashes of the files a recipe reads, cached by (size, mtime) so a no-op re-run is fast.
+"""Content hashes: of JSON-able data, and of the files a recipe reads (cached by size and mtime,
+so a no-op re-run is fast).
 
 Stage keys are built from these hashes, never from file names or config fields alone: a stale
 cache reused after the data changed is a classic failure (axolotl-ai-cloud/axolotl#1265).
@@ -12,6 +13,13 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def content_hash(value: Any) -> str:
+    """sha256 of JSON-able data, independent of key order."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
 
 # Folders that are never part of a source's content.
 SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules", ".mypy_cache", ".pytest_cache"}
