@@ -108,7 +108,7 @@ def line(name: str, m: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    from runner.data.tokens import TokenCounter
+    from runner.data.tokenizer import TokenCounter
 
     tokens = TokenCounter.for_base("tiny:qwen2")  # loaded before timing: a one-off cost
     stdlib = Path(sysconfig.get_paths()["stdlib"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import UserError
-from runner.run.keys import tool_version
+from runner.versions import version_of
 
 GIB = 1024**3
 # Size of each GGUF relative to the 16-bit model (bits per weight / 16, rounded up a little).
@@ -92,7 +92,7 @@ def check_cuda() -> Check:
 
 
 def check_bitsandbytes(cuda: bool) -> Check:
-    version = tool_version("bitsandbytes")
+    version = version_of("bitsandbytes")
     if version == "absent":
         return Check(
             "bitsandbytes",
@@ -111,7 +111,7 @@ def check_bitsandbytes(cuda: bool) -> Check:
 
 
 def check_axolotl() -> Check:
-    version = tool_version("axolotl")
+    version = version_of("axolotl")
     if version == "absent":
         return Check(
             "axolotl",
@@ -127,9 +127,7 @@ def check_axolotl() -> Check:
             f"{version} installed but `{'`, `'.join(missing)}` not found",
             "run from the project's virtual environment (.venv/bin); `axolotl train` execs `accelerate` by name",
         )
-    detail = (
-        f"{version} (torch {tool_version('torch')}, transformers {tool_version('transformers')})"
-    )
+    detail = f"{version} (torch {version_of('torch')}, transformers {version_of('transformers')})"
     if version != "0.19.0":
         return Check(
             "axolotl", "warn", detail + "; the runner is tested with 0.19.0", "run `make setup`"
@@ -170,7 +168,7 @@ def check_llama_cpp() -> Check:
     return Check(
         "llama.cpp",
         "ok",
-        f"converter in {tree}; llama-cpp-python {tool_version('llama-cpp-python')}",
+        f"converter in {tree}; llama-cpp-python {version_of('llama-cpp-python')}",
     )
 
 

@@ -1,6 +1,6 @@
 """File extension -> language, and the names users may write for languages.
 
-Parsing lives in ``runner.syntax`` (shared with evaluation); it is re-exported here for the data
+Parsing lives in ``runner.grammars`` (shared with evaluation); it is re-exported here for the data
 stage's modules.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from runner.syntax import GRAMMARS, has_parser, parse_error, parser_for
+from runner.grammars import GRAMMARS, has_parser, parse_error, parser_for
 
 __all__ = ["GRAMMARS", "has_parser", "parse_error", "parser_for", "language_of", "canonical"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from runner.data.example import Example
 from runner.data.outcome import Rejection, Verdict
 from runner.data.registries import EXTRACTORS, FILTERS, SOURCES, load_all
-from runner.data.tokens import TokenCounter
+from runner.data.tokenizer import TokenCounter
 from runner.errors import UserError
 
 # Extractors used when a source names none: raw files and doc sections must become chats.

@@ -1,7 +1,8 @@
 """Stage "merge": fold the trained LoRA into a 16-bit copy of the base with ``axolotl merge-lora``.
 
 Two things Axolotl does not do are done here. ``merge-lora`` copies the tokenizer and chat
-template from ``base_model``, not from the training output (see FINDINGS), so the trained
+template from ``base_model``, not from the training output (its merge copies the base folder's
+tokenizer files), so the trained
 tokenizer files and ``chat_template.jinja`` are copied over them. And the merged folder is
 checked: a merged model saved with a ``quantization_config`` or with integer weights cannot be
 converted correctly (axolotl-ai-cloud/axolotl#1251).
@@ -230,5 +231,6 @@ def _needs_cast(folder: Path, dtype: str) -> bool:
 
 
 def _path_with_venv() -> str:
-    """``axolotl`` starts ``accelerate`` by name, so the venv's bin must be on PATH (FINDINGS)."""
+    """``axolotl`` execs ``accelerate`` by name (``os.execvpe``), so the venv's bin must be on
+    PATH."""
     return str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")

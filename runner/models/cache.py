@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 # The file written last inside a finished build: its presence means the build completed.
@@ -25,14 +24,6 @@ def cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "recipe-runner"
-
-
-def package_version(name: str) -> str:
-    """Installed version of a distribution, or ``"absent"`` (cheap: reads metadata only)."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def build_once(kind: str, name: str, key: str, build: Callable[[Path], None]) -> Path:

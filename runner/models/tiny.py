@@ -6,7 +6,7 @@ are multiples of 256 so that llama.cpp's K-quants apply to every matrix) with th
 tokenizer, read from the vocab-only GGUF files that llama.cpp ships, and the family's real chat
 template. The real converter recognises such a tokenizer, the real trainer trains on it, and the
 real traps stay in: the Qwen2 tokenizer's eos and pad are both ``<|endoftext|>`` while ChatML
-turns end with ``<|im_end|>`` (see FINDINGS; llama.cpp#9606). They are not "fixed" here.
+turns end with ``<|im_end|>`` (ggml-org/llama.cpp#9606). They are not "fixed" here.
 
 Each model is built once per build spec and tool versions, seeded, so it is the same every time.
 """
@@ -22,7 +22,8 @@ from typing import Any
 
 from runner.errors import UserError
 from runner.hashing import content_hash
-from runner.models.cache import build_once, package_version
+from runner.models.cache import build_once
+from runner.versions import version_of
 
 PREFIX = "tiny:"
 SEED = 1234
@@ -146,7 +147,7 @@ def family_template(spec: TinySpec) -> str:
 
 
 def _tool_versions() -> dict[str, str]:
-    return {p: package_version(p) for p in ("transformers", "tokenizers", "torch")}
+    return {p: version_of(p) for p in ("transformers", "tokenizers", "torch")}
 
 
 def tokenizer_dir(spec: TinySpec) -> Path:

@@ -3,15 +3,14 @@ versions, chained with the keys of the upstream stages it reads (the dvc run-cac
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.hashing import HashCache, content_hash, input_paths
 from runner.run.stages import SPECS, StageSpec
+from runner.versions import version_of
+from runner.versions import versions as all_versions
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
@@ -31,17 +30,8 @@ LOCK_TOOLS = (
 )
 
 
-@cache
-def tool_version(dist: str) -> str:
-    """Installed version of a distribution, read from its metadata (no import)."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
 def versions(dists: tuple[str, ...] = LOCK_TOOLS) -> dict[str, str]:
-    return {"python": sys.version.split()[0], **{d: tool_version(d) for d in dists}}
+    return all_versions(dists)
 
 
 def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
@@ -89,7 +79,7 @@ def compute_keys(
                 "stage": name,
                 "recipe": material,
                 "files": files,
-                "tools": {t: tool_version(t) for t in (*spec.tools, "recipe-runner")},
+                "tools": {t: version_of(t) for t in (*spec.tools, "recipe-runner")},
                 "upstream": {d: keys[d] for d in spec.after if d in keys},
             }
         )

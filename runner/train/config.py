@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field
 
 from runner.recipe.fields import Section, Seed
-from runner.train.tokens import eos_override
+from runner.train.labels import eos_override
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
@@ -127,7 +127,8 @@ def _dataset(path: str, recipe: Recipe) -> dict[str, Any]:
 
 def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
     if not cuda:
-        # Axolotl on CPU needs every mixed-precision switch off (FINDINGS).
+        # Axolotl on CPU needs every mixed-precision switch off: bf16/fp16/tf32 "auto" picks
+        # CUDA code paths.
         return {"bf16": False, "fp16": False, "tf32": False}
     precision = recipe.compute.precision
     return {
@@ -168,7 +169,7 @@ def _adapter(recipe: Recipe, *, cuda: bool) -> dict[str, Any]:
     else:
         out["lora_target_modules"] = list(targets)
     if not cuda:
-        # Axolotl turns on Triton LoRA kernels that allocate on `cuda` (FINDINGS).
+        # Axolotl turns on its Triton LoRA kernels by default, and they allocate on `cuda`.
         out.update(
             lora_mlp_kernel=False,
             lora_qkv_kernel=False,
@@ -270,7 +271,7 @@ def render_axolotl_config(
     ``pad_token`` overrides the tokenizer's pad token when it collides with an end token.
     ``base_eos`` is the base tokenizer's eos token (``None`` at plan time): when the end of turn
     differs from it and llama.cpp would not stop on it, the end of turn becomes the eos
-    (``runner.train.tokens.eos_override``).
+    (``runner.train.labels.eos_override``).
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}

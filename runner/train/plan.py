@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import UserError
 from runner.train.config import render_axolotl_config, render_notes
 from runner.train.hardware import cuda_available
+from runner.train.labels import eos_override_note
 from runner.train.launch import launch_command
-from runner.train.tokens import eos_override_note
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from runner import proc
 from runner.errors import StageError, UserError
 from runner.run.context import Outcome, StageContext
-from runner.train import tokens
+from runner.train import labels
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
 from runner.train.hardware import cuda_available
@@ -47,7 +47,7 @@ QUIET_ENV = {
 
 def axolotl_env() -> dict[str, str]:
     """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
-    ``accelerate`` by name (FINDINGS)."""
+    ``accelerate`` by name (``os.execvpe``)."""
     bin_dir = str(Path(sys.executable).parent)
     return {**QUIET_ENV, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
@@ -111,12 +111,12 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     template = load_template(recipe.prompt.template, base_dir)
     tokenizer = _load_tokenizer(base_dir)
     end_tokens = [template.end_of_turn]
-    end_ids = tokens.end_token_ids(tokenizer, end_tokens)
-    pad, pad_note = tokens.pad_override(tokenizer, end_tokens, template.source)
+    end_ids = labels.end_token_ids(tokenizer, end_tokens)
+    pad, pad_note = labels.pad_override(tokenizer, end_tokens, template.source)
 
     data = prepare_training_data(ctx.require("data"), ctx.out / "data", recipe.prompt.train_on)
     seq_len = recipe.train.seq_len
-    over, total = tokens.count_over_length(tokenizer, template.source, data.rows, seq_len)
+    over, total = labels.count_over_length(tokenizer, template.source, data.rows, seq_len)
     if over == total:
         raise StageError(
             STAGE,
@@ -142,7 +142,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
     if pad_note:
         notes.append(pad_note)
-    if eos_note := tokens.eos_override_note(cfg):
+    if eos_note := labels.eos_override_note(cfg):
         notes.append(eos_note)
     if over:
         notes.append(
@@ -160,7 +160,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     with ThreadPoolExecutor(max_workers=1) as pool:
         checking = pool.submit(check_axolotl_keys, cfg)
         expected = 1 + (data.counts["val"] > 0)
-        if tokens.prepared_count(ctx.out / "prepared") == expected:
+        if labels.prepared_count(ctx.out / "prepared") == expected:
             notes.append("reused the tokenized data of the interrupted attempt")
         else:
             try:
@@ -175,13 +175,13 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
                 _raise_config_problems(checking.result())
                 raise
         _raise_config_problems(checking.result())
-    if filled := tokens.train_end_gaps(ctx.out / "prepared", end_ids):
+    if filled := labels.train_end_gaps(ctx.out / "prepared", end_ids):
         notes.append(
             f"trained {filled} template tokens between answers and their end-of-turn token, "
             "which Axolotl leaves masked (it trains the end token alone)"
         )
-    labels = tokens.check_labels(tokens.prepared_rows(ctx.out / "prepared"), end_ids)
-    problem = labels.problem()
+    checked = labels.check_labels(labels.prepared_rows(ctx.out / "prepared"), end_ids)
+    problem = checked.problem()
     if problem:
         raise StageError(STAGE, problem)
 
@@ -199,7 +199,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "cuda": cuda,
             "examples": data.counts,
             "over_seq_len": over,
-            "trained_turns_checked": labels.trained_turns,
+            "trained_turns_checked": checked.trained_turns,
             "steps": history[-1]["step"] if history else progress.step,
             "first_loss": history[0]["loss"] if history else None,
             "last_loss": history[-1]["loss"] if history else None,

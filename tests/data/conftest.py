@@ -26,8 +26,8 @@ def tokens():
     with its tiktoken twin, as the stage loads it (``TokenCounter.for_base``)."""
     from tokenizers import Tokenizer
 
-    from runner.data.fast_tokens import twin_of
-    from runner.data.tokens import TokenCounter
+    from runner.data.tiktoken_twin import twin_of
+    from runner.data.tokenizer import TokenCounter
 
     path = tokenizer_json("qwen2")
     tokenizer = Tokenizer.from_file(str(path))
@@ -41,7 +41,7 @@ def hf_tokens():
     """The same tokenizer without the twin: every count goes through ``tokenizers``."""
     from tokenizers import Tokenizer
 
-    from runner.data.tokens import TokenCounter
+    from runner.data.tokenizer import TokenCounter
 
     return TokenCounter(Tokenizer.from_file(str(tokenizer_json("qwen2"))))
 

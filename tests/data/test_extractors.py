@@ -9,7 +9,7 @@ import pytest
 from runner.data.example import Example
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS, load_all
-from runner.data.tokens import chunk_text
+from runner.data.tokenizer import chunk_text
 from tests.helpers import options
 
 load_all()

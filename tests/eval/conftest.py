@@ -49,14 +49,15 @@ def fitted_adapter(tiny_base: Path) -> Path:
     pytest-xdist spreads these tests over several workers.
     """
     from runner.hashing import content_hash
-    from runner.models.cache import build_once, package_version
+    from runner.models.cache import build_once
+    from runner.versions import version_of
 
     key = content_hash(
         {
             "base": tiny_base.name,
             "rows": ROWS,
             "fit": FIT,
-            "versions": {p: package_version(p) for p in ("torch", "transformers", "peft")},
+            "versions": {p: version_of(p) for p in ("torch", "transformers", "peft")},
         }
     )
     return build_once("test-adapters", "eval-fitted", key, functools.partial(_fit, tiny_base))

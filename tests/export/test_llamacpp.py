@@ -8,6 +8,7 @@ import pytest
 
 from runner import llamacpp
 from runner.errors import StageError, UserError
+from runner.llamacpp import convert
 
 
 def test_unknown_quantization_type_is_a_user_error(tmp_path):
@@ -30,10 +31,10 @@ def test_missing_llama_cpp_tree_is_a_user_error(monkeypatch, tmp_path):
 
 
 def test_converter_runs_against_its_own_gguf_py():
-    env = llamacpp.converter_env()
+    env = convert.converter_env()
     assert env["PYTHONPATH"].split(":")[0] == str(llamacpp.llama_cpp_dir() / "gguf-py")
-    argv = llamacpp.converter_argv(Path("m"), Path("o.gguf"), "bf16")
+    argv = convert.converter_argv(Path("m"), Path("o.gguf"), "bf16")
     script = str(llamacpp.llama_cpp_dir() / "convert_hf_to_gguf.py")
     assert argv[1:] == [script, "m", "--outfile", "o.gguf", "--outtype", "bf16"]
     with pytest.raises(UserError):
-        llamacpp.converter_argv(Path("m"), Path("o.gguf"), "q4_k_m")
+        convert.converter_argv(Path("m"), Path("o.gguf"), "q4_k_m")

@@ -54,7 +54,7 @@ def test_tiny_qwen2_is_built_once_and_cached(monkeypatch):
 
 @pytest.mark.slow
 def test_tiny_qwen2_keeps_the_real_eos_trap():
-    """eos == pad == <|endoftext|>, while ChatML turns end with <|im_end|> (FINDINGS)."""
+    """eos == pad == <|endoftext|>, while ChatML turns end with <|im_end|> (llama.cpp#9606)."""
     tokenizer = load_tokenizer("tiny:qwen2")
     assert tokenizer.eos_token == "<|endoftext|>"
     assert tokenizer.pad_token == tokenizer.eos_token

@@ -38,7 +38,7 @@ def test_missing_llama_cpp_says_how_to_get_it(tmp_path, monkeypatch, capsys):
 
 
 def test_missing_axolotl(monkeypatch):
-    monkeypatch.setattr(doctor, "tool_version", lambda name: "absent")
+    monkeypatch.setattr(doctor, "version_of", lambda name: "absent")
     check = doctor.check_axolotl()
     assert (check.status, check.fix) == (
         "missing",

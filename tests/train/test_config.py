@@ -229,7 +229,7 @@ def test_the_eog_names_are_llama_cpps():
     import re
 
     from runner.llamacpp import llama_cpp_dir
-    from runner.train.tokens import LLAMA_CPP_EOG_TEXTS
+    from runner.train.labels import LLAMA_CPP_EOG_TEXTS
 
     source = (llama_cpp_dir() / "src" / "llama-vocab.cpp").read_text()
     block = source[source.index("special_eog_ids.clear()") :]
@@ -241,7 +241,7 @@ def test_the_eog_names_are_llama_cpps():
 def test_llama_cpp_agrees_on_the_real_vocabularies():
     """llama.cpp's own verdict (llama_vocab_is_eog) on the tiny families' vocab GGUFs."""
     from runner.llamacpp import token_info, vocab_gguf
-    from runner.train.tokens import eos_override
+    from runner.train.labels import eos_override
 
     qwen = token_info(vocab_gguf("qwen2"), ["<|im_end|>"])["<|im_end|>"]
     deepseek = token_info(vocab_gguf("deepseek-coder"), ["<|EOT|>"])["<|EOT|>"]

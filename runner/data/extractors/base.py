@@ -8,7 +8,7 @@ from typing import Any
 from runner.data.example import Example, stable_id
 from runner.data.languages import FENCE
 from runner.data.outcome import Rejection
-from runner.data.tokens import TokenCounter
+from runner.data.tokenizer import TokenCounter
 from runner.recipe.fields import Operation
 
 # Units of a repo source are chunked by tokens of the base tokenizer up to `max_unit_tokens`;

@@ -17,7 +17,7 @@ from runner.data.extractors.base import Extractor, ExtractorOptions, fenced
 from runner.data.languages import has_parser
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
-from runner.data.tokens import chunk_text
+from runner.data.tokenizer import chunk_text
 from runner.data.units import Unit, parse_units, unit_start_lines, walk_units
 
 

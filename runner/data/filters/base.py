@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.data.example import Example
 from runner.data.outcome import Verdict
-from runner.data.tokens import TokenCounter
+from runner.data.tokenizer import TokenCounter
 from runner.recipe.fields import Operation
 
 

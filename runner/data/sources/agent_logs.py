@@ -1,4 +1,5 @@
-"""`type: agent_logs`: JSONL logs of an agent (``success_memory.jsonl``, seed 002) as chat pairs."""
+"""`type: agent_logs`: JSONL logs of an agent (``datasets/agent-logs/success_memory.jsonl``) as
+chat pairs."""
 
 from __future__ import annotations
 

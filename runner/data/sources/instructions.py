@@ -14,7 +14,7 @@ from runner.recipe.fields import Section
 # Field names of each layout: instruction, input, output, system (None = not in this layout).
 LAYOUTS: dict[str, dict[str, str | None]] = {
     "alpaca": {"instruction": "instruction", "input": "input", "output": "output", "system": None},
-    # ZigNet (seed 000): instruction/context/response plus a `metadata` object copied whole.
+    # ZigNet (datasets/zignet): instruction/context/response plus a `metadata` object copied whole.
     "zignet": {
         "instruction": "instruction",
         "input": "context",

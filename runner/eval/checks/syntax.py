@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from runner import syntax
+from runner import grammars
 from runner.eval.checks import CHECKS, Check, CheckResult, Sample
 from runner.eval.codeblocks import code_blocks, normalize_language
 from runner.recipe.fields import Operation
@@ -32,8 +32,8 @@ class SyntaxCheck(Check):
         @field_validator("language")
         @classmethod
         def _has_grammar(cls, language: str) -> str:
-            if language != "auto" and not syntax.has_parser(normalize_language(language)):
-                known = ", ".join(sorted(syntax.GRAMMARS))
+            if language != "auto" and not grammars.has_parser(normalize_language(language)):
+                known = ", ".join(sorted(grammars.GRAMMARS))
                 raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
             return language
 
@@ -48,14 +48,14 @@ class SyntaxCheck(Check):
         pieces = [(b.language or fallback, b.code) for b in blocks] or [(fallback, sample.answer)]
         if self.language is not None:
             pieces = [(lang, code) for lang, code in pieces if lang == self.language]
-        skipped = sorted({lang or "unknown" for lang, _ in pieces if not syntax.has_parser(lang)})
-        checked = [(lang, code) for lang, code in pieces if syntax.has_parser(lang)]
+        skipped = sorted({lang or "unknown" for lang, _ in pieces if not grammars.has_parser(lang)})
+        checked = [(lang, code) for lang, code in pieces if grammars.has_parser(lang)]
         if not checked:
             why = f" (language: {', '.join(skipped)})" if skipped else ""
             wanted = f"{self.language} " if self.language else ""
             return CheckResult(False, f"no {wanted}code to parse{why}")
         for n, (lang, code) in enumerate(checked, 1):
-            error = syntax.parse_error(code, lang)
+            error = grammars.parse_error(code, lang)
             if error is not None:
                 return CheckResult(False, f"block {n}: {lang}: {error}")
         langs = ", ".join(sorted({lang for lang, _ in checked}))

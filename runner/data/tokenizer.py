@@ -30,7 +30,7 @@ class TokenCounter:
         Reads the folder's ``tokenizer.json`` with the ``tokenizers`` library when there is one
         (a second, where importing transformers takes ten); otherwise goes through
         ``runner.models.load_tokenizer``. A byte-level BPE tokenizer gets a tiktoken twin
-        (``runner.data.fast_tokens``) that counts the texts it covers several times faster.
+        (``runner.data.tiktoken_twin``) that counts the texts it covers several times faster.
         """
         from runner.models import load_tokenizer, resolve_base
 
@@ -38,7 +38,7 @@ class TokenCounter:
         if (folder / "tokenizer.json").is_file():
             from tokenizers import Tokenizer
 
-            from runner.data.fast_tokens import twin_of
+            from runner.data.tiktoken_twin import twin_of
 
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             return cls(tokenizer, twin_of(folder / "tokenizer.json", tokenizer))

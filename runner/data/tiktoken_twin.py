@@ -226,14 +226,15 @@ def _cached_parts(data: bytes, tokenizer: Any) -> tuple | None:
     cannot be written, the parts are computed here and not kept."""
     import hashlib
 
-    from runner.models.cache import build_once, package_version
+    from runner.models.cache import build_once
+    from runner.versions import version_of
 
     key = hashlib.sha256(
         b"%d|%s|%s|"
         % (
             TWIN_FORMAT,
-            package_version("tiktoken").encode(),
-            package_version("tokenizers").encode(),
+            version_of("tiktoken").encode(),
+            version_of("tokenizers").encode(),
         )
         + data
     ).hexdigest()

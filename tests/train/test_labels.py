@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import StageError
-from runner.train import tokens
+from runner.train import labels as train_labels
 
 EOT = 9
-N = tokens.IGNORE
+N = train_labels.IGNORE
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ N = tokens.IGNORE
     ],
 )
 def test_check_labels(input_ids, labels, bad):
-    report = tokens.check_labels([(input_ids, labels)], {EOT})
+    report = train_labels.check_labels([(input_ids, labels)], {EOT})
     if bad is None:
         assert report.problem() is None
     else:
@@ -32,7 +32,7 @@ def test_check_labels(input_ids, labels, bad):
 
 
 def test_no_rows_is_a_problem():
-    assert "no rows" in tokens.check_labels([], {EOT}).problem()
+    assert "no rows" in train_labels.check_labels([], {EOT}).problem()
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,9 @@ def qwen_tokenizer():
 
 
 def test_qwen_pad_is_not_the_chatml_end_token(qwen_tokenizer):
-    # Qwen2's pad and eos are both <|endoftext|>; ChatML turns end with <|im_end|> (FINDINGS).
-    assert tokens.pad_override(qwen_tokenizer, ["<|im_end|>"]) == (None, None)
-    assert tokens.end_token_ids(qwen_tokenizer, ["<|im_end|>"]) == {151645}
+    # Qwen2's pad and eos are both <|endoftext|>; ChatML turns end with <|im_end|>.
+    assert train_labels.pad_override(qwen_tokenizer, ["<|im_end|>"]) == (None, None)
+    assert train_labels.end_token_ids(qwen_tokenizer, ["<|im_end|>"]) == {151645}
 
 
 def test_a_missing_pad_token_becomes_unk_never_the_end_token():
@@ -57,7 +57,7 @@ def test_a_missing_pad_token_becomes_unk_never_the_end_token():
 
     llama = AutoTokenizer.from_pretrained(str(resolve_base("tiny:llama")))
     llama.pad_token = llama.eos_token  # the usual "fix" that masks the end of every turn
-    token, note = tokens.pad_override(llama, ["</s>"], "[INST] {{ m.content }} [/INST]")
+    token, note = train_labels.pad_override(llama, ["</s>"], "[INST] {{ m.content }} [/INST]")
     assert token == "<unk>"
     assert "pads with the end-of-turn token '</s>'" in note
 
@@ -66,12 +66,12 @@ def test_no_free_special_token_to_pad_with_is_an_error(qwen_tokenizer):
     # The tiny Qwen2 tokenizer has three special tokens: pad, im_start and im_end.
     template = "<|im_start|>{{ m.content }}<|im_end|>"
     with pytest.raises(StageError, match="set axolotl: {special_tokens: {pad_token"):
-        tokens.pad_override(qwen_tokenizer, ["<|endoftext|>", "<|im_end|>"], template)
+        train_labels.pad_override(qwen_tokenizer, ["<|endoftext|>", "<|im_end|>"], template)
 
 
 def test_an_end_string_of_several_tokens_is_refused(qwen_tokenizer):
     with pytest.raises(StageError, match="is 2 tokens for this tokenizer"):
-        tokens.end_token_ids(qwen_tokenizer, ["### End"])
+        train_labels.end_token_ids(qwen_tokenizer, ["### End"])
 
 
 def test_count_over_length(qwen_tokenizer):
@@ -88,7 +88,7 @@ def test_count_over_length(qwen_tokenizer):
     source = (
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
     )
-    assert tokens.count_over_length(qwen_tokenizer, source, rows, 64) == (1, 2)
+    assert train_labels.count_over_length(qwen_tokenizer, source, rows, 64) == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,8 @@ def test_count_over_length(qwen_tokenizer):
     ],
 )
 def test_fill_end_gaps(input_ids, labels, filled, expected, passes):
-    assert tokens.fill_end_gaps(labels, input_ids, {EOT}) == (expected, filled)
-    report = tokens.check_labels([(input_ids, expected)], {EOT})
+    assert train_labels.fill_end_gaps(labels, input_ids, {EOT}) == (expected, filled)
+    report = train_labels.check_labels([(input_ids, expected)], {EOT})
     assert (report.problem() is None) is passes
 
 
@@ -123,12 +123,12 @@ def test_train_end_gaps_rewrites_the_prepared_dataset(tmp_path):
     Dataset.from_dict(rows).save_to_disk(str(prepared / "abc123"))
     assert (
         "ends with token id 3"
-        in tokens.check_labels(tokens.prepared_rows(prepared), {EOT}).problem()
+        in train_labels.check_labels(train_labels.prepared_rows(prepared), {EOT}).problem()
     )
-    assert tokens.train_end_gaps(prepared, {EOT}) == 1
-    assert [r[1] for r in tokens.prepared_rows(prepared)] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
-    assert tokens.check_labels(tokens.prepared_rows(prepared), {EOT}).problem() is None
-    assert tokens.prepared_count(prepared) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
-        "prepared"
-    ]
-    assert tokens.train_end_gaps(prepared, {EOT}) == 0  # idempotent
+    assert train_labels.train_end_gaps(prepared, {EOT}) == 1
+    assert [r[1] for r in train_labels.prepared_rows(prepared)] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
+    assert train_labels.check_labels(train_labels.prepared_rows(prepared), {EOT}).problem() is None
+    assert train_labels.prepared_count(prepared) == 1 and sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["prepared"]
+    assert train_labels.train_end_gaps(prepared, {EOT}) == 0  # idempotent

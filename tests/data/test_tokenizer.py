@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.data.fast_tokens import twin_of
-from runner.data.tokens import TokenCounter, chunk_text, surely_fits
+from runner.data.tiktoken_twin import twin_of
+from runner.data.tokenizer import TokenCounter, chunk_text, surely_fits
 from runner.data.units import parse_units, unit_start_lines
 
 from .conftest import REPO, tokenizer_json

@@ -1,0 +1,160 @@
+"""Greedy generation with llama.cpp's runtime, in a child process
+(``python -m runner.llamacpp generate``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import proc
+from runner.errors import StageError, UserError
+
+
+@dataclass
+class Generation:
+    """One greedy completion. ``finish_reason`` is ``stop`` when an end token ended it, else ``length``."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    end_token: str | None = None  # the end-of-generation token that stopped it, as text
+    stop_string: str | None = None  # a caller's stop string that cut the text, if any
+    token_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "token_ids"}
+
+
+def generate_chat(
+    gguf_path: Path,
+    prompts: Sequence[str],
+    max_tokens: int = 64,
+    stop: Sequence[str] = (),
+    *,
+    n_ctx: int = 4096,
+    lora_path: Path | None = None,
+    stage: str = "generate",
+    log_file: Path | None = None,
+) -> list[Generation]:
+    """Greedy-generate from each already-rendered chat prompt with llama.cpp's runtime.
+
+    Prompts are tokenized exactly as written (special tokens parsed, no BOS added): the chat
+    template already wrote every special token the model was trained with, as in training.
+    Generation ends on any end-of-generation token of the GGUF (``stop``), or at ``max_tokens``
+    (``length``); a caller's ``stop`` string also ends it and is reported as ``stop_string``.
+
+    Runs in a child process, so that a crash in the C library fails a stage with a log instead
+    of killing the runner. If the child dies, it is retried once without llama.cpp's extra CPU
+    buffer types: on some virtual machines the CPU reports AMX, the kernel grants it, and the
+    first AMX instruction still raises SIGILL (seen on this project's CI machines).
+    """
+    global _EXTRA_BUFFERS
+    request = {
+        "model": str(gguf_path),
+        "prompts": list(prompts),
+        "max_tokens": max_tokens,
+        "stop": list(stop),
+        "n_ctx": n_ctx,
+        "lora_path": str(lora_path) if lora_path else None,
+    }
+    with tempfile.TemporaryDirectory(prefix="recipe-generate-") as tmp:
+        log = log_file or Path(tmp) / "generate.log"
+        attempts = [False] if _EXTRA_BUFFERS is False else [True, False]
+        for i, extra in enumerate(attempts):
+            req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
+            req.write_text(json.dumps({**request, "extra_buffers": extra}), encoding="utf-8")
+            argv = proc.python_argv("-m", "runner.llamacpp", "generate", str(req), str(res))
+            try:
+                proc.run(argv, stage=stage, log_file=log)
+            except StageError as exc:
+                if i + 1 < len(attempts):
+                    continue
+                text = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+                raise StageError(
+                    stage, f"llama.cpp could not run {gguf_path}: {exc.message}\n{text}"
+                ) from None
+            _EXTRA_BUFFERS = extra
+            rows = json.loads(res.read_text(encoding="utf-8"))
+            return [Generation(**row) for row in rows]
+    raise AssertionError("unreachable")
+
+
+# None: not known yet in this process; False: extra buffer types crashed here once.
+_EXTRA_BUFFERS: bool | None = None
+if os.environ.get("RECIPE_LLAMA_EXTRA_BUFFERS", "").lower() in ("0", "false", "off"):
+    _EXTRA_BUFFERS = False
+
+
+def _generate_here(request_file: str, result_file: str) -> int:
+    """The child side of :func:`generate_chat`."""
+    import llama_cpp
+
+    request = json.loads(Path(request_file).read_text(encoding="utf-8"))
+    if not request["extra_buffers"]:
+        # The high-level Llama class has no switch for it: change the defaults it starts from
+        # (in this child process only; llama.py reads them from the llama_cpp.llama_cpp module).
+        import llama_cpp.llama_cpp as low_level
+
+        default_params = low_level.llama_model_default_params
+
+        def without_extra_buffers():
+            params = default_params()
+            params.use_extra_bufts = False
+            return params
+
+        low_level.llama_model_default_params = without_extra_buffers
+    llm = llama_cpp.Llama(
+        model_path=request["model"],
+        n_ctx=request["n_ctx"],
+        n_threads=os.cpu_count() or 1,
+        seed=0,
+        verbose=False,
+        lora_path=request["lora_path"],
+    )
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    rows = [
+        _generate_one(llm, vocab, p, request["max_tokens"], request["stop"]).__dict__
+        for p in request["prompts"]
+    ]
+    llm.close()
+    Path(result_file).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequence[str]):
+    import llama_cpp
+
+    prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    if len(prompt_ids) + max_tokens > llm.n_ctx():
+        raise UserError(
+            f"a prompt of {len(prompt_ids)} tokens plus {max_tokens} new tokens does not fit "
+            f"the context of {llm.n_ctx()} tokens"
+        )
+    out: list[int] = []
+    result = Generation("", "length", len(prompt_ids), 0)
+    for token in llm.generate(prompt_ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0):
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            result.finish_reason = "stop"
+            result.end_token = llm.detokenize([token], special=True).decode("utf-8", "replace")
+            break
+        out.append(token)
+        text = llm.detokenize(out, prev_tokens=prompt_ids, special=True).decode("utf-8", "replace")
+        cut = next((s for s in stop if s in text), None)
+        if cut is not None:
+            result.finish_reason, result.stop_string = "stop", cut
+            break
+        if len(out) >= max_tokens:
+            break
+    text = llm.detokenize(out, prev_tokens=prompt_ids, special=True).decode("utf-8", "replace")
+    if result.stop_string:
+        text = text[: text.index(result.stop_string)]
+    result.text = text
+    result.completion_tokens = len(out)
+    result.token_ids = out
+    return result
