@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.recipe.model import Recipe, freeze
-from runner.stage import StageContext
+from runner.recipe.load import recipe_from_dict
+from runner.run.context import StageContext
 
 SLICE = ("email", "asyncio", "unittest", "idlelib", "json")
 
@@ -40,8 +40,10 @@ def corpus() -> list[Path]:
     return folders
 
 
-def recipe_for(folders: list[Path]) -> Recipe:
+def recipe_for(folders: list[Path]) -> Any:
     config = {
+        "recipe": 1,
+        "name": "bench-data",
         "sources": [
             {
                 "type": "repo",
@@ -65,7 +67,7 @@ def recipe_for(folders: list[Path]) -> Recipe:
         "model": {"base": "tiny:qwen2"},
         "train": {"seq_len": 2048},
     }
-    return Recipe(name="bench-data", path=Path("bench.yaml"), config=freeze(config))
+    return recipe_from_dict(config, Path("bench.yaml"))
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -79,14 +81,14 @@ def measure(folders: list[Path], tokens: Any) -> dict[str, Any]:
 
     recipe = recipe_for(folders)
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = StageContext(run_dir=Path(tmp), out=Path(tmp) / "data", stage="data")
+        ctx = StageContext(stage="data", out=Path(tmp) / "data", run_dir=Path(tmp))
         load = os.getloadavg()[0]
         cpu_before = cpu_seconds()
         start = time.perf_counter()
-        summary = run(recipe, ctx, tokens=tokens, progress=sys.stderr.isatty())
+        summary = run(recipe, ctx, tokens=tokens, progress=sys.stderr.isatty()).summary
         seconds = time.perf_counter() - start
         cpu_after = cpu_seconds()
-    report = summary["report"]
+        report = json.loads((ctx.out / "report.json").read_text())
     return {
         "summary": summary,
         "report": report,

@@ -24,7 +24,7 @@ KeyPath = tuple[str | int, ...]
 
 # A recipe is a page or two of YAML; the largest shipped one is about 2 KB.
 MAX_BYTES = 1 << 20
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 MAX_DEPTH = 64
 
 
