@@ -23,6 +23,7 @@ from runner.run.context import Outcome, StageContext
 from runner.train import labels
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
+from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
 from runner.train.launch import launch_command, preprocess_command
 from runner.train.progress import TrainProgress
@@ -138,6 +139,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         val_examples=data.counts["val"],
         pad_token=pad,
         base_eos=tokenizer.eos_token,
+        gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
     )
     notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
     if pad_note:
