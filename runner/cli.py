@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # -h exits 0; an unknown command exits 2 with argparse's message
         parser.print_help()
         return 0
+    from runner.logs import quiet_libraries
+
+    quiet_libraries()
     module = importlib.import_module(f"runner.commands.{COMMANDS[chosen][0]}")
     module.add_arguments(subparsers[chosen])
     args = parser.parse_args(argv)

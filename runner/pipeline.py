@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import StageError, UserError
 from runner.hashing import content_hash
+from runner.logs import library_output_to
 from runner.run.context import Failure, Outcome, RecipeView, StageContext
 from runner.run.folder import RunFolder
 from runner.run.keys import compute_keys
@@ -208,7 +209,7 @@ def _run_or_reuse(
     outcome = None if forced else folder.outcome(name, key)
     if outcome is not None:
         folder.link(name, key)
-        say(f"{name}: cached ({folder.entry(name, key)})")
+        say(f"{name}: cached")
         return outcome, 0.0, False
     if forced:
         folder.invalidate(name, key)
@@ -221,16 +222,17 @@ def _run_or_reuse(
     }
     ctx = StageContext(stage=name, out=out, run_dir=folder.run_dir, inputs=inputs, key=key)
     try:
-        outcome = load_stage(name)(view(recipe, name), ctx)
+        with library_output_to(ctx.log_file):
+            outcome = load_stage(name)(view(recipe, name), ctx)
     except (StageError, UserError):
         say(f"{name}: FAILED after {time.monotonic() - start:.1f}s")
         raise
     outcome.notes = [*ctx.notes, *outcome.notes]
     seconds = time.monotonic() - start
-    final = folder.finish(name, key, outcome, seconds)
+    folder.finish(name, key, outcome, seconds)
     for note in outcome.notes:
         say(f"  note: {note}")
-    say(f"{name}: done in {seconds:.1f}s ({final})")
+    say(f"{name}: done in {seconds:.1f}s")
     return outcome, seconds, True
 
 

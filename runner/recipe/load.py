@@ -320,12 +320,38 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded) -> list[Problem]:
     return warnings
 
 
-def _document(path: Path, overrides: Any, loaded: _Loaded) -> dict[str, Any]:
+def _apply_laptop(document: dict[str, Any], loaded: _Loaded) -> None:
+    """The `--laptop` overrides (runner/recipe/laptop.py), each listed as a warning."""
+    import json
+
+    from runner.recipe.laptop import LAPTOP_ORIGIN, describe_change, laptop_overrides
+
+    changes = []
+    for dotted_key, value in laptop_overrides(document).items():
+        key = tuple(int(p) if p.isdigit() else p for p in dotted_key.split("."))
+        before = document
+        for part in key:
+            before = before.get(part) if isinstance(before, dict) else None
+        if before == value:
+            continue
+        _set_at(document, key, value)
+        for k in [k for k in loaded.origins if k[: len(key)] == key]:
+            del loaded.origins[k]
+        loaded.origins[key] = Origin(LAPTOP_ORIGIN)
+        changes.append(describe_change(dotted_key, before, value, json.dumps))
+    if changes:
+        message = "trying the recipe on this CPU with " + "; ".join(changes)
+        loaded.problems.append(Located(LAPTOP_ORIGIN, 0, 0, "(recipe)", message, warning=True))
+
+
+def _document(path: Path, overrides: Any, loaded: _Loaded, laptop: bool = False) -> dict[str, Any]:
     layers = _read_chain(path, loaded, ())
     document: dict[str, Any] = {}
     for layer in layers:
         document = _merge(document, layer.data)
         _apply_origins(loaded, layer)
+    if laptop:
+        _apply_laptop(document, loaded)
     _apply_overrides(document, overrides, loaded)
     return document
 
@@ -337,7 +363,7 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
         problems = _resolve_paths(document, loaded)
         recipe, more = _validate(document)
         problems.extend(more)
-        if recipe is not None and not loaded.problems:
+        if recipe is not None and not any(not p.warning for p in loaded.problems):
             from runner.recipe.rules import check_rules
 
             problems.extend(check_rules(recipe))
@@ -351,14 +377,19 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
     return recipe.attach(path.absolute(), origins, tuple(loaded.files), warnings)
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once."""
+def load_recipe(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, laptop: bool = False
+) -> Recipe:
+    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once.
+
+    ``laptop`` applies the `--laptop` overrides (runner/recipe/laptop.py) before ``overrides``.
+    """
     try:
         check_path_text(str(path))
     except ValueError as exc:
         raise _fail(Path(str(path).replace("\x00", "\\0")), str(exc)) from None
     loaded = _Loaded()
-    document = _document(Path(path), overrides, loaded)
+    document = _document(Path(path), overrides, loaded, laptop)
     return _build(document, loaded, Path(path))
 
 

@@ -263,6 +263,7 @@ def render_axolotl_config(
     pad_token: str | None = None,
     base_eos: str | None = None,
     gradient_checkpointing: bool | None = None,
+    plugins: list[str] | None = None,
 ) -> dict[str, Any]:
     """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
 
@@ -277,9 +278,12 @@ def render_axolotl_config(
     (``runner.train.labels.eos_override``).
     ``gradient_checkpointing`` is ``train.gradient_checkpointing`` resolved by the memory estimate
     (``runner.train.estimate.gradient_checkpointing``); ``None`` reads an explicit setting only.
+    ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}
+    if plugins:
+        cfg["plugins"] = list(plugins)
     if recipe.model.revision:
         cfg["revision_of_model"] = recipe.model.revision
     if recipe.model.trust_remote_code:

@@ -60,8 +60,3 @@ def launch_command(
         "--num_machines",
         "1",
     ]
-
-
-def preprocess_command(config_path: str, *, axolotl: str = "axolotl") -> list[str]:
-    """Tokenize the dataset into the config's ``dataset_prepared_path`` before training."""
-    return [axolotl, "preprocess", config_path]

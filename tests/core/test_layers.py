@@ -14,6 +14,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "runner.errors",
         "runner.paths",
+        "runner.logs",
         "runner.versions",
         "runner.hashing",
         "runner.proc",
