@@ -58,3 +58,25 @@ def test_every_shipped_recipe_plans_with_an_estimate(tmp_path, monkeypatch, caps
     text = capsys.readouterr().out
     assert "# estimate (before any GPU time is spent)" in text
     assert "memory per device:" in text and "on l4 (24 GiB)" in text
+
+
+def test_recipe_data_and_recipe_run_share_one_run_folder(tmp_path, monkeypatch, capsys):
+    """`recipe data` writes where `recipe run` does (under $RECIPE_RUNS_DIR), so the run that
+    follows finds the dataset built and cached."""
+    from runner.cli import main
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RECIPE_RUNS_DIR", str(runs))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = str(ROOT / "recipes" / "quickstart.yaml")
+    assert main(["data", recipe]) == 0
+    latest = runs / "quickstart" / "latest"
+    assert (latest / "data" / "train.jsonl").is_file()
+    capsys.readouterr()
+    assert main(["run", recipe, "--until", "data"]) == 0
+    out = capsys.readouterr().out
+    assert "data: cached" in out
+    assert (runs / "quickstart" / "latest").resolve() == latest.resolve()
+    assert list(elsewhere.iterdir()) == []
