@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runner.recipe",),
     ("runner.run",),
     ("runner.pipeline", "runner.doctor"),
+    ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]
 
