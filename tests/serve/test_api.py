@@ -29,6 +29,7 @@ def events_of(client: httpx.Client, job_id: str) -> list[dict]:
     return client.get(f"/v1/jobs/{job_id}/events").json()["data"]
 
 
+@pytest.mark.slow
 def test_a_data_job_from_submit_to_artifacts(serve):
     server = serve()
     client = server.client()

@@ -46,6 +46,7 @@ def browser_page(tmp_path):
             context.close()
 
 
+@pytest.mark.slow
 def test_the_page_runs_the_quickstart_data_job(serve, browser_page, tmp_path):
     server = serve()
     page = browser_page
