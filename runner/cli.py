@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run a recipe end to end (data, train, export, eval)"),
     "doctor": ("doctor", "check this machine: CUDA, Axolotl, llama.cpp, disk"),
     "report": ("report", "print or open the report of a run"),
+    "serve": ("serve", "the job API and its page: submit, follow and cancel runs over HTTP"),
 }
 
 

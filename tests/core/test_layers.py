@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runner.recipe",),
     ("runner.run",),
     ("runner.pipeline", "runner.doctor"),
+    ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]
 
