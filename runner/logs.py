@@ -30,9 +30,25 @@ QUIET_LIBRARIES = {
 }
 
 
+# Axolotl (posthog), Hugging Face and W&B send telemetry or reach the network by default; nothing
+# a run does may. Set in this process (Axolotl's config loader is imported here too) and in the
+# environment of every tool we start.
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_DISABLED": "true",
+    "WANDB_MODE": "disabled",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
 def quiet_libraries() -> None:
-    """Set ``QUIET_LIBRARIES`` in this process's environment unless the user set them."""
-    for key, value in QUIET_LIBRARIES.items():
+    """Set ``QUIET_LIBRARIES`` and ``OFFLINE`` in this process's environment unless the user
+    set them."""
+    for key, value in {**QUIET_LIBRARIES, **OFFLINE}.items():
         os.environ.setdefault(key, value)
 
 

@@ -39,7 +39,14 @@ class RecipeRunnerChecks(BasePlugin):
     """Config keys when Axolotl loads the config; labels once the trainer is built."""
 
     def register(self, cfg: dict) -> None:
-        problems = check_axolotl_keys(dict(cfg))
+        # `axolotl train` adds its command-line options (debug, shard, prompter...) and the
+        # config's path before plugins see it; those are Axolotl's own, not ours to check.
+        from dataclasses import fields
+
+        from axolotl.cli.args import TrainerCliArgs
+
+        cli = {f.name for f in fields(TrainerCliArgs)} | {"axolotl_config_path"}
+        problems = check_axolotl_keys({k: v for k, v in dict(cfg).items() if k not in cli})
         if problems:
             _write(cfg, {"config_problems": problems})
             raise RuntimeError("the Axolotl config has problems: " + "; ".join(problems))
@@ -97,4 +104,5 @@ def _write(cfg: Any, result: dict[str, Any]) -> None:
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         return
     path = _folder(cfg) / RESULT
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

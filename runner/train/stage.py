@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import proc
 from runner.errors import StageError, UserError
+from runner.logs import OFFLINE
 from runner.run.context import Outcome, StageContext
 from runner.train import labels
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
@@ -34,24 +35,12 @@ if TYPE_CHECKING:
 
 STAGE = "train"
 
-# Axolotl, Hugging Face and W&B send telemetry or reach the network by default.
-QUIET_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_DISABLED": "true",
-    "WANDB_MODE": "disabled",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
 
 def axolotl_env() -> dict[str, str]:
     """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
     ``accelerate`` by name (``os.execvpe``)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**QUIET_ENV, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    return {**OFFLINE, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
 def axolotl_executable() -> str:

@@ -156,3 +156,36 @@ def test_the_plugin_checks_config_keys_when_axolotl_reads_the_config(tmp_path):
     cfg = {"output_dir": str(tmp_path), "base_model": "x", "lerning_rate": 0.1}
     with pytest.raises(RuntimeError, match="lerning_rate: not a key Axolotl"):
         plugin.RecipeRunnerChecks().register(cfg)
+
+
+def test_the_plugin_passes_a_rendered_config_through_axolotls_own_loader(tmp_path):
+    """What `axolotl train` does: load_cfg(config, **command-line options) calls the plugin's
+    register with the options merged in; a generated config passes, a typo in it does not."""
+    from dataclasses import asdict
+
+    import yaml
+    from axolotl.cli.args import TrainerCliArgs
+    from axolotl.cli.config import load_cfg
+
+    from runner.models import resolve_base
+    from runner.train import plugin
+    from tests.train.test_config import recipe, render
+
+    cfg = render(recipe(), cuda=False)
+    base = str(resolve_base("tiny:qwen2"))
+    cfg.update(
+        plugins=[plugin.PLUGIN],
+        output_dir=str(tmp_path / "out"),
+        base_model=base,
+        tokenizer_config=base,
+    )
+    config = tmp_path / "axolotl.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    loaded = load_cfg(str(config), **asdict(TrainerCliArgs()))
+    assert loaded.base_model == base  # accepted, command-line options and all
+    assert not (tmp_path / "out" / plugin.RESULT).exists()  # written only on a problem here
+
+    cfg["lerning_rate"] = 0.1
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(RuntimeError, match="lerning_rate: not a key Axolotl"):
+        load_cfg(str(config), **asdict(TrainerCliArgs()))
