@@ -79,23 +79,44 @@ def as_minhash(values: np.ndarray) -> Any:
     return LeanMinHash(seed=_sketch(2).seed, hashvalues=values, **_lean_kwargs())
 
 
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """The Jaccard similarity two MinHash signatures estimate: the share of equal hash values."""
+    return float(np.count_nonzero(a == b)) / len(a)
+
+
 class NearIndex:
-    """An LSH index answering "is there an indexed text with Jaccard >= threshold?"."""
+    """An index answering "is there an indexed text with Jaccard >= threshold?".
+
+    LSH (datasketch's ``MinHashLSH``) proposes candidates that share a band with the query; a
+    band match is likely, not certain, for a pair above the threshold and possible for a pair
+    below it. A candidate is a near duplicate only when the similarity its signature estimates
+    with the query's reaches the threshold, so the index keeps every signature it was given.
+    """
 
     def __init__(self, threshold: float, num_perm: int):
         from datasketch import MinHashLSH
 
         self.threshold = threshold
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self.size = 0
+        self.signatures: dict[str, np.ndarray] = {}
+        self.rejected_candidates = 0  # band matches whose estimated Jaccard was below threshold
 
-    def match(self, values: np.ndarray) -> str | None:
-        """The key of an indexed near duplicate of ``values``, verified by estimated Jaccard."""
-        sketch = as_minhash(values)
-        for key in self.lsh.query(sketch):
-            return key
-        return None
+    @property
+    def size(self) -> int:
+        return len(self.signatures)
+
+    def match(self, values: np.ndarray) -> tuple[str, float] | None:
+        """``(key, estimated Jaccard)`` of the most similar indexed signature at or above the
+        threshold, or None."""
+        best: tuple[str, float] | None = None
+        for key in self.lsh.query(as_minhash(values)):
+            similarity = jaccard(values, self.signatures[key])
+            if similarity < self.threshold:
+                self.rejected_candidates += 1
+            elif best is None or similarity > best[1]:
+                best = (key, similarity)
+        return best
 
     def add(self, key: str, values: np.ndarray) -> None:
         self.lsh.insert(key, as_minhash(values), check_duplication=False)
-        self.size += 1
+        self.signatures[key] = values

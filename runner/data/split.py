@@ -66,6 +66,7 @@ class Kept:
     copies: int = 1
     dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)
     text_hash: bytes | None = None  # leak check's hash, when exact dedupe's key is it
+    task: int = -1  # the ledger entry of the file it came from (``accounting.Ledger``)
 
 
 def rank(seed: int, key: str) -> int:

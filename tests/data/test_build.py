@@ -178,3 +178,32 @@ def test_example_recipes_build(name, tmp_path, tokens):
     for split in ("train", "val", "test"):
         for row in rows(out / f"{split}.jsonl"):
             assert row["messages"][-1]["role"] == "assistant"
+
+
+def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
+    recipe_factory, tmp_path, tokens
+):
+    """Redacting a multi-line key inside a report sample once broke the sample's JSON
+    (the sample was redacted as JSON text); the sample's strings are redacted instead."""
+    src = tmp_path / "src"
+    src.mkdir()
+    body = "MIIEowIBAAKCAQEAzd3PmUS0x7qv9q7hW0B3kz1Ue6Yd\nq7hW0B3kz1Ue6YdMIIEowIBAAKCAQEAzd3Pm"
+    (src / "deploy.pem").write_text(
+        f'-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"quoted"\n'
+    )
+    (src / "app.py").write_text('def main():\n    """Start the app."""\n    return 0\n')
+    recipe = recipe_factory(
+        [{"type": "repo", "path": str(src)}], filters=[{"type": "secrets"}, {"type": "emails"}]
+    )
+    _, out = build(recipe, tmp_path, tokens)
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "report.json"):
+        text = (out / name).read_text()
+        assert "MIIEowIBAAKCAQEA" not in text and "q7hW0B3kz1Ue6Yd" not in text, name
+    report = json.loads((out / "report.json").read_text())
+    [sample] = [
+        s
+        for s in report["samples"]["repo0"]
+        if "deploy.pem" in s["after"]["messages"][0]["content"]
+    ]
+    assert "<REDACTED_SECRET>" in sample["before"]["text"]
+    assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()

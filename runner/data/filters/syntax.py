@@ -55,7 +55,7 @@ class SyntaxFilter(Filter):
         language = example.metadata.get("language")
         return canonical(language) if isinstance(language, str) else None
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         if "parses" in example.metadata and self.language in (
             "auto",
             example.metadata.get("language"),

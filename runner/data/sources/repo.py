@@ -58,6 +58,9 @@ class RepoSource(Source):
     def root(self) -> Path:
         return Path(os.path.realpath(self.path))
 
+    def shown(self, task: str) -> str:
+        return task  # tasks are already paths relative to the root
+
     def tasks(self) -> Iterator[str]:
         root = self.root
         log_file = self.log_file or Path(os.devnull)
