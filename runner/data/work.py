@@ -131,6 +131,7 @@ class Worker:
         for item in source.read(task):
             if isinstance(item, Rejection):
                 result.rejections.append(item)
+                result.language = result.language or item.extra.get("language")
                 continue
             result.read += 1
             if item.is_raw:

@@ -103,7 +103,15 @@ SPECS: dict[str, StageSpec] = {
             "runner.data.build:run",
             f"{_HERE}:always",
             reads=DATA_READS,
-            tools=("datasets", "transformers", "tokenizers", "tree-sitter", "detect-secrets"),
+            tools=(
+                "datasets",
+                "transformers",
+                "tokenizers",
+                "tree-sitter",
+                "tree-sitter-language-pack",
+                "pygments",
+                "detect-secrets",
+            ),
             writes="train/val/test JSONL (messages + meta), dropped rows with reasons, stats",
         ),
         StageSpec(

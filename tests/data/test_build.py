@@ -146,7 +146,8 @@ def test_repo_build_with_pool(recipe_factory, tmp_path, tokens):
     src.mkdir()
     for i in range(20):
         (src / f"m{i}.py").write_text(
-            f'def f{i}(x):\n    """Return x plus {i}, documented."""\n    return x + {i}\n'
+            f'def f{i}(x):\n    """Return x plus {i}, the offset this module adds."""\n'
+            f"    return x + {i}\n"
         )
     (src / "conf.py").write_text('API_TOKEN = "ghp_Zx9Y8w7V6u5T4s3R2q1P0o9N8m7L6k5J4i3H"\n')
     recipe = recipe_factory(
@@ -207,3 +208,4 @@ def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
     ]
     assert "<REDACTED_SECRET>" in sample["before"]["text"]
     assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()
+

@@ -78,16 +78,24 @@ CASES = [
     ({"type": "regex", "field": "all", "require": ["^q$"]}, chat("q", "a"), None),
     # syntax
     ({"type": "syntax", "language": "zig"}, chat("q", ZIG_OK), None),
+    # tree-sitter-language-pack's Zig grammar marks the whole broken line (tree-sitter-zig
+    # 1.1 said "missing ')'").
     (
         {"type": "syntax", "language": "zig"},
         chat("q", ZIG_BAD),
-        ("drop", "syntax error", "zig: missing ')' at line 1"),
+        ("drop", "syntax error", "zig: parse error at line 1: 'fn add(a: i32, b: i32 i32 {'"),
     ),
     (
         {"type": "syntax"},
         chat("q", f"Here:\n```zig\n{ZIG_BAD}\n```"),
-        ("drop", "syntax error", "zig: missing ')' at line 1"),
+        ("drop", "syntax error", "zig: parse error at line 1: 'fn add(a: i32, b: i32 i32 {'"),
     ),
+    (
+        {"type": "syntax"},
+        chat("q", "```go\nfunc add(a int, b int) int {\n\treturn a +\n}\n```"),
+        ("drop", "syntax error", "go: parse error at line 2: 'return a +'"),
+    ),
+    ({"type": "syntax", "language": "kotlin"}, chat("q", "fun add(a: Int) = a + 1"), None),
     (
         {"type": "syntax"},
         chat("q", "def f(:\n  pass", language="python"),
