@@ -15,6 +15,7 @@ import functools
 import shutil
 from typing import TYPE_CHECKING, Any
 
+from runner.data import split as splitting
 from runner.data import streaming
 from runner.data.accounting import Ledger
 from runner.data.outcome import Rejection
@@ -24,7 +25,7 @@ from runner.data.selection import Selection
 from runner.data.work import Plan, Worker
 from runner.data.writing import RejectedRows, write_splits
 from runner.errors import StageError
-from runner.run.context import Outcome, StageContext
+from runner.run.context import Failure, Outcome, StageContext
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
@@ -70,17 +71,20 @@ def run(
     load_all()
     plan = make_plan(recipe, ctx)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    summary = build(recipe, plan, ctx, tokens, workers, progress)
+    summary, problems, stop = build(recipe, plan, ctx, tokens, workers, progress)
     return Outcome(
         summary=summary,
         outputs={name: name for name in OUTPUTS},
+        notes=problems,
+        failure=Failure(stop, exit_code=2, kind="split too small") if stop else None,
     )
 
 
 def build(
     recipe: Recipe, plan: Plan, ctx: StageContext, tokens: Any, workers: int | None, progress: bool
-) -> dict[str, Any]:
-    """Stream the tasks through the workers, select, write; return the report's summary."""
+) -> tuple[dict[str, Any], list[str], str | None]:
+    """Stream the tasks through the workers, select, write; return the report's summary, the
+    problems of the splits and why the run must stop before training (or None)."""
     worker = Worker(plan, tokens)
     template = worker.template()
     sources = [
@@ -116,6 +120,13 @@ def build(
         selection.close()
         rejected.close()
         shutil.rmtree(work_dir, ignore_errors=True)
+    report.split_problems, stop = splitting.split_problems(
+        recipe.split,
+        report.split,
+        dict(report.split_counts),
+        evaluates=recipe.eval.enabled,
+        max_prompts=recipe.eval.max_prompts,
+    )
     summary = report.finish(ctx.out, recipe.train.seq_len)
     if report.split_counts.get("train", 0) == 0:
         raise StageError(
@@ -123,4 +134,4 @@ def build(
             "no training examples are left after filtering; see "
             f"{ctx.out / 'report.md'} and rejected.jsonl",
         )
-    return summary
+    return summary, report.split_problems, stop

@@ -35,6 +35,7 @@ class Report:
         self.decontaminated = 0
         self.ungrouped = 0
         self.leak_check: dict[str, Any] = {}
+        self.split_problems: list[str] = []
         self.split_counts: Counter[str] = Counter()
         self.split_tokens: dict[str, list[int]] = defaultdict(list)
         self.seq_len: int | None = None
@@ -122,6 +123,7 @@ class Report:
                 **self.split,
                 "written": dict(self.split_counts),
                 "ungrouped_examples": self.ungrouped,
+                "problems": self.split_problems,
             },
             "weights": {self.sources[i].name: v for i, v in self.weights.items()},
             "leak_check": self.leak_check,
@@ -275,6 +277,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## Balance by `{b['by']}` ({b['mode']}, target {b['target']})", ""]
         lines += [f"- {k}: {b['before'][k]} -> {b['after'][k]}" for k in b["before"]]
     leak = report["leak_check"]
+    if report["split"]["problems"]:
+        lines += ["", "## Split problems", ""]
+        lines += [f"- {problem}" for problem in report["split"]["problems"]]
     lines += [
         "",
         "## Split and leak check",

@@ -125,7 +125,7 @@ class Selection:
         assert record is not None
         meta = record["meta"]
         group_by = self.split_spec.group_by
-        group = meta.get(group_by)
+        group = meta.get(group_by) if group_by != "none" else f"id:{record['id']}"
         if group_by == "source_file" and self.sources[source].records and group is not None:
             group = f"{group}#{meta.get('row', meta.get('line'))}"  # records are independent
         if group is None:

@@ -29,7 +29,8 @@ class SplitSection(Section):
     """Share held out for evaluation and the smoke test."""
     seed: Seed = 42
     group_by: str = "source_file"
-    """Metadata field that keeps related examples in one split."""
+    """Metadata field that keeps related examples in one split; `none` puts every example in
+    a group of its own."""
     decontaminate: bool = True
     """Drop train examples that are near duplicates of val/test ones."""
     decontaminate_threshold: float = Field(0.8, ge=0, le=1)
@@ -184,3 +185,54 @@ def apply_weights(
                 item.dropped = ("weight", "source weight below 1", f"weight {weight}")
         summary[source] = {"before": len(items), "after": sum(i.copies for i in items)}
     return summary
+
+
+def split_problems(
+    spec: SplitSection,
+    assigned: dict[str, Any],
+    written: dict[str, int],
+    evaluates: bool,
+    max_prompts: int,
+) -> tuple[list[str], str | None]:
+    """What is wrong with the splits as written: ``(problems, why the run must stop)``.
+
+    A split with a share above 0 that came out empty is a problem; so is a test split with
+    fewer examples than the evaluation answers (``eval.max_prompts``). The run stops (before
+    training) when the evaluation would run on such a test split. Each message gives the group
+    counts and what to change.
+    """
+    groups = assigned.get("groups", {})
+    total_groups = sum(groups.values())
+    by = f"`split.group_by: {spec.group_by}`"
+    layout = ", ".join(f"{groups.get(n, 0)} to {n}" for n in SPLITS)
+    smaller = (
+        "smaller groups (`split.group_by: none` puts each example in a group of its own)"
+        if spec.group_by != "none"
+        else "more data"
+    )
+    problems: list[str] = []
+    stop = None
+    for name in SPLITS:
+        share = getattr(spec, name)
+        if share > 0 and not written.get(name):
+            problems.append(
+                f"split.{name} is {share:g} but the {name} split is empty: the {total_groups} "
+                f"group(s) by {by} went {layout}. Change: a larger split.{name}, or {smaller}"
+            )
+    test = written.get("test", 0)
+    if evaluates and test < max_prompts:
+        held = "is empty" if not test else f"holds {test} example(s)"
+        stop = (
+            f"the test split {held}, fewer than eval.max_prompts ({max_prompts}) that the "
+            f"evaluation answers; {groups.get('test', 0)} of {total_groups} group(s) by {by} "
+            f"went to test. Change: eval.max_prompts: {test}"
+            if test
+            else f"the test split {held}, and the evaluation needs test prompts; "
+            f"{groups.get('test', 0)} of {total_groups} group(s) by {by} went to test. Change:"
+        )
+        stop += (
+            f"{',' if test else ''} a larger split.test (now {spec.test:g}), {smaller}, "
+            "or eval.enabled: false"
+        )
+        problems.append(stop)
+    return problems, stop

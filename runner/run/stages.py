@@ -92,6 +92,9 @@ DATA_READS = (
     "model.revision",
     "model.trust_remote_code",
     "train.seq_len",
+    # A test split too small for the evaluation stops the run here, before training.
+    "eval.enabled",
+    "eval.max_prompts",
 )
 
 SPECS: dict[str, StageSpec] = {

@@ -209,3 +209,56 @@ def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
     assert "<REDACTED_SECRET>" in sample["before"]["text"]
     assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()
 
+
+def three_files_of_sixteen(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in range(3):
+        (src / f"m{f}.py").write_text(
+            "\n\n".join(f"def f{f}_{i}(x):\n    y = x * {i}\n    return y + {f}" for i in range(16))
+        )
+    return [{"type": "repo", "path": str(src), "extract": [{"type": "complete_code"}]}]
+
+
+def test_a_split_too_small_for_eval_stops_the_run_before_training(recipe_factory, tmp_path, tokens):
+    """48 examples from 3 files with train 0.8 / val 0.1 / test 0.1: whole files go to one split
+    each, so val and test come out empty; a run that would evaluate must stop here."""
+    recipe = recipe_factory(three_files_of_sixteen(tmp_path))
+    ctx = StageContext(stage="data", out=tmp_path / "data", run_dir=tmp_path)
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.summary["counts"] == {"train": 48}
+    assert (outcome.failure.exit_code, outcome.failure.kind) == (2, "split too small")
+    assert outcome.failure.message == (
+        "the test split is empty, and the evaluation needs test prompts; 0 of 3 group(s) by "
+        "`split.group_by: source_file` went to test. Change: a larger split.test (now 0.1), "
+        "smaller groups (`split.group_by: none` puts each example in a group of its own), or "
+        "eval.enabled: false"
+    )
+    assert outcome.notes[0] == (
+        "split.val is 0.1 but the val split is empty: the 3 group(s) by `split.group_by: "
+        "source_file` went 3 to train, 0 to val, 0 to test. Change: a larger split.val, or "
+        "smaller groups (`split.group_by: none` puts each example in a group of its own)"
+    )
+    assert "## Split problems" in (ctx.out / "report.md").read_text()
+
+
+def test_split_problems_follow_the_recipe(recipe_factory, tmp_path, tokens):
+    sources = three_files_of_sixteen(tmp_path)
+    ctx = StageContext(stage="data", out=tmp_path / "a", run_dir=tmp_path)
+    # Each example its own group: 5 test examples, fewer than the default max_prompts (20).
+    recipe = recipe_factory(sources, split={"group_by": "none"})
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    written = outcome.summary["counts"]
+    assert written["test"] == 5 and outcome.failure.message.startswith(
+        "the test split holds 5 example(s), fewer than eval.max_prompts (20) that the "
+        "evaluation answers; 5 of 48 group(s) by `split.group_by: none` went to test. "
+        "Change: eval.max_prompts: 5, a larger split.test (now 0.1), more data, or "
+        "eval.enabled: false"
+    )
+    ctx = StageContext(stage="data", out=tmp_path / "b", run_dir=tmp_path)
+    recipe = recipe_factory(sources, split={"group_by": "none"}, eval={"max_prompts": 5})
+    assert run(recipe, ctx, tokens=tokens, progress=False).failure is None
+    ctx = StageContext(stage="data", out=tmp_path / "c", run_dir=tmp_path)
+    recipe = recipe_factory(sources, eval={"enabled": False})
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.failure is None and len(outcome.notes) == 2  # reported all the same
