@@ -197,9 +197,11 @@ def split_problems(
     """What is wrong with the splits as written: ``(problems, why the run must stop)``.
 
     A split with a share above 0 that came out empty is a problem; so is a test split with
-    fewer examples than the evaluation answers (``eval.max_prompts``). The run stops (before
-    training) when the evaluation would run on such a test split. Each message gives the group
-    counts and what to change.
+    fewer examples than the evaluation would answer (``eval.max_prompts``). Each message gives
+    the group counts and what to change. The run stops (here, before training) when the
+    evaluation would run on an empty test split: it would fail after training otherwise. A
+    test split that is only smaller than ``max_prompts`` is evaluated on what it holds, so it
+    is reported without stopping the run.
     """
     groups = assigned.get("groups", {})
     total_groups = sum(groups.values())
@@ -211,7 +213,6 @@ def split_problems(
         else "more data"
     )
     problems: list[str] = []
-    stop = None
     for name in SPLITS:
         share = getattr(spec, name)
         if share > 0 and not written.get(name):
@@ -220,19 +221,19 @@ def split_problems(
                 f"group(s) by {by} went {layout}. Change: a larger split.{name}, or {smaller}"
             )
     test = written.get("test", 0)
-    if evaluates and test < max_prompts:
-        held = "is empty" if not test else f"holds {test} example(s)"
-        stop = (
-            f"the test split {held}, fewer than eval.max_prompts ({max_prompts}) that the "
-            f"evaluation answers; {groups.get('test', 0)} of {total_groups} group(s) by {by} "
-            f"went to test. Change: eval.max_prompts: {test}"
-            if test
-            else f"the test split {held}, and the evaluation needs test prompts; "
-            f"{groups.get('test', 0)} of {total_groups} group(s) by {by} went to test. Change:"
+    if not evaluates or test >= max_prompts:
+        return problems, None
+    change = f"a larger split.test (now {spec.test:g}), {smaller}, or eval.enabled: false"
+    went = f"{groups.get('test', 0)} of {total_groups} group(s) by {by} went to test"
+    if test:
+        problems.append(
+            f"the test split holds {test} example(s), fewer than eval.max_prompts "
+            f"({max_prompts}): the evaluation answers only those; {went}. Change: "
+            f"eval.max_prompts: {test}, {change}"
         )
-        stop += (
-            f"{',' if test else ''} a larger split.test (now {spec.test:g}), {smaller}, "
-            "or eval.enabled: false"
-        )
-        problems.append(stop)
+        return problems, None
+    stop = (
+        f"the test split is empty and the evaluation needs test prompts; {went}. Change: {change}"
+    )
+    problems.append(stop)
     return problems, stop
