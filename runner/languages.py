@@ -38,8 +38,17 @@ EXTRA_EXTENSIONS = {
     ".pem": "pem",
     ".gleam": "gleam",
     ".env": "env",
+    # Templates: the embedded-template grammar reads EEx, ERB and EJS (Pygments says elixir).
+    ".eex": "embeddedtemplate",
+    ".leex": "embeddedtemplate",
+    ".erb": "embeddedtemplate",
+    ".ejs": "embeddedtemplate",
+    ".heex": "heex",
 }
 EXTRA_NAMES = {
+    "go.mod": "gomod",
+    "go.work": "gomod",
+    "go.sum": "gosum",
     "Dockerfile": "dockerfile",
     "Containerfile": "dockerfile",
     "Gemfile": "ruby",

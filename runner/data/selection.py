@@ -78,7 +78,10 @@ class Selection:
             self.reject(rejection, entry)
         sink = functools.partial(self.reject, entry=entry)
         for candidate in result.candidates:
-            if self.settle(candidate, sink) and self.renders(candidate, sink):
+            kept = self.settle(candidate, sink)
+            if kept and candidate.example.is_raw:
+                continue  # a document's redactions, settled before its examples
+            if kept and self.renders(candidate, sink):
                 self.keep(result.source, entry, candidate)
 
     def settle(self, candidate: Candidate, sink: Any) -> bool:

@@ -136,6 +136,8 @@ class Worker:
             result.read += 1
             if item.is_raw:
                 result.language = result.language or item.metadata.get("language")
+                if not self.redact_document(item, result):
+                    continue
                 for extractor in self.extractors[source_index]:
                     for produced in extractor.extract(item):
                         if isinstance(produced, Rejection):
@@ -149,13 +151,29 @@ class Worker:
                 self.filter(item, result, before=None)
         return result
 
+    def redact_document(self, document: Example, result: TaskResult) -> bool:
+        """Apply the recipe's redaction steps to a raw document before extractors cut it:
+        a private key split between a prompt and its answer is no longer a key either half
+        would be recognised by. False when a step drops the document (``action: drop``)."""
+        trace: list[tuple[int, Verdict | Pending]] = []
+        for step in self.redactions:
+            answer = step.apply(document)
+            if answer is not None:
+                trace.append((step.position, answer))
+        if trace:
+            result.candidates.append(Candidate(document, trace))  # settled, never kept
+        return not any(getattr(answer, "action", None) == "drop" for _, answer in trace)
+
     def filter(self, example: Example, result: TaskResult, before: Example | None) -> None:
-        """Ask each filter in recipe order, until one drops the example."""
+        """Ask each filter in recipe order, until one drops the example. Redaction steps
+        already ran on the document an extracted example (``before``) was cut from."""
         original = None
         if len(result.samples) < self.plan.samples_per_task:
             original = copy.deepcopy(example.to_record())  # filters alter examples in place
         trace: list[tuple[int, Verdict | Pending]] = []
         for step in self.filters:
+            if before is not None and isinstance(step, Redaction):
+                continue
             answer = step.apply(example)
             if answer is None:
                 continue

@@ -232,7 +232,8 @@ class CompleteCode(UnitExtractor):
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         language = doc.metadata.get("language")
-        units = walk_units(parse_units(doc.text, language)[0]) if has_parser(language) else []
+        units, parses = parse_units(doc.text, language) if has_parser(language) else ([], None)
+        units = walk_units(units)
         # A class is completed method by method.
         pieces = [(u, u.start_line, u.documented_code) for u in units if not u.children]
         if not units:  # no grammar, or none of its units here: blocks between blank lines
@@ -257,6 +258,8 @@ class CompleteCode(UnitExtractor):
                 filled = self.fill(language=language or "text", name=name, path=path)
                 user = f"{filled}\n\n{fenced(head, language)}"
                 meta = self.unit_meta(unit) if unit else {"unit": name, "kind": kind, "line": line}
+                if unit is None and parses is not None:
+                    meta["parses"] = parses  # half a block is not expected to parse alone
                 if len(chunks) > 1:
                     meta["chunk"] = [number, len(chunks)]
                 yield self.make(doc, user, fenced(tail, language), name, line, number, **meta)

@@ -94,7 +94,8 @@ class Filter:
             verdict.detail,
             file=example.metadata.get("source_file"),
             line=example.metadata.get("line"),
-            example=example,
+            # A whole document (a redacted file) is named, not copied: its examples say enough.
+            example=None if example.is_raw else example,
             action=verdict.action,
             extra={"filter_index": self.position},
         )
