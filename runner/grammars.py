@@ -19,6 +19,11 @@ from typing import Any
 # Names of the pack's grammars that are not a programming or data language of their own
 # (fragments other grammars inject, test fixtures): a file is never "in" one of these.
 _NOT_LANGUAGES = frozenset({"comment", "doxygen", "jsdoc", "luadoc", "luap", "printf", "test"})
+# Grammars taken from their own package instead of the pack's. The pack's Zig grammar
+# (maxxnino/tree-sitter-zig) reads any run of identifiers as container fields, so prose such as
+# "I think so" parses as Zig and a model answering in words would pass the syntax check; the
+# official grammar (tree-sitter-grammars/tree-sitter-zig, PyPI tree-sitter-zig) rejects it.
+OWN_PACKAGE = {"zig": ("tree_sitter_zig", "language")}
 
 
 @functools.cache
@@ -38,6 +43,14 @@ def parser_for(language: str) -> Any:
     """A tree-sitter ``Parser`` for ``language`` (cached per process); KeyError if none."""
     if not has_parser(language):
         raise KeyError(language)
+    if language in OWN_PACKAGE:
+        import importlib
+
+        import tree_sitter
+
+        module, function = OWN_PACKAGE[language]
+        grammar = getattr(importlib.import_module(module), function)()
+        return tree_sitter.Parser(tree_sitter.Language(grammar))
     import tree_sitter_language_pack as pack
 
     return pack.get_parser(language)

@@ -279,10 +279,13 @@ class _Cutter:
                 or ("function" in current_words and value_words[-1] in ("literal", "expression"))
             ):
                 kind = "function"
+            body = self.body_of(current) if kind is not None else None
+            if kind in LEAF_KINDS and body is None:
+                kind = None  # a call such as Zig's @import("std") is no function value
             if kind is not None:
                 if name is None:
                     return None
-                return _Found(kind, node, name, self.body_of(current) or current)
+                return _Found(kind, node, name, body or current)
             opaque = _is_string(current) or {"call", "arguments"} & current_words
             if depth < VALUE_DEPTH and not opaque:
                 queue.extend((child, depth + 1) for child in current.named_children)

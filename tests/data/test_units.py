@@ -109,7 +109,7 @@ def test_units_of_any_grammar(language):
 def test_unit_code_and_documentation_as_written():
     text, _ = CASES["zig"]
     divide = parse_units(text, "zig")[0][0]
-    assert divide.code.startswith("pub fn divide(")  # `pub` stands outside Zig's Decl node
+    assert divide.code.startswith("pub fn divide(")
     assert divide.documented_code == "/// Divides.\n" + divide.code
     assert divide.signature == "pub fn divide(a: f32, b: f32) f32"
     elixir = walk_units(parse_units(CASES["elixir"][0], "elixir")[0])[1]
