@@ -106,7 +106,6 @@ def build(
             plan,
             workers=workers,
             progress=functools.partial(report.progress, enabled=progress),
-            warm=functools.partial(streaming.warm_up, template),
         ):
             selection.add(result)
         selection.select()

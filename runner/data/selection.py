@@ -48,7 +48,6 @@ class Selection:
         self.split_spec = recipe.split
         self.balance_spec = recipe.balance
         self.kept: list[splitting.Kept] = []
-        self.shapes: dict[tuple[str, ...], bool] = {}  # role sequence -> renders
         self.spool_path = work_dir / "spool.jsonl"
         self.signature_path = work_dir / "signatures.bin"
         self.spool = self.spool_path.open("w", encoding="utf-8")
@@ -92,22 +91,13 @@ class Selection:
         )
 
     def renders(self, candidate: Candidate, sink: Any) -> bool:
-        """Whether the chat template accepts the example (else its row is written).
-
-        Templates refuse role sequences (no system turn, roles that do not alternate), so the
-        first example of each sequence is rendered; after a refusal, every example of that
-        sequence is, since the reason may lie in its content.
-        """
+        """Whether the chat template accepts the example (templates refuse role sequences, some
+        refuse content); else its row is written."""
         if self.template is None or candidate.record is None:
             return True
-        messages = candidate.record["messages"]
-        shape = tuple(m["role"] for m in messages)
-        if self.shapes.get(shape):
-            return True
         try:
-            self.template.render(messages)
+            self.template.render(candidate.record["messages"])
         except UserError as exc:
-            self.shapes[shape] = False
             example = candidate.example
             sink(
                 Rejection(
@@ -120,7 +110,6 @@ class Selection:
                 )
             )
             return False
-        self.shapes.setdefault(shape, True)
         return True
 
     def keep(self, source: int, entry: int, candidate: Candidate) -> None:

@@ -6,7 +6,6 @@ process's decisions (dedupe, caps, splits) do not depend on scheduling.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -14,8 +13,10 @@ from typing import Any
 
 from runner.data.work import Plan, TaskResult, Worker
 
-# Below this many tasks the work runs in this process: starting workers (and loading the
-# tokenizer in each) costs more than it saves.
+# Below this many tasks the work runs in this process: a pool's workers each import the
+# filters' libraries again (detect-secrets, datasketch, grammars: seconds) for a few files.
+# Not a bench speed-up (the bench corpus has thousands of files): tests/data takes 74 s with
+# it and 121 s without, on this 2-core machine.
 POOL_MIN_TASKS = 16
 
 
@@ -35,62 +36,31 @@ def results(
     *,
     workers: int | None,
     progress: Any,
-    warm: Any = None,
 ) -> Iterator[TaskResult]:
     """The results of every task, in input order. ``progress(total)`` is a context manager
-    yielding ``advance(listed)``; ``warm`` is called once the work has started."""
+    yielding ``advance(listed)``."""
     count = workers if workers is not None else min(2, os.cpu_count() or 1)
     listed = [0]
     pending = tasks(sources, listed)
     head = list(itertools.islice(pending, POOL_MIN_TASKS))
-    small = len(head) < POOL_MIN_TASKS
-    with progress(len(head) if small else None) as advance:
-        if count <= 1 or small:
-            if warm is not None:
-                warm()
-            for task in itertools.chain(head, pending):
+    pending = itertools.chain(head, pending)
+    with progress(None) as advance:
+        if count <= 1 or len(head) < POOL_MIN_TASKS:
+            for task in pending:
                 yield worker.process(*task)
                 advance(listed[0])
             return
         import multiprocessing
 
-        if plan.signature is not None or any(f.type == "near_dedupe" for f in plan.filters):
-            from runner.data.minhash import preload
-
-            preload()  # once here rather than once in every worker and again here
         # fork: the pool inherits the worker built here (tokenizer, template, imports).
         set_worker(worker)
         fork = os.name == "posix"
         context = multiprocessing.get_context("fork" if fork else "spawn")
         initargs = (None if fork else plan,)
         with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:
-            if warm is not None:
-                warm()  # a thread: only once the workers are forked
-            for result in pool.imap(process_task, itertools.chain(head, pending), chunksize=4):
+            for result in pool.imap(process_task, pending, chunksize=4):
                 yield result
                 advance(listed[0])
-
-
-def warm_up(template: Any) -> None:
-    """Import what the main process needs later (transformers to render the chat template,
-    matplotlib for the histogram: seconds each) in a thread, while workers read files."""
-    if template is None:
-        return
-    import threading
-
-    def imports() -> None:
-        # A failure here only means the work is done later, where errors are reported.
-        with contextlib.suppress(Exception):
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot  # noqa: F401
-
-            from runner.prompt.render import render_chat_template
-
-            render_chat_template(template.source, [{"role": "user", "content": "x"}])
-
-    threading.Thread(target=imports, name="data-warm-up", daemon=True).start()
 
 
 # -- process pool plumbing --------------------------------------------------------------------

@@ -141,34 +141,15 @@ def _is_string(node: Any) -> bool:
     return "string" in node.type.lower() or words(node.type)[:2] == ("str", "lit")
 
 
-@functools.lru_cache(maxsize=8)
-def _parse(text: str, language: str) -> tuple[bytes, Any]:
-    """The file's bytes and tree-sitter tree; cached so several extractors share one parse."""
-    data = text.encode("utf-8")
-    return data, parser_for(language).parse(data)
-
-
-@functools.lru_cache(maxsize=8)
 def parse_units(text: str, language: str) -> tuple[list[Unit], bool]:
     """The top-level units of a file (members nested in ``children``) and whether the file
     as a whole parsed without error."""
     if not has_parser(language):
         return [], True
-    data, tree = _parse(text, language)
+    data = text.encode("utf-8")
+    tree = parser_for(language).parse(data)
     cutter = _Cutter(data, language, tree.root_node)
     return cutter.units_under(tree.root_node), not tree.root_node.has_error
-
-
-def unit_start_lines(text: str, language: str) -> tuple[list[int], bool]:
-    """0-based first lines of the top-level units (without their documentation, members or
-    signatures) and whether the file parsed without error. Whole-file extractors need only
-    these, to prefer cutting long files between units."""
-    if not has_parser(language):
-        return [], True
-    data, tree = _parse(text, language)
-    cutter = _Cutter(data, language, tree.root_node)
-    starts = [outer.start_point[0] for outer, _ in cutter.found_under(tree.root_node)]
-    return starts, not tree.root_node.has_error
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The per-file work of the data stage, run in worker processes: read, extract, filter, format.
 
 A worker gets a ``Plan`` (plain data, picklable) once, builds its sources, extractors, filters,
-tokenizer from it, then turns each task ``(source index, file)`` into a
-``TaskResult``. Stateless filters are applied here; for stateful ones (dedupe) only the key is
-computed here and the decision is left to the main process (see ``filters/base.py``).
+tokenizer from it, then turns each task ``(source index, file)`` into a ``TaskResult``. A raw
+document (a file, a docs section) first goes through the recipe's redaction steps, then its
+extractors; each example then asks the filters in recipe order. Filters answer here; index
+filters (dedupe) only compute their key here and the main process decides (``selection.py``,
+``filters/base.py``).
 """
 
 from __future__ import annotations
@@ -160,8 +162,9 @@ class Worker:
             answer = step.apply(document)
             if answer is not None:
                 trace.append((step.position, answer))
-        if trace:
-            result.candidates.append(Candidate(document, trace))  # settled, never kept
+        if trace:  # settled in the main process, never kept: its text need not travel there
+            named = Example(document.id, document.source, metadata=document.metadata)
+            result.candidates.append(Candidate(named, trace))
         return not any(getattr(answer, "action", None) == "drop" for _, answer in trace)
 
     def filter(self, example: Example, result: TaskResult, before: Example | None) -> None:
