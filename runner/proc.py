@@ -111,6 +111,50 @@ def run(
     return status
 
 
+def capture(
+    argv: Sequence[str | os.PathLike],
+    *,
+    stage: str,
+    log_file: Path | None,
+    cwd: Path | None = None,
+    timeout: float | None = 600,
+) -> bytes:
+    """Run ``argv`` and return its standard output, which is NOT copied to the log: it is data
+    (a diff that may hold a credential the data stage redacts, authors' addresses), not a
+    record of what ran. The command is logged; on failure its error output is, and a
+    ``CommandFailed`` names the command and its status."""
+    command = format_command(argv)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    log = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    try:
+        if log is not None:
+            log.write(f"$ {command}  (output captured, not logged)\n")
+        try:
+            done = subprocess.run(
+                [str(a) for a in argv], cwd=cwd, capture_output=True, timeout=timeout
+            )
+        except FileNotFoundError as exc:
+            raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(
+                stage, f"`{command}` did not finish within {timeout:g} s", status=-9, timed_out=True
+            ) from None
+        if done.returncode != 0:
+            error = done.stderr.decode("utf-8", "replace").strip()
+            if log is not None:
+                log.write(error + "\n")
+            raise CommandFailed(
+                stage,
+                f"`{command}` exited with status {done.returncode}: {error[-500:]}",
+                status=done.returncode,
+            )
+        return done.stdout
+    finally:
+        if log is not None:
+            log.close()
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill a command and every process in its group."""
     try:
