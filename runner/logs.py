@@ -17,12 +17,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TextIO
 
 # Read by the libraries when they are imported (and inherited by the tools we start, whose own
-# output goes to the stage's log anyway): no tqdm bars, transformers' and datasets' loggers at
-# errors only, no hub progress bars.
+# output goes to the stage's log anyway): transformers' and datasets' loggers at errors only, no
+# hub progress bars. tqdm stays on: the trainer's bar in Axolotl's output is what the train
+# stage's progress bar follows (runner/train/progress.py), and bars drawn in this process go to
+# the stage's log with the rest of descriptor 2.
 QUIET_LIBRARIES = {
-    "TQDM_DISABLE": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
@@ -43,6 +45,26 @@ OFFLINE = {
     "DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
+
+
+_terminal: TextIO | None = None
+_progress = True
+
+
+def terminal() -> TextIO:
+    """The user's stderr, also while a stage's descriptor 2 goes to its log: progress bars and
+    plain progress lines write here."""
+    return _terminal or sys.stderr
+
+
+def show_progress(enabled: bool) -> None:
+    """``recipe run -q`` turns the stages' progress bars and lines off."""
+    global _progress
+    _progress = enabled
+
+
+def progress_wanted() -> bool:
+    return _progress
 
 
 def quiet_libraries() -> None:
@@ -98,13 +120,20 @@ def _stderr_to(log_file: Path) -> int | None:
         return None
     with open(log_file, "ab") as target:
         os.dup2(target.fileno(), 2)
+    global _terminal
+    _terminal = os.fdopen(saved, "w", buffering=1, encoding="utf-8", closefd=False)
     return saved
 
 
 def _stderr_back(saved: int | None) -> None:
+    global _terminal
     if saved is None:
         return
     with suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
+    if _terminal is not None:
+        with suppress(OSError, ValueError):
+            _terminal.flush()
+        _terminal = None
     os.dup2(saved, 2)
     os.close(saved)

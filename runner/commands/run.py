@@ -34,9 +34,11 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from runner.commands.summary import summary_lines
+    from runner.logs import show_progress
     from runner.pipeline import run_pipeline
 
     recipe = load_from_args(args)
+    show_progress(not args.quiet)
     # With --json, stdout carries only the summary; progress goes to stderr.
     if args.quiet:
         say = lambda m: None  # noqa: E731

@@ -46,14 +46,24 @@ class Report:
         """A rich progress bar over files, or nothing when disabled (tests, pipes). It yields
         ``advance(listed)``: one file done, ``listed`` files listed so far (the listing runs
         alongside the work, so the total grows until it is complete)."""
-        if not enabled:
+        from rich.console import Console
+
+        from runner.logs import progress_wanted, terminal
+
+        console = Console(file=terminal())
+        if not enabled or not progress_wanted() or not console.is_terminal:
             yield lambda listed=None: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        with Progress(
-            "[bold]data[/]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-        ) as bar:
+        columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress("[bold]data[/]", *columns, console=console, transient=True) as bar:
             task = bar.add_task("files", total=total)
 
             def advance(listed: int | None = None) -> None:

@@ -218,8 +218,12 @@ def _train(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from runner.logs import progress_wanted, terminal
+
     progress = TrainProgress()
-    console = Console(stderr=True)
+    console = Console(file=terminal())
+    shown = progress_wanted()
+    lines = PlainProgress(terminal(), enabled=shown and not console.is_terminal)
     columns = (
         TextColumn("train"),
         BarColumn(),
@@ -228,7 +232,7 @@ def _train(
         TextColumn("eta {task.fields[eta]}"),
     )
     with Progress(
-        *columns, console=console, transient=False, disable=not console.is_terminal
+        *columns, console=console, transient=False, disable=not (shown and console.is_terminal)
     ) as bar:
         task = bar.add_task("train", total=None, loss="-", eta="-")
 
@@ -242,12 +246,32 @@ def _train(
                     loss="-" if loss is None else f"{loss:.4f}",
                     eta=progress.eta or "-",
                 )
+                lines.update(progress)
 
         argv = launch_command(recipe, config_path.name, cuda=cuda, axolotl=axolotl)
         proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line, cwd=ctx.out)
-    if not console.is_terminal and progress.last_loss is not None:
-        print(f"train: {progress.step} steps, last loss {progress.last_loss:.4f}", file=sys.stderr)
     return progress
+
+
+class PlainProgress:
+    """Without a terminal (a pipe, a CI log): one plain line per tenth of the steps."""
+
+    def __init__(self, stream: Any, enabled: bool):
+        self.stream, self.enabled, self.shown = stream, enabled, -1
+
+    def update(self, progress: TrainProgress) -> None:
+        if not self.enabled or not progress.total:
+            return
+        tenth = progress.step * 10 // progress.total
+        if tenth <= self.shown or progress.last_loss is None:
+            return
+        self.shown = tenth
+        eta = f", eta {progress.eta}" if progress.eta and progress.step < progress.total else ""
+        print(
+            f"train: step {progress.step}/{progress.total}, loss {progress.last_loss:.4f}{eta}",
+            file=self.stream,
+            flush=True,
+        )
 
 
 def _loss_history(out: Path, progress: TrainProgress) -> list[dict[str, Any]]:

@@ -86,3 +86,12 @@ def test_a_run_in_a_real_terminal_is_quiet_and_ends_with_the_summary(trained_qui
         check_screen(screen)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_training_progress_in_a_pipe_is_plain_lines(trained_quickstart):
+    """Without a terminal the train stage prints a plain line per tenth of its steps (the first,
+    killed attempt of the shared run wrote its output to a file)."""
+    text = (trained_quickstart.root / "first-attempt.log").read_text()
+    assert re.search(r"^train: step \d+/\d+, loss \d+\.\d{4}", text, re.M), text
+    noisy = [line for line in text.splitlines() if NOISE.search(line)]
+    assert noisy == [], "\n".join(noisy)

@@ -70,3 +70,26 @@ def test_resume_line():
         "to resume from checkpoint at /runs/x/stages/.partial/train-abc/checkpoint-4"
     )
     assert p.resumed_from.endswith("checkpoint-4")
+
+
+def test_plain_lines_without_a_terminal_one_per_tenth():
+    import io
+
+    from runner.train.stage import PlainProgress
+
+    out = io.StringIO()
+    lines = PlainProgress(out, enabled=True)
+    progress = TrainProgress()
+    for step in range(1, 21):
+        progress.feed(f" {step * 5}%|##   | {step}/20 [00:{step:02d}<00:{20 - step:02d},  1.00it/s]")
+        progress.feed(f"{{'loss': {2.0 - step * 0.05:.2f}, 'epoch': {step / 20}}}")
+        lines.update(progress)
+    printed = out.getvalue().splitlines()
+    # The first logged step (training has started), then each tenth.
+    assert len(printed) == 11
+    assert printed[0] == "train: step 1/20, loss 1.9500, eta 00:19"
+    assert printed[1] == "train: step 2/20, loss 1.9000, eta 00:18"
+    assert printed[-1] == "train: step 20/20, loss 1.0000"
+    silent = io.StringIO()
+    PlainProgress(silent, enabled=False).update(progress)
+    assert silent.getvalue() == ""
