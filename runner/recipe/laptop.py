@@ -51,6 +51,8 @@ def laptop_overrides(document: dict[str, Any]) -> dict[str, Any]:
         "model.base": tiny_for(base, str(prompt.get("template", "chatml"))),
         "model.quantization": "none",
         "lora.dropout": 0.0,
+        # A random tiny model learns to stop only with every linear layer adapted.
+        "lora.target_modules": "all_linear",
         "train.max_steps": STEPS,
         "train.learning_rate": 0.005,
         "train.lr_scheduler": "cosine",
@@ -66,7 +68,6 @@ def laptop_overrides(document: dict[str, Any]) -> dict[str, Any]:
         "compute.gpus": 1,
         "eval.gate": {},
         "eval.max_prompts": 5,
-        "eval.max_new_tokens": 64,
     }
     checks = evaluation.get("checks")
     if isinstance(checks, list) and not evaluation.get("allow_commands"):
