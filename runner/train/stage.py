@@ -37,10 +37,12 @@ STAGE = "train"
 
 
 def axolotl_env() -> dict[str, str]:
-    """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
-    ``accelerate`` by name (``os.execvpe``)."""
+    """Telemetry off; output unbuffered, so each logged loss reaches the progress as it happens;
+    this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs ``accelerate`` by name
+    (``os.execvpe``)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**OFFLINE, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    path = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return {**OFFLINE, "PYTHONUNBUFFERED": "1", "PATH": path}
 
 
 def axolotl_executable() -> str:
