@@ -92,6 +92,9 @@ DATA_READS = (
     "model.revision",
     "model.trust_remote_code",
     "train.seq_len",
+    # `continue_from.replay` mixes a share of the parent's training split into the data.
+    "continue_from.run",
+    "continue_from.replay",
 )
 
 SPECS: dict[str, StageSpec] = {
@@ -111,7 +114,16 @@ SPECS: dict[str, StageSpec] = {
             "train",
             "runner.train.stage:run",
             f"{_HERE}:always",
-            reads=("model", "lora", "train", "compute", "axolotl", "prompt", "split.val"),
+            reads=(
+                "model",
+                "lora",
+                "train",
+                "compute",
+                "axolotl",
+                "prompt",
+                "split.val",
+                "continue_from",
+            ),
             after=("data",),
             tools=("axolotl", "torch", "transformers", "peft", "accelerate", "bitsandbytes"),
             writes="axolotl.yaml, the LoRA adapter and tokenizer, template.json, losses.jsonl",
@@ -147,7 +159,7 @@ SPECS: dict[str, StageSpec] = {
             "ollama",
             "runner.export.ollama:run",
             f"{_HERE}:ollama_runs",
-            reads=("prompt.system", "train.seq_len"),
+            reads=("prompt.system", "train.seq_len", "version"),
             exports=("ollama", "gguf", "lora_gguf"),
             after=("train", "gguf"),
             writes="Modelfile with explicit TEMPLATE and stop parameters",
@@ -174,6 +186,10 @@ SPECS: dict[str, StageSpec] = {
                 "model.revision",
                 "train.seq_len",
                 "prompt.train_on",
+                # a fixed test set's prompts get the system prompt the training examples got
+                "prompt.system",
+                # the parent a run continues from is evaluated beside it, on its test split too
+                "continue_from.run",
             ),
             # `ollama.from` picks which of the exported GGUFs the generation checks run on.
             exports=("gguf", "lora_gguf", "ollama"),
@@ -186,7 +202,16 @@ SPECS: dict[str, StageSpec] = {
             "hub",
             "runner.export.hub:run",
             f"{_HERE}:hub_runs",
-            reads=("description", "model", "sources", "filters", "lora", "train", "prompt"),
+            reads=(
+                "description",
+                "version",
+                "model",
+                "sources",
+                "filters",
+                "lora",
+                "train",
+                "prompt",
+            ),
             exports=("hub", "ollama"),
             after=("data", "train", "merge", "gguf", "ollama", "smoke", "eval"),
             tools=("huggingface_hub",),

@@ -23,10 +23,10 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("runner.recipe.fields", "runner.recipe.yamlfile", "runner.run.context"),
     ("runner.llamacpp", "runner.models", "runner.prompt", "runner.grammars"),
-    ("runner.data", "runner.train", "runner.export", "runner.eval"),
+    ("runner.data", "runner.train", "runner.export", "runner.eval", "runner.sweep.section"),
     ("runner.recipe",),
     ("runner.run",),
-    ("runner.pipeline", "runner.doctor"),
+    ("runner.pipeline", "runner.doctor", "runner.sweep"),
     ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]
