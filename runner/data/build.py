@@ -50,7 +50,10 @@ TOKEN_SAMPLE = 1000
 
 def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
     """The picklable description of the per-file work, from the recipe's data sections."""
-    names = [s.name or f"{s.type}{i}" for i, s in enumerate(recipe.sources)]
+    from runner.data.sources.replay import replay_sources
+
+    sources = [*recipe.sources, *replay_sources(recipe)]  # continue_from.replay
+    names = [s.name or f"{s.type}{i}" for i, s in enumerate(sources)]
     filters = list(recipe.filters)
     signature = None
     if recipe.split.decontaminate:
@@ -60,7 +63,7 @@ def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
         near = near or FILTERS.get("near_dedupe").Options(type="near_dedupe")
         signature = (near.num_perm, near.ngram)
     return Plan(
-        sources=list(recipe.sources),
+        sources=sources,
         names=names,
         filters=filters,
         prompt=recipe.prompt,
@@ -333,7 +336,13 @@ class Builder:
                 spec.seed,
             )
         fractions = self.split_spec.fractions()
-        self.report.split = splitting.assign_splits(self.kept, fractions, seed)
+        # A source may pin its examples to one split (replayed parent rows: train).
+        pinned = {i: s.pinned_split for i, s in enumerate(self.sources) if s.pinned_split}
+        free = [item for item in self.kept if item.source not in pinned]
+        self.report.split = splitting.assign_splits(free, fractions, seed)
+        for item in self.kept:
+            if item.source in pinned:
+                item.split = pinned[item.source]
         weights = {i: s.weight for i, s in enumerate(self.plan.sources)}
         self.report.weights = splitting.apply_weights(self.kept, weights, seed)
         if self.plan.signature is not None:

@@ -256,6 +256,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"{s.get('rejected', 0)} | {s.get('in train', 0)} | {s.get('in val', 0)} | "
             f"{s.get('in test', 0)} | {skipped} |"
         )
+    for s in report["sources"].values():
+        listing = s.get("listing")
+        if isinstance(listing, dict) and listing.get("replay"):
+            lines += [
+                "",
+                f"Replay (continue_from.replay): {listing['replayed']} of the parent's "
+                f"{listing['parent_examples']} training examples ({listing['fraction']:.0%}, "
+                f"seed {listing['seed']}) from {listing['parent']}, all in train.",
+            ]
     lines += ["", "## Extractors", ""]
     lines += [f"- {k}: {v} examples" for k, v in report["extractors"].items()] or ["- none"]
     lines += ["", "## Filters", "", "| # | filter | dropped | altered |", "|---|---|---|---|"]
