@@ -40,6 +40,7 @@ class StageSpec:
     base_build: bool = False  # a built-in tiny base enters the key by its build, not its name
     preflight: str | None = None  # "module:function" (recipe view): refuse before any stage
     plan: str | None = None  # "module:function" (recipe view) -> dict shown by `recipe plan`
+    lineage_files: tuple[str, ...] = ()  # outputs whose content hash lineage.json records
 
     def runs(self, recipe: Recipe) -> bool:
         return bool(_entry(self.runs_when)(recipe))
@@ -108,6 +109,7 @@ SPECS: dict[str, StageSpec] = {
             reads=DATA_READS,
             tools=("datasets", "transformers", "tokenizers", "tree-sitter", "detect-secrets"),
             writes="train/val/test JSONL (messages + meta), dropped rows with reasons, stats",
+            lineage_files=("train.jsonl", "val.jsonl", "test.jsonl"),
         ),
         StageSpec(
             "train",

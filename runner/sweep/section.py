@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,15 @@ SPACE_SCHEMA = {
 }
 
 
+# YAML 1.1 (PyYAML) reads `1e-5` as text (it wants `1.0e-5`); Meton's loop is
+# `for lr in 1e-5 5e-5 1e-4`, so a listed value written as a number is one.
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else value
+
+
 def parse_space(value: Any) -> tuple[Any, ...] | Uniform | LogUniform | IntRange:
     """One swept key's values: a non-empty list, or a mapping naming one range."""
     if isinstance(value, Uniform | LogUniform | IntRange):
@@ -72,7 +82,7 @@ def parse_space(value: Any) -> tuple[Any, ...] | Uniform | LogUniform | IntRange
     if isinstance(value, list | tuple):
         if not value:
             raise ValueError("list at least one value")
-        return tuple(value)
+        return tuple(_number(v) for v in value)
     if isinstance(value, Mapping):
         kinds = [k for k in RANGES if k in value]
         if len(kinds) != 1 or len(value) != 1:
@@ -163,7 +173,7 @@ class SweepSection(Section):
         """``minimize`` or ``maximize``."""
         return self.direction or default_direction(self.metric)
 
-    def keys(self) -> list[str]:
+    def swept_keys(self) -> list[str]:
         """Every swept key, params first, then the paired ones, in written order."""
         paired = [k for choice in self.paired for k in choice]
         return list(dict.fromkeys([*self.params, *paired]))

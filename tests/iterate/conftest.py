@@ -34,8 +34,11 @@ def make_parent_run(folder: Path, data_dir: Path, adapter: Path, **recipe) -> Pa
     run = folder / "parent" / "0123456789"
     run.mkdir(parents=True)
     (run / "data").symlink_to(data_dir)
+    from runner.prompt.template import load_template, save_template
+
     train = folder / "parent-train"
     shutil.copytree(adapter, train)
+    save_template(load_template("chatml", train), train)  # as the train stage leaves it
     (run / "train").symlink_to(train)
     lock = {
         "run": run.name,
@@ -79,3 +82,71 @@ def tokens():
     from tests.data.conftest import tokenizer_json
 
     return TokenCounter(Tokenizer.from_file(str(tokenizer_json("qwen2"))))
+
+
+def evaluated_run(
+    root: Path,
+    name: str,
+    version: str | None,
+    rows: list[dict],
+    answers: dict[str, list[tuple[str, str, float]]],
+    eval_section: dict | None = None,
+) -> tuple[Path, dict]:
+    """A run folder (and its eval summary) whose eval/ was written by the real report code (``write_outputs``) from the
+    given answers: side -> [(answer, finish_reason, seconds)] per test row."""
+    from runner.dataset import read_split, with_prompts
+    from runner.eval.checks import Sample, build_checks
+    from runner.eval.loss import LossResult
+    from runner.eval.stage import write_outputs
+    from runner.pipeline import view
+    from tests.helpers import recipe_of, stage_context
+
+    run = root / name / f"{abs(hash((name, version))) % 10**10:010d}"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "train").mkdir()
+    config = {"name": name, "version": version, "eval": eval_section or {}}
+    recipe = recipe_of(config, root / f"{name}-recipe")
+    ctx = stage_context(run, "eval", run / "eval")
+    split = with_prompts(read_split(run / "data", "test"))
+    checks = build_checks(recipe.eval.checks, allow_commands=False)
+    samples = {
+        side: [
+            Sample(c.id, c.prompt, c.reference, text, finish, c.meta, seconds, len(text.split()))
+            for c, (text, finish, seconds) in zip(split.rows, given, strict=True)
+        ]
+        for side, given in answers.items()
+    }
+    losses = {side: LossResult(2.0 - i, None, 10, len(rows)) for i, side in enumerate(answers)}
+    results = {
+        "sets": {
+            "test": {"split": split, "cases": split.rows, "losses": losses, "loss_skipped": []}
+        },
+        "primary": "test",
+        "checks": checks,
+        "notes": [],
+        "samples": {"test": samples},
+        "models": {},
+    }
+    summary = write_outputs(view(recipe, "eval"), ctx, results)
+    (run / "run.lock.json").write_text(
+        json.dumps({"run": run.name, "recipe_name": name, "recipe": {"version": version}})
+    )
+    (run / "lineage.json").write_text(json.dumps({"name": name, "version": version}))
+    return run, summary
+
+
+def prompt_rows(n: int, **meta_values) -> list[dict]:
+    """Canonical test rows: 'Say <word>' -> '<word>', with metadata cycling through values."""
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    return [
+        {
+            "id": f"p{i}",
+            "messages": [
+                {"role": "user", "content": f"Say {words[i]}."},
+                {"role": "assistant", "content": words[i]},
+            ],
+            "meta": {k: v[i % len(v)] for k, v in meta_values.items()},
+        }
+        for i in range(n)
+    ]
