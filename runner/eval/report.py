@@ -61,7 +61,11 @@ def comparison_rows(
     rows = []
     loss = results.get("loss") or {}
     if loss:
-        rows.append(("held-out loss (lower is better)", *_cells(loss, parent, "", "diff")))
+        label = "held-out loss (lower is better)"
+        where, primary = loss.get("set"), results.get("primary")
+        if where and primary and where != primary:
+            label = f"held-out loss on the {where} split (lower is better)"
+        rows.append((label, *_cells(loss, parent, "", "diff")))
         ppl = loss.get("perplexity") or {}
         cells = [_fmt(ppl.get("base"))] + ([_fmt(ppl.get("parent"))] if parent else [])
         cells += [_fmt(ppl.get("tuned")), ""] + ([""] if parent else [])

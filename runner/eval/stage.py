@@ -89,7 +89,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         )
     return Outcome(
         summary={
-            "loss": {k: report["loss"].get(k) for k in ("base", "parent", "tuned", "improvement")},
+            "loss": {
+                k: report["loss"].get(k) for k in ("base", "parent", "tuned", "improvement", "set")
+            },
             "pass_rate": report["pass_rate"],
             "checks": report["checks"],
             "groups": report["groups"],
@@ -418,8 +420,13 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
     data_report = history.read_data_report(ctx.require("data"))
     split: Split = results["sets"][primary]["split"]
     public = {name: {k: v for k, v in s.items() if k != "_results"} for name, s in scored.items()}
+    # The held-out loss needs reference answers: a fixed test set of bare prompts has none, and
+    # then the split's test rows give it.
+    loss_set = primary
+    if main["loss"].get("tuned") is None and "test" in scored:
+        loss_set = "test"
     metrics = {
-        "loss": main["loss"],
+        "loss": {**scored[loss_set]["loss"], "set": loss_set},
         "pass_rate": main["pass_rate"],
         "checks": main["checks"],
         "groups": main["groups"],

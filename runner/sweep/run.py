@@ -167,13 +167,19 @@ def run_trial(sweep: Sweep, trial: Any, say: Callable[[str], None] = print) -> f
 
     start = time.monotonic()
     watching = watch_eval_loss(watch) if section.pruning() else contextlib.nullcontext()
-    with watching:
-        result = run_pipeline(
-            recipe,
-            root=Path(sweep.root),
-            say=_say(f"[trial {trial.number}] ", say),
-            link_version=False,
-        )
+    try:
+        with watching:
+            result = run_pipeline(
+                recipe,
+                root=Path(sweep.root),
+                say=_say(f"[trial {trial.number}] ", say),
+                link_version=False,
+            )
+    except (StageError, UserError) as exc:  # refused before any stage (a preflight check)
+        trial.set_user_attr("seconds", round(time.monotonic() - start, 1))
+        trial.set_user_attr("note", str(exc))
+        say(f"[trial {trial.number}] failed: {exc}")
+        raise TrialFailed("sweep", f"trial {trial.number}: {exc}") from None
     trial.set_user_attr("seconds", round(time.monotonic() - start, 1))
     trial.set_user_attr("run_dir", str(result.run_dir))
     summaries = {s.stage: s.summary for s in result.stages if s.summary}

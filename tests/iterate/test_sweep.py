@@ -220,3 +220,25 @@ def test_metric_names_read_the_run_summaries():
     assert metric_value("eval.checks.stops", summaries) is None
     assert SweepSection(metric="eval.pass_rate").goal() == "maximize"
     assert SweepSection(metric="eval.seconds_per_answer").goal() == "minimize"
+
+
+def test_parallel_trials_run_in_worker_processes_sharing_the_study(tmp_path):
+    """Two spawned workers, the real stages: each trial is refused by the train stage's
+    preflight (QLoRA without CUDA) in its own process, recorded as failed with the reason."""
+    from runner.train.hardware import cuda_available
+
+    if cuda_available():
+        pytest.skip("QLoRA is not refused on a CUDA machine")
+    sweep = {"params": {"lora.r": [4, 8]}, "parallel": 2}
+    path = write_recipe(
+        tmp_path / "recipe", sweep, model={"base": "tiny:qwen2", "quantization": "4bit"}
+    )
+    result = run_sweep(path, root=tmp_path / "runs", say=lambda m: None)
+    assert sorted((t["number"], t["status"]) for t in result.trials) == [
+        (0, "failed"),
+        (1, "failed"),
+    ]
+    assert sorted(t["values"]["lora.r"] for t in result.trials) == [4, 8]
+    assert all("needs a CUDA GPU" in t["note"] for t in result.trials)
+    assert result.best is None and not (result.folder / "best.yaml").exists()
+    assert "best: none (no trial finished)" in (result.folder / "sweep.md").read_text()
