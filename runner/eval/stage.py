@@ -144,9 +144,10 @@ def load_sets(recipe: Recipe, ctx: StageContext, parent: Any = None) -> dict[str
     return sets
 
 
-def primary_set(sets: Mapping[str, Any]) -> str:
-    """The set the gate reads: the fixed test set when there is one."""
-    return "test_set" if "test_set" in sets else "test"
+def primary_set(sets: Mapping[str, Split]) -> str:
+    """The set the gate reads: the fixed test set when it has prompts, else the split's."""
+    fixed = sets.get("test_set")
+    return "test_set" if fixed is not None and (fixed.rows or "test" not in sets) else "test"
 
 
 def evaluate(
