@@ -31,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
         args.overrides,
         resume=args.resume,
         root=Path(args.runs_dir).resolve() if args.runs_dir else None,
+        laptop=args.laptop,
     )
     if result.best is None:
         print(f"no trial finished; see {result.folder / 'sweep.md'}", file=sys.stderr)

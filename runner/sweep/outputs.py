@@ -181,13 +181,15 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def best_recipe(path: str, user_overrides: Sequence[str], best: dict[str, Any]) -> dict[str, Any]:
+def best_recipe(
+    path: str, user_overrides: Sequence[str], best: dict[str, Any], laptop: bool = False
+) -> dict[str, Any]:
     """The winner's resolved recipe as data: the swept values applied, paths absolute, and no
     `sweep:` (running it is one run, not another sweep)."""
     from runner.recipe.load import load_recipe
     from runner.sweep.section import overrides
 
-    recipe = load_recipe(path, [*user_overrides, *overrides(best["values"])])
+    recipe = load_recipe(path, [*user_overrides, *overrides(best["values"])], laptop=laptop)
     data = recipe.to_dict()
     data.pop("sweep", None)
     return {k: v for k, v in data.items() if v is not None}
@@ -201,6 +203,7 @@ def write_outputs(
     rows: Sequence[dict[str, Any]],
     best: dict[str, Any] | None,
     promoted: Any = None,
+    laptop: bool = False,
 ) -> None:
     write_csv(folder / "sweep.csv", section, rows)
     images = plot_metric(folder, section, rows)
@@ -209,7 +212,7 @@ def write_outputs(
     )
     if best is None:
         return
-    data = best_recipe(path, user_overrides, best)
+    data = best_recipe(path, user_overrides, best, laptop)
     header = (
         f"# The best trial ({best['number']}) of the sweep in {folder}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}:\n"

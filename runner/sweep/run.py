@@ -59,6 +59,7 @@ class Sweep:
     export_override: str
     section: dict[str, Any]
     gpus: list[str] = field(default_factory=list)
+    laptop: bool = False  # `--laptop`: every trial tries the recipe on this CPU
 
     @property
     def spec(self) -> SweepSection:
@@ -104,7 +105,9 @@ def trial_exports(recipe: Any) -> str:
     return f"export={json.dumps(merges)}"
 
 
-def check_values(path: str, user_overrides: Sequence[str], section: SweepSection) -> None:
+def check_values(
+    path: str, user_overrides: Sequence[str], section: SweepSection, laptop: bool = False
+) -> None:
     """Every listed value (and paired choice, and each range's bounds) applied to the recipe:
     all mistakes at once, before any trial runs."""
     from runner.sweep.section import IntRange, LogUniform, Uniform
@@ -120,7 +123,7 @@ def check_values(path: str, user_overrides: Sequence[str], section: SweepSection
     problems: list[str] = []
     for values in tried:
         try:
-            load_recipe(path, [*user_overrides, *overrides(values)])
+            load_recipe(path, [*user_overrides, *overrides(values)], laptop=laptop)
         except RecipeErrors as exc:
             shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
             problems.append(f"sweep value {shown}:\n" + str(exc))
@@ -151,7 +154,9 @@ def run_trial(sweep: Sweep, trial: Any, say: Callable[[str], None] = print) -> f
     values = expand(section, suggest(trial, section))
     trial.set_user_attr("values", values)
     recipe = load_recipe(
-        sweep.recipe_path, [*sweep.user_overrides, *overrides(values), sweep.export_override]
+        sweep.recipe_path,
+        [*sweep.user_overrides, *overrides(values), sweep.export_override],
+        laptop=sweep.laptop,
     )
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
     say(f"[trial {trial.number}] {shown}")
@@ -268,18 +273,20 @@ def run_sweep(
     resume: bool = False,
     root: Path | None = None,
     say: Callable[[str], None] = print,
+    laptop: bool = False,
 ) -> SweepResult:
-    """Run (or ``resume``) the sweep of the recipe at ``path``; write its table and best.yaml."""
+    """Run (or ``resume``) the sweep of the recipe at ``path``; write its table and best.yaml.
+    ``laptop`` tries every trial on this CPU (``--laptop``; the swept values still apply)."""
     from runner.pipeline import run_pipeline
     from runner.sweep.outputs import collect, write_outputs
     from runner.sweep.study import open_study, requeue_abandoned
 
     path = str(Path(path).resolve())
-    recipe = load_recipe(path, list(user_overrides))
+    recipe = load_recipe(path, list(user_overrides), laptop=laptop)
     if recipe.sweep is None:
         raise UserError(f"{path} has no `sweep:` section (see `recipe schema`, key sweep)")
     section = recipe.sweep
-    check_values(path, user_overrides, section)
+    check_values(path, user_overrides, section, laptop)
     root = _root(root)
     identity = sweep_identity(recipe, user_overrides)
     folder, new = find_folder(root, recipe, identity, resume)
@@ -293,6 +300,7 @@ def run_sweep(
         export_override=trial_exports(recipe),
         section=recipe.to_dict()["sweep"],
         gpus=gpu_ids() if section.parallel > 1 else [],
+        laptop=laptop,
     )
     if new:
         (folder / SWEEP_FILE).write_text(
@@ -319,7 +327,7 @@ def run_sweep(
     )
 
     # The data stage first, once: every trial whose swept keys it does not read reuses it.
-    first = load_recipe(path, [*user_overrides, sweep.export_override])
+    first = load_recipe(path, [*user_overrides, sweep.export_override], laptop=laptop)
     data = run_pipeline(
         first, until="data", root=root, say=_say("[data] ", say), link_version=False
     )
@@ -340,13 +348,13 @@ def run_sweep(
     trials, best = collect(study, section)
     result = SweepResult(folder, trials, best)
     if best is not None and section.promote == "best":
-        winner = load_recipe(path, [*user_overrides, *overrides(best["values"])])
+        winner = load_recipe(path, [*user_overrides, *overrides(best["values"])], laptop=laptop)
         say(
             f"sweep: trial {best['number']} wins ({section.metric} = {best['value']:.6g}); "
             "running it with the recipe's exports"
         )
         result.promoted = run_pipeline(winner, root=root, say=_say("[best] ", say))
         result.error = result.promoted.error
-    write_outputs(folder, path, user_overrides, section, trials, best, result.promoted)
+    write_outputs(folder, path, user_overrides, section, trials, best, result.promoted, laptop)
     say(f"sweep: {folder / 'sweep.md'}")
     return result
