@@ -93,8 +93,8 @@ def write_csv(path: Path, section: SweepSection, rows: Sequence[dict[str, Any]])
 
 
 def plot_metric(folder: Path, section: SweepSection, rows: Sequence[dict[str, Any]]) -> list[Path]:
-    """The metric against each swept key (finished trials as dots; a log axis for log ranges
-    and for positive numbers spanning more than a factor of 20)."""
+    """The metric against each swept key (finished trials as dots, the best as a star; a log
+    axis for log ranges and for positive numbers spanning a factor of 10 or more)."""
     from runner.eval.plots import _pyplot
     from runner.sweep.section import LogUniform
 
@@ -110,8 +110,20 @@ def plot_metric(folder: Path, section: SweepSection, rows: Sequence[dict[str, An
         numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
         if numeric:
             ax.scatter(xs, [y for _, y in points], color="#1f77b4")
+            best = done[0]  # rows are sorted best first
+            if key in best["values"]:
+                ax.scatter(
+                    [best["values"][key]],
+                    [best["value"]],
+                    marker="*",
+                    s=220,
+                    color="#d62728",
+                    label=f"best (trial {best['number']})",
+                    zorder=3,
+                )
+                ax.legend(fontsize=8)
             positive = all(x > 0 for x in xs)
-            spans = positive and max(xs) / min(xs) > 20
+            spans = positive and max(xs) / min(xs) >= 10
             if isinstance(section.params.get(key), LogUniform) or spans:
                 ax.set_xscale("log")
         else:
