@@ -86,12 +86,22 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     ]
 
 
+def _group_labels(groups: Mapping[str, Any]) -> list[str]:
+    return list(
+        dict.fromkeys(label for pair in groups.values() for label in pair.get("checks", {}))
+    )
+
+
 def group_rows(results: Mapping[str, Any], groups: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """(group, samples, base, [parent,] fine-tuned) pass rates of every group."""
+    """Per group: its prompts, the fine-tuned model's pass rate of each check, then the share
+    passing every check for each model."""
     parent = has_parent(results)
+    labels = _group_labels(groups)
     rows = []
     for group, pair in groups.items():
-        cells = [_fmt(pair.get("base"), "rate")]
+        checks = pair.get("checks") or {}
+        cells = [_fmt((checks.get(label) or {}).get("tuned"), "rate") for label in labels]
+        cells.append(_fmt(pair.get("base"), "rate"))
         if parent:
             cells.append(_fmt(pair.get("parent"), "rate"))
         cells.append(_fmt(pair.get("tuned"), "rate"))
@@ -101,8 +111,11 @@ def group_rows(results: Mapping[str, Any], groups: Mapping[str, Any]) -> list[tu
 
 def group_header(results: Mapping[str, Any]) -> tuple[str, ...]:
     key = results.get("group_by") or "group"
+    labels = tuple(
+        f"`{label}` (fine-tuned)" for label in _group_labels(results.get("groups") or {})
+    )
     models = ("base", "parent", "fine-tuned") if has_parent(results) else ("base", "fine-tuned")
-    return (key, "prompts", *models)
+    return (key, "prompts", *labels, *(f"all checks: {m}" for m in models))
 
 
 LATENCY_HEADER = ("model", "answers", "mean s", "p95 s", "max s", "tokens/s")

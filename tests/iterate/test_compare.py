@@ -89,7 +89,11 @@ def test_the_per_group_gate_fails_when_one_group_misses(tmp_path):
     ]
     md = (run / "eval" / "report.md").read_text()
     assert "## Pass rate per `meta.version`" in md
-    assert "| 0.15 | 2 | 100.0% | 0.0% |" in md
+    header = (
+        "| meta.version | prompts | `stops` (fine-tuned) | `exact` (fine-tuned) | all checks: base"
+    )
+    assert header in md
+    assert "| 0.15 | 2 | 100.0% | 0.0% | 100.0% | 0.0% |" in md  # stops, exact, base, tuned
     # The same answers with every group above the bar pass.
     fine, summary = evaluated_run(
         tmp_path / "runs", "zig", "ok", rows, {"base": right, "tuned": right}, section
