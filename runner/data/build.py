@@ -126,7 +126,7 @@ def build(
         recipe.split,
         report.split,
         dict(report.split_counts),
-        evaluates=recipe.eval.enabled,
+        evaluates=recipe.eval.enabled and recipe.eval.test_set is None,
         max_prompts=recipe.eval.max_prompts,
     )
     summary = report.finish(ctx.out, recipe.train.seq_len)

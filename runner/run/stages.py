@@ -93,9 +93,11 @@ DATA_READS = (
     "model.revision",
     "model.trust_remote_code",
     "train.seq_len",
-    # A test split too small for the evaluation stops the run here, before training.
+    # A test split too small for the evaluation stops the run here, before training (unless
+    # the evaluation asks a fixed test set).
     "eval.enabled",
     "eval.max_prompts",
+    "eval.test_set",
     # `continue_from.replay` mixes a share of the parent's training split into the data.
     "continue_from.run",
     "continue_from.replay",
