@@ -485,6 +485,19 @@ def _planted() -> list[Planted]:
             'resource "aws_db_instance" "db" {\n  password = "{secret}"\n}\n',
             password(),
         ),
+        # diffs (a git history source: secrets removed later are still in the history)
+        (
+            "private key removed in a diff",
+            "deploy/key.pem",
+            "@@ -1,5 +0,0 @@\n------BEGIN RSA PRIVATE KEY-----\n{secret}-----END RSA PRIVATE KEY-----\n",
+            "\n".join("-" + line for line in key_body("MIIEpAIBAAKCAQEA", 3).split("\n")) + "\n-",
+        ),
+        (
+            "password added in a diff",
+            "config/.env",
+            "@@ -1,2 +1,3 @@\n DB_HOST=db\n+DB_PASSWORD={secret}\n DB_PORT=5432\n",
+            password(),
+        ),
         # prose
         (
             "password in prose",
@@ -595,6 +608,12 @@ CLEAN = [
         "git revision",
         ".pre-commit-config.yaml",
         "  - repo: https://github.com/psf/black\n    rev: 3f786850e387550fdab836ed7e6dc881de23001b\n",
+    ),
+    (
+        "url compared in a test",
+        "test_utils.py",
+        'assert hidden_url.secret == "https://user:password@example.com"\n'
+        'template = "https://{}:x-oauth-basic@github.com/user/{}/archive/master.zip"\n',
     ),
     (
         "header in a string",

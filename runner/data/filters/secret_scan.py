@@ -18,9 +18,9 @@ lacks, in the same forms:
 - checks that keep code intact: a value that is a placeholder, a name (``"api_key"``), a
   published digest next to sha256/digest/checksum, or an expression is not a credential.
 
-Every pattern has a literal gate: a text without the literal never runs the pattern, and the
-keyword patterns only run on lines holding one of the keywords (see ``bench/bench_secrets.py``:
-running detect-secrets' keyword patterns over every line costs ~3 MB/s each).
+A pattern that Python's ``re`` cannot skip through (no literal prefix) runs only on a text
+that holds its gate, and the keyword patterns only on lines where a keyword is used as a name
+(``bench/bench_secrets.py`` prints the throughput with and without these gates).
 """
 
 from __future__ import annotations
@@ -162,28 +162,20 @@ GATES: dict[str, tuple[Gate, ...]] = {
 KEYWORD_LINE_PATTERNS = {
     "AWSKeyDetector": {1},  # `aws.{0,20}?(?:key|pwd|pw|password|pass|token)...`
     "CloudantDetector": {0, 1},
-    "IbmCloudIamDetector": {0},
-    "IbmCosHmacDetector": {0},
-    "SoftlayerDetector": {0},
+    **dict.fromkeys(("IbmCloudIamDetector", "IbmCosHmacDetector", "SoftlayerDetector"), {0}),
 }
 # Plugins whose patterns capture the secret in a group (the rest capture a prefix, or nothing).
 SECRET_GROUP_PLUGINS = {
     "AWSKeyDetector",
     "BasicAuthDetector",
     "NpmDetector",
-    "CloudantDetector",
-    "IbmCloudIamDetector",
-    "IbmCosHmacDetector",
-    "SoftlayerDetector",
+    *KEYWORD_LINE_PATTERNS,
 }
 # Handled apart: private keys (whole blocks), the keyword and entropy detectors (on keyword
 # lines, below). A public IP address is not a credential.
 SKIPPED_PLUGINS = {
-    "PrivateKeyDetector",
-    "KeywordDetector",
-    "Base64HighEntropyString",
-    "HexHighEntropyString",
-    "IPPublicDetector",
+    *("PrivateKeyDetector", "KeywordDetector", "IPPublicDetector"),
+    *("Base64HighEntropyString", "HexHighEntropyString"),
 }
 
 
@@ -366,20 +358,8 @@ def _strip_edges(text: str, start: int, stop: int) -> tuple[int, int]:
 # Keyword lines: a line goes to the keyword patterns only if its lower-cased text holds one of
 # these (detect-secrets' DENYLIST words, the names below, `key=value` pairs of URLs).
 KEYWORD_LITERALS = (
-    "pass",
-    "pw",
-    "secret",
-    "key",
-    "token",
-    "cred",
-    "auth",
-    "salt",
-    "signing",
-    "bearer",
-    "cookie",
-    "session",
-    "contrase",
-    "sig=",
+    *("pass", "pw", "secret", "key", "token", "cred", "auth", "salt", "signing", "bearer"),
+    *("cookie", "session", "contrase", "sig="),
 )
 
 # Names that hold a credential when their value looks like one (not any value: `token_type =
@@ -457,7 +437,7 @@ PLACEHOLDER = re.compile(
     r"sample\w*|dummy\w*|fake\w*|placeholder\w*|redacted|none|null|nil|undefined|true|false|"
     r"yes|no|on|off|enabled?|disabled?|required|optional|default|string|str|bytes|int|bool|"
     r"text|env|password|passwd|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
-    r"spam|eggs|admin|root|user|guest|abc|abc123|qwerty|todo|fixme|tbd|"
+    r"spam|eggs|admin|root|user|guest|abc|abc123|qwerty|todo|fixme|tbd|x-oauth-basic|"
     r"os\.environ.*|process\.env.*|getenv.*|env\(.*)$"
 )
 # A value that names a credential rather than holding one: `"api_key"`, `"PASSWORD_FIELD"`.
@@ -470,6 +450,7 @@ _DIGEST_WORDS = re.compile(
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _SHAPE = re.compile(r"[A-Za-z0-9+/=_.~-]+")
+_URL = re.compile(r"[A-Za-z][\w+.-]*://")
 _EXPRESSION = re.compile(r"[A-Za-z_$][\w$.]*(?:\(\)?)?")
 _B64 = Base64HighEntropyString()
 _HEXP = HexHighEntropyString()
@@ -486,13 +467,8 @@ def credential_shaped(value: str) -> bool:
     entropy = _B64.calculate_shannon_entropy(value)
     if entropy > _B64.entropy_limit:
         return True
-    if (
-        len(value) < 16
-        or not any(c.isalpha() for c in value)
-        or not any(c.isdigit() for c in value)
-    ):
-        return False
-    return entropy >= math.log2(len(value)) - 0.85
+    mixed = any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
+    return len(value) >= 16 and mixed and entropy >= math.log2(len(value)) - 0.85
 
 
 def _placeholder(value: str) -> bool:
@@ -509,18 +485,8 @@ def _placeholder(value: str) -> bool:
 # its value; `password_file`, `secretName` and `token` (lexers have tokens) need a value that
 # looks generated.
 _SURE_LAST_WORDS = {
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "passcode",
-    "secret",
-    "apikey",
-    "contraseña",
-    "contrasena",
-    "dbpass",
-    "keypass",
-    "authorization",
+    *("password", "passwd", "pwd", "passphrase", "passcode", "secret", "apikey", "dbpass"),
+    *("contraseña", "contrasena", "keypass", "authorization"),
 }
 _SURE_KEY_PREFIXES = {"api", "auth", "private", "priv", "secret", "access", "client", "service"}
 _WORDS = re.compile(r"[A-Z]?[a-zñ]+|[A-Z]+(?![a-z])|\d+")
@@ -689,13 +655,37 @@ def _candidate(match: re.Match[str], span: tuple[int, int], name_at: int) -> _Ca
         name = re.search(r"\w*$", line[: match.end()]).group(0)
         name_start = match.end() - len(name)
     kind = "quoted credential" if quoted else "unquoted credential"
+    if quoted and name_start < start:
+        start, end = _tuple_value(line, name_start, start, end)
     return _Candidate(start, end, min(name_start, start), name, quoted, kind)
+
+
+_TARGETS = re.compile(r"(?:[\w.\[\]'\"]+\s*,\s*)+$")
+_QUOTED = re.compile(r"""\s*(['"])((?:(?!\1).)*)\1\s*(,|$)?""")
+
+
+def _tuple_value(line: str, name_start: int, start: int, end: int) -> tuple[int, int]:
+    """In `user, password = "wile", "coyote"` the keyword patterns take the first value; the
+    password is the value in the name's place."""
+    targets = _TARGETS.search(line, 0, name_start)
+    if not targets:
+        return start, end
+    place = line.count(",", targets.start(), name_start)
+    position = start - 1
+    for index in range(place + 1):
+        value = _QUOTED.match(line, position)
+        if not value or (value.group(3) is None and index < place):
+            return start, end  # fewer values than names: not a tuple assignment
+        found, position = value.span(2), value.end()
+    return found
 
 
 def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
     """detect-secrets' filters on a keyword's value, then ours: placeholders, names, digests,
     expressions; a name that is not sure needs a credential-shaped value."""
     if len(value) < 4 or any(c.isspace() for c in value) or _placeholder(value):
+        return False
+    if _URL.match(value):  # a URL's own password is the URL detectors' (example hosts...)
         return False
     if heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value):
         return False
