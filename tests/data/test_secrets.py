@@ -8,6 +8,7 @@ import json
 import random
 import re
 import subprocess
+import time
 from collections import Counter
 
 import pytest
@@ -174,6 +175,38 @@ def test_odd_bytes_never_crash():
         assert all(0 <= f.start < f.end <= len(text) for f in findings)
         assert all(a.end <= b.start for a, b in zip(findings, findings[1:], strict=False))
         redact(text, findings, PLACEHOLDER)
+
+
+# Inputs on which a pattern or a step went quadratic or worse (seconds to minutes for these
+# sizes before; well under a second each now): a data stage must not stall on one file.
+HOSTILE = {
+    "many BEGIN lines": "-----BEGIN RSA PRIVATE KEY-----\n" * 6000,
+    "many BEGIN lines, one END": "-----BEGIN EC PRIVATE KEY-----\nQUJD\n" * 5000
+    + "-----END EC PRIVATE KEY-----",
+    "eyJ blob (JWT pattern)": "eyJ" * 100_000,
+    "xoxb- run (Slack pattern)": "xoxb-1-" * 20_000,
+    "task- run (OpenAI pattern)": "task-" * 60_000,
+    "urls in one line (npm pattern)": "see https://a.b/c and " * 30_000,
+    "password= in one line": 'password="' * 5_000,
+    "minified code": 'var a={apiKey:"x",token:b.c,secret:d,u:"https://x.y/z"};' * 2_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_finishes(name):
+    started = time.perf_counter()
+    find_secrets(HOSTILE[name], "bundle.js")
+    assert time.perf_counter() - started < 20
+
+
+def test_detect_secrets_patterns_made_linear_are_still_its_own():
+    """The possessive copies replace patterns detect-secrets still ships (an upgrade that
+    changes them shows here)."""
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.slack import SlackDetector
+
+    shipped = {p.pattern for p in (*JwtTokenDetector.denylist, *SlackDetector.denylist)}
+    assert set(secret_scan.LINEAR_PATTERNS) <= shipped
 
 
 def test_redact_merges_and_clips():

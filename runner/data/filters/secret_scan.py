@@ -146,8 +146,8 @@ GATES: dict[str, tuple[Gate, ...]] = {
     "GitLabTokenDetector": (),
     "JwtTokenDetector": (),
     "MailchimpDetector": (re.compile(r"-us\d"),),
-    "NpmDetector": (),
-    "OpenAIDetector": (),
+    "NpmDetector": ("_authToken=",),  # `//.+/:_authToken=`: `.+` backtracks on every `//`
+    "OpenAIDetector": ("T3BlbkFJ",),  # `sk-[...]*[...]{20}T3BlbkFJ` backtracks on `task-...`
     "PypiTokenDetector": (),
     "SendGridDetector": (),
     "SlackDetector": ("xox", "XOX", "Xox", "hooks.slack.com"),
@@ -156,6 +156,17 @@ GATES: dict[str, tuple[Gate, ...]] = {
     "StripeDetector": ("k_live_",),
     "TelegramBotTokenDetector": (re.compile(r":[0-9A-Za-z_-]{35}"),),
     "TwilioKeyDetector": (),
+}
+# detect-secrets' patterns that backtrack without end on long runs (it scans short lines; a
+# dataset has minified code and blobs): the same patterns with possessive quantifiers (Python
+# 3.11). JWT's runs cannot hold the `.` that follows them, so it matches the same strings;
+# Slack's no longer gives a token back to end on a digit group (`xoxb-1-2-` is no token).
+# `test_secret_scan` checks the originals are still detect-secrets' own.
+LINEAR_PATTERNS = {
+    r"eyJ[A-Za-z0-9-_=]+\.[A-Za-z0-9-_=]+\.?[A-Za-z0-9-_.+/=]*?": (
+        r"eyJ[A-Za-z0-9-_=]++\.[A-Za-z0-9-_=]++\.?[A-Za-z0-9-_.+/=]*?"
+    ),
+    r"xox(?:a|b|p|o|s|r)-(?:\d+-)+[a-z0-9]+": r"xox(?:a|b|p|o|s|r)-(?:\d++-)++[a-z0-9]+",
 }
 # Patterns that are `name = value` assignments (key, pwd, pass, token...) run on keyword lines
 # only, with the keyword patterns: over whole texts they cost 4-60 MB/s each.
@@ -200,7 +211,10 @@ def token_detectors() -> tuple[tuple[TokenDetector, ...], tuple[TokenDetector, .
             continue
         on_lines = KEYWORD_LINE_PATTERNS.get(name, set())
         # `^`/`$` in a plugin's pattern mean a line's ends: it scans lines, we scan texts.
-        patterns = [re.compile(p.pattern, p.flags | re.MULTILINE) for p in cls.denylist]
+        patterns = [
+            re.compile(LINEAR_PATTERNS.get(p.pattern, p.pattern), p.flags | re.MULTILINE)
+            for p in cls.denylist
+        ]
         gates = getattr(cls, "gates", None) or GATES.get(name, ())
         kind, group = cls.secret_type.lower(), name in SECRET_GROUP_PLUGINS
         text_patterns = tuple(p for i, p in enumerate(patterns) if i not in on_lines)
@@ -213,6 +227,7 @@ def token_detectors() -> tuple[tuple[TokenDetector, ...], tuple[TokenDetector, .
 
 
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]*")
 _NAMED_VALUE = re.compile(r"[A-Za-z]\w*=")
 
 
@@ -231,9 +246,9 @@ def _token_span(detector: TokenDetector, match: re.Match[str]) -> tuple[int, int
         start += 1
     while end > start and text[end - 1] in " \t\r\n\"'":
         end -= 1
-    while end < len(text) and _TOKEN_CHAR.match(text, end):
-        end += 1
-    while start > 0 and _TOKEN_CHAR.match(text, start - 1):
+    end = _TOKEN_RUN.match(text, end, end + 1000).end()  # a token is shorter; a blob is no token
+    floor = max(0, start - 200)
+    while start > floor and _TOKEN_CHAR.match(text, start - 1):
         start -= 1
     return start, end
 
@@ -242,9 +257,10 @@ def _token_findings(text: str, detectors: Iterable[TokenDetector]) -> Iterator[F
     for detector in detectors:
         if detector.gates and not any(_opens(gate, text) for gate in detector.gates):
             continue
+        jwt = detector.kind == "json web token"
         for pattern in detector.patterns:
-            for match in pattern.finditer(text):
-                if detector.kind == "json web token" and not _valid_jwt(match.group(0)):
+            for match in _jwt_matches(pattern, text) if jwt else pattern.finditer(text):
+                if jwt and not _valid_jwt(match.group(0)):
                     continue
                 start, end = _token_span(detector, match)
                 value = text[start:end]
@@ -257,6 +273,23 @@ def _token_findings(text: str, detectors: Iterable[TokenDetector]) -> Iterator[F
 
 def _opens(gate: Gate, text: str) -> bool:
     return gate in text if isinstance(gate, str) else gate.search(text) is not None
+
+
+_BASE64URL_RUN = re.compile(r"[A-Za-z0-9_=-]*")
+
+
+def _jwt_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """The JWT pattern's matches, tried once per run of base64url: an `eyJ` later in a run
+    where one failed fails too (it needs the same `.` at the same end), and trying each made a
+    long blob quadratic."""
+    position = text.find("eyJ")
+    while position >= 0:
+        match = pattern.match(text, position)
+        if match:
+            yield match
+            position = text.find("eyJ", match.end())
+        else:
+            position = text.find("eyJ", _BASE64URL_RUN.match(text, position).end())
 
 
 def _valid_jwt(token: str) -> bool:
@@ -308,19 +341,25 @@ def _key_findings(text: str) -> Iterator[Finding]:
         for end in _KEY_END.finditer(text):
             begin = None
             for begin in _KEY_BEGIN.finditer(text, position, end.start()):
-                # a BEGIN without its END before the next BEGIN: cut short (a sample)
-                if begin.end() < end.start() and _KEY_BEGIN.search(text, begin.end(), end.start()):
-                    yield from _body(text, begin.end(), _ARMOUR.match(text, begin.end()).end())
+                following = _KEY_BEGIN.search(text, begin.end(), end.start())
+                if following:  # a BEGIN without its END before the next BEGIN: cut short
+                    yield from _body(text, begin.end(), _armour_end(text, begin, following.start()))
                     continue
                 yield from _body(text, begin.end(), end.start())
             if begin is None:  # the second half of a key (a completion example): back to armour
                 yield from _body(text, _armour_before(text, position, end.start()), end.start())
             position = end.end()
-        for begin in _KEY_BEGIN.finditer(text, position):
-            yield from _body(text, begin.end(), _ARMOUR.match(text, begin.end()).end())
+        begins = list(_KEY_BEGIN.finditer(text, position))
+        for index, begin in enumerate(begins):  # no END after them: cut short
+            limit = begins[index + 1].start() if index + 1 < len(begins) else len(text)
+            yield from _body(text, begin.end(), _armour_end(text, begin, limit))
     if "PuTTY-User-Key-File" in text:
         for match in _PUTTY.finditer(text):
             yield Finding(*match.span(1), "private key")
+
+
+def _armour_end(text: str, begin: re.Match[str], limit: int) -> int:
+    return _ARMOUR.match(text, begin.end(), limit).end()
 
 
 def _body(text: str, start: int, stop: int) -> Iterator[Finding]:
@@ -523,6 +562,7 @@ def _keyword_findings(text: str, filename: str) -> Iterator[Finding]:
         return
     config, ds_patterns = _file_rules(filename)
     code_only = heuristic.is_lock_file(filename) or heuristic.is_swagger_file(filename)
+    pragmas = "allowlist" in text or "whitelist" in text
     _, line_plugins = token_detectors()
     for line_start, line_end in _keyword_lines(text, lower):
         line = text[line_start:line_end]
@@ -535,7 +575,7 @@ def _keyword_findings(text: str, filename: str) -> Iterator[Finding]:
             value = view[candidate.start : candidate.end]
             if not _keep(value, candidate, view, config):
                 continue
-            if _allowlisted(text, filename, line_start, line):
+            if pragmas and _allowlisted(text, filename, line_start, line):
                 continue
             start, end = where[candidate.start], where[candidate.end - 1] + 1
             yield Finding(line_start + start, line_start + end, candidate.kind)
@@ -574,7 +614,7 @@ def _keyword_lines(text: str, lower: str) -> list[tuple[int, int]]:
     for literal in KEYWORD_LITERALS:
         position = lower.find(literal)
         while position >= 0:
-            if not _AFTER_NAME.match(lower, position) and not _BEFORE_NAME.search(
+            if not _AFTER_NAME.match(lower, position, position + 200) and not _BEFORE_NAME.search(
                 lower, max(0, position - 60), position
             ):
                 position = lower.find(literal, position + len(literal))
@@ -590,8 +630,8 @@ def _keyword_lines(text: str, lower: str) -> list[tuple[int, int]]:
             spans.append((start, end))
     spans.sort()
     merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
+    for start, end in spans:  # overlapping windows merge, up to a bounded region
+        if merged and start <= merged[-1][1] and end - merged[-1][0] <= 8000:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
@@ -632,9 +672,10 @@ def _line_candidates(
 
 
 def _in_string(line: str, position: int) -> bool:
-    """Whether ``position`` is inside a string literal (an odd number of quotes before it)."""
-    before = line[:position]
-    return before.count('"') % 2 == 1 or before.count("'") % 2 == 1
+    """Whether ``position`` is inside a string literal (an odd number of quotes before it on
+    its line, within 1,000 characters)."""
+    start = max(line.rfind("\n", 0, position) + 1, position - 1000)
+    return line.count('"', start, position) % 2 == 1 or line.count("'", start, position) % 2 == 1
 
 
 def _candidate(match: re.Match[str], span: tuple[int, int], name_at: int) -> _Candidate:
@@ -648,18 +689,26 @@ def _candidate(match: re.Match[str], span: tuple[int, int], name_at: int) -> _Ca
         end = start + blank.start() if blank else end
     name_start = name_at
     if name_start < start:
-        while name_start > 0 and (line[name_start - 1].isalnum() or line[name_start - 1] in "_-"):
+        floor = max(0, name_at - 100)
+        while name_start > floor and (
+            line[name_start - 1].isalnum() or line[name_start - 1] in "_-"
+        ):
             name_start -= 1
-        name = re.match(r"[\w-]*", line[name_start:]).group(0)
+        name = _NAME.match(line, name_start, name_start + 200).group(0)
     else:  # `"value" == my_password`: the name comes after the value
-        name = re.search(r"\w*$", line[: match.end()]).group(0)
-        name_start = match.end() - len(name)
+        name_start = match.end()
+        while name_start > match.end() - 100 and (
+            line[name_start - 1].isalnum() or line[name_start - 1] == "_"
+        ):
+            name_start -= 1
+        name = line[name_start : match.end()]
     kind = "quoted credential" if quoted else "unquoted credential"
     if quoted and name_start < start:
         start, end = _tuple_value(line, name_start, start, end)
     return _Candidate(start, end, min(name_start, start), name, quoted, kind)
 
 
+_NAME = re.compile(r"[\w-]*")
 _TARGETS = re.compile(r"(?:[\w.\[\]'\"]+\s*,\s*)+$")
 _QUOTED = re.compile(r"""\s*(['"])((?:(?!\1).)*)\1\s*(,|$)?""")
 
@@ -667,7 +716,12 @@ _QUOTED = re.compile(r"""\s*(['"])((?:(?!\1).)*)\1\s*(,|$)?""")
 def _tuple_value(line: str, name_start: int, start: int, end: int) -> tuple[int, int]:
     """In `user, password = "wile", "coyote"` the keyword patterns take the first value; the
     password is the value in the name's place."""
-    targets = _TARGETS.search(line, 0, name_start)
+    before = name_start - 1
+    while before >= 0 and line[before] in " \t(":
+        before -= 1
+    if before < 0 or line[before] != ",":
+        return start, end
+    targets = _TARGETS.search(line, max(0, name_start - 200), name_start)
     if not targets:
         return start, end
     place = line.count(",", targets.start(), name_start)
@@ -689,12 +743,12 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         return False
     if heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value):
         return False
-    own = line[candidate.name_start :]  # this assignment, not an earlier one on the line
+    own = line[candidate.name_start : candidate.end + 200]  # this assignment, not another
     if heuristic.is_likely_id_string(value, own) or heuristic.is_indirect_reference(own):
         return False
     if _NAMELIKE.match(value) and not any(c.isdigit() for c in value):
         return False
-    if _HEX.fullmatch(value) and _DIGEST_WORDS.search(line):
+    if _HEX.fullmatch(value) and _DIGEST_WORDS.search(_own_line(line, candidate)):
         return False
     # in code, an unquoted value is an expression (`password = cfg.password`)
     expression = not candidate.quoted and not config and candidate.kind.startswith("unquoted")
@@ -703,11 +757,16 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
     return name_is_sure(candidate.name) or credential_shaped(value)
 
 
+def _own_line(line: str, candidate: _Candidate) -> str:
+    """The candidate's line (the region's line holding it, within 200 characters around it)."""
+    start = max(line.rfind("\n", 0, candidate.start) + 1, candidate.name_start - 200)
+    end = line.find("\n", candidate.end)
+    return line[start : min(end if end >= 0 else len(line), candidate.end + 200)]
+
+
 def _allowlisted(text: str, filename: str, line_start: int, line: str) -> bool:
     """detect-secrets' `pragma: allowlist secret` comment (on the line, or on the line above as
     `pragma: allowlist nextline secret`)."""
-    if "allowlist" not in text and "whitelist" not in text:
-        return False
     previous_start = text.rfind("\n", 0, max(0, line_start - 1)) + 1
     previous = text[previous_start : max(0, line_start - 1)] if line_start else ""
     return is_line_allowlisted(filename, line, get_code_snippet([previous, line], 2))
