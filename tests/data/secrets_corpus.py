@@ -616,6 +616,13 @@ CLEAN = [
         'template = "https://{}:x-oauth-basic@github.com/user/{}/archive/master.zip"\n',
     ),
     (
+        "example values in documentation",
+        "README.md",
+        "export OPENAI_API_KEY=sk-...\nGITHUB_TOKEN=ghp_" + "x" * 36 + "\n"
+        "aws_access_key_id = AKIAXXXXXXXXXXXXXXXX\nTWILIO_SID=AC" + "x" * 32 + "\n"
+        'stripe_key = "sk_test_' + "0" * 24 + '"\napi_key: "sk-xxxxxxxxxxxxxxxxxxxxxxxx"\n',
+    ),
+    (
         "header in a string",
         "test_httplib.py",
         """text = 'Set-Cookie: Part_Number="Rocket_Launcher_0001"; Version="1"'\n""",

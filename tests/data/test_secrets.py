@@ -83,6 +83,8 @@ NAMES = [
     ("password = hunter2x", ".env", True),
     ("password = hunter2x", "a.py", False),
     ('user, password = "wile", "coyote"', "a.py", True),
+    ("DATABASE_URL=postgres://app:hunter2@db.internal/app", ".env", True),
+    ("DATABASE_URL=postgres://app:xxxx@db.internal/app", ".env", False),
 ]
 
 

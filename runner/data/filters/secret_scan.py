@@ -268,6 +268,10 @@ def _token_findings(text: str, detectors: Iterable[TokenDetector]) -> Iterator[F
                     continue
                 if heuristic.is_templated_secret(value) or heuristic.is_sequential_string(value):
                     continue
+                if _FILLER.search(value):  # `ghp_xxxx...`, `AKIAXXXX...`: an example
+                    continue
+                if not detector.secret_group and len(set(value)) < 8:  # no token is that plain
+                    continue
                 yield Finding(start, end, detector.kind)
 
 
@@ -476,9 +480,11 @@ PLACEHOLDER = re.compile(
     r"sample\w*|dummy\w*|fake\w*|placeholder\w*|redacted|none|null|nil|undefined|true|false|"
     r"yes|no|on|off|enabled?|disabled?|required|optional|default|string|str|bytes|int|bool|"
     r"text|env|password|passwd|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
-    r"spam|eggs|admin|root|user|guest|abc|abc123|qwerty|todo|fixme|tbd|x-oauth-basic|"
+    r"spam|eggs|admin|root|user|guest|abc|todo|fixme|tbd|x-oauth-basic|"
     r"os\.environ.*|process\.env.*|getenv.*|env\(.*)$"
 )
+# Filler that marks an example value: `sk-...`, `ghp_xxxxxxxx`, `AKIAXXXXXXXXXXXXXXXX`.
+_FILLER = re.compile(r"\.\.\.|…|x{4,}|X{4,}|\*{3,}|0{8,}")
 # A value that names a credential rather than holding one: `"api_key"`, `"PASSWORD_FIELD"`.
 _NAMELIKE = re.compile(
     r"(?i)^[a-z_.-]*(?:pass|pwd|secret|token|key|cred|auth|salt|session|cookie)[a-z_.-]*$"
@@ -513,6 +519,7 @@ def credential_shaped(value: str) -> bool:
 def _placeholder(value: str) -> bool:
     return (
         PLACEHOLDER.match(value) is not None
+        or _FILLER.search(value) is not None
         or len(set(value)) == 1
         or heuristic.is_templated_secret(value)
         or heuristic.is_prefixed_with_dollar_sign(value)
