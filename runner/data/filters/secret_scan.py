@@ -15,8 +15,13 @@ lacks, in the same forms:
 - its keyword patterns extended to typed defaults (``password: str = "..."``), to names that end
   in token/key/credentials/... (only with a credential-shaped value), to ``key=value`` pairs of
   URLs and connection strings, and to ``redis://:password@host``;
-- checks that keep code intact: a value that is a placeholder, a name (``"api_key"``), a
-  published digest next to sha256/digest/checksum, or an expression is not a credential.
+- checks that keep code intact: a value that is a placeholder or an example (``sk-...``), a
+  name (``"api_key"``), a published digest next to sha256/digest/checksum, or an expression is
+  not a credential.
+
+Its patterns that backtrack without end on long runs (minified code, blobs) get possessive
+copies or a literal gate, and all per-match work is bounded, so one hostile file cannot stall a
+data stage.
 
 A pattern that Python's ``re`` cannot skip through (no literal prefix) runs only on a text
 that holds its gate, and the keyword patterns only on lines where a keyword is used as a name
@@ -131,7 +136,7 @@ EXTRA_PLUGINS = (
 # Gates: what every match of a detect-secrets plugin contains, tested before its patterns run:
 # literals (a substring test) or a pattern that starts with a literal (Python's `re` skips to a
 # literal prefix fast; it cannot for an alternation or a character class). Plugins whose own
-# patterns start with a literal need none. `test_secret_scan` checks that every plugin
+# patterns start with a literal need none. `tests/data/test_secrets.py` checks that every plugin
 # detect-secrets ships has an entry here or in SKIPPED_PLUGINS, so an upgrade cannot add one
 # unnoticed.
 Gate = str | re.Pattern[str]
@@ -161,7 +166,7 @@ GATES: dict[str, tuple[Gate, ...]] = {
 # dataset has minified code and blobs): the same patterns with possessive quantifiers (Python
 # 3.11). JWT's runs cannot hold the `.` that follows them, so it matches the same strings;
 # Slack's no longer gives a token back to end on a digit group (`xoxb-1-2-` is no token).
-# `test_secret_scan` checks the originals are still detect-secrets' own.
+# `tests/data/test_secrets.py` checks the originals are still detect-secrets' own.
 LINEAR_PATTERNS = {
     r"eyJ[A-Za-z0-9-_=]+\.[A-Za-z0-9-_=]+\.?[A-Za-z0-9-_.+/=]*?": (
         r"eyJ[A-Za-z0-9-_=]++\.[A-Za-z0-9-_=]++\.?[A-Za-z0-9-_.+/=]*?"

@@ -24,7 +24,7 @@ class Redactor:
     def __init__(self, placeholder: str):
         self.placeholder = placeholder
 
-    def text(self, text: str, filename: str, found: Counter[str]) -> str:
+    def redact_text(self, text: str, filename: str, found: Counter[str]) -> str:
         findings = find_secrets(text, filename)
         found.update(f.kind for f in findings)
         return redact(text, findings, self.placeholder) if findings else text
@@ -34,20 +34,20 @@ class Redactor:
         report samples arrive as JSON (``Worker.scrub``), where a redaction across escapes
         would break the document and escaped quotes would hide a password from the patterns."""
         if text[:1] not in "{[":
-            return self.text(text, filename, found)
+            return self.redact_text(text, filename, found)
         try:
             value = json.loads(text)
         except ValueError:
-            return self.text(text, filename, found)
-        return json.dumps(self.value(value, found), ensure_ascii=False)
+            return self.redact_text(text, filename, found)
+        return json.dumps(self.redact_value(value, found), ensure_ascii=False)
 
-    def value(self, value: Any, found: Counter[str]) -> Any:
+    def redact_value(self, value: Any, found: Counter[str]) -> Any:
         if isinstance(value, str):
-            return self.text(value, "", found)
+            return self.redact_text(value, "", found)
         if isinstance(value, list):
-            return [self.value(v, found) for v in value]
+            return [self.redact_value(v, found) for v in value]
         if isinstance(value, dict):
-            return {k: self.value(v, found) for k, v in value.items()}
+            return {k: self.redact_value(v, found) for k, v in value.items()}
         return value
 
 
@@ -73,9 +73,9 @@ class SecretsFilter(Filter):
         found: Counter[str] = Counter()
         filename = example.metadata.get("path") or ""
         if example.is_raw:
-            example.text = self.redactor.text(example.text, filename, found)
+            example.text = self.redactor.redact_text(example.text, filename, found)
         for message in example.messages:
-            message["content"] = self.redactor.text(message["content"], filename, found)
+            message["content"] = self.redactor.redact_text(message["content"], filename, found)
         if not found:
             return None
         detail = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items()))
