@@ -88,16 +88,16 @@ NAMES = [
 ]
 
 
+@pytest.mark.parametrize(("text", "filename", "found"), NAMES)
+def test_what_a_name_says(text, filename, found):
+    assert bool(find_secrets(text, filename)) is found
+
+
 def test_a_password_in_a_tuple_is_the_one_in_its_place():
     text = 'user, password = "wile", "coyote"\nhost, user, pwd = "db", "app", "s3cr3t-pw"\n'
     assert redacted(text, "a.py") == (
         f'user, password = "wile", "{PLACEHOLDER}"\nhost, user, pwd = "db", "app", "{PLACEHOLDER}"\n'
     )
-
-
-@pytest.mark.parametrize(("text", "filename", "found"), NAMES)
-def test_what_a_name_says(text, filename, found):
-    assert bool(find_secrets(text, filename)) is found
 
 
 def test_every_detect_secrets_plugin_is_used_or_skipped_on_purpose():
