@@ -34,7 +34,7 @@ SEED = 1234
 INIT_RANGE = 0.1
 # Bump when the build code changes what it writes: they are part of the cache keys.
 TOKENIZER_BUILD = 12  # distinct from every value BUILD_VERSION took when it keyed both
-BUILD_VERSION = 5
+BUILD_VERSION = 6  # 6: the pad token's embedding row is random, not zero
 
 
 @dataclass(frozen=True)
@@ -354,6 +354,15 @@ def _build_model(spec: TinySpec, template: str, tok_dir: Path, out: Path) -> Non
     )
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config)
+    # The embedding initializer zeroes the padding row (nn.Embedding's padding_idx). With tied
+    # embeddings that row is also the token's output row, so its logit stays 0 whatever the
+    # model computes: a LoRA can never teach the model to emit it. The pad token is often the
+    # end of a turn (Qwen2's <|endoftext|>, which the zephyr template ends turns with), and a
+    # trained model has learned every row: give it a random one like the others.
+    if config.pad_token_id is not None:
+        with torch.no_grad():
+            embeddings = model.get_input_embeddings().weight
+            embeddings[config.pad_token_id].normal_(0.0, INIT_RANGE)
     model.to(torch.bfloat16).save_pretrained(str(out), safe_serialization=True)
     (out / "tiny.json").write_text(
         json.dumps(

@@ -107,3 +107,22 @@ def test_build_is_deterministic(tmp_path):
         _build_model(spec, template, tok_dir, out)
         digests.append(hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_every_special_token_can_be_predicted(name):
+    """No special token's embedding row is zero: with tied embeddings a zero row is a logit
+    stuck at 0, and a LoRA could never teach the model to end its turn with that token (the
+    initializer zeroes the pad row, and tiny:qwen2 pads with <|endoftext|>, the end of a zephyr
+    turn)."""
+    from safetensors.torch import load_file
+
+    folder = resolve_base(f"tiny:{name}")
+    config = json.loads((folder / "config.json").read_text())
+    weights = load_file(str(folder / "model.safetensors"))
+    rows = weights["model.embed_tokens.weight"].float()
+    ids = {config.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")} - {None}
+    assert config.get("pad_token_id") in ids or config.get("pad_token_id") is None
+    zero = [i for i in sorted(ids) if rows[i].abs().sum() == 0]
+    assert zero == [], (name, zero)
