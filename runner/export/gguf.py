@@ -13,6 +13,7 @@ llama.cpp would not stop at the template's end-of-turn token (ggml-org/llama.cpp
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -173,6 +174,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     if lora_targets:
         files.update(_export_adapter(recipe, ctx, lora_targets[0]))
         for kind, path in files.items():
+            if kind.startswith("base-"):
+                checked.append((kind, path, ctx.require("train"), template.end_of_turn))
+        for kind, path in files.items():
             if kind.startswith("lora-") and llamacpp.read_metadata(path)["adapter_type"] != "lora":
                 raise StageError(STAGE, f"{path.name} is not a LoRA adapter GGUF (adapter.type)")
 
@@ -218,11 +222,30 @@ def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str
         ctx.notes.append(f"adapter applies to the given base GGUF {options.base_gguf}")
     else:
         base_type = options.base_type()
+        source = _base_source(base_dir, ctx.require("train"), ctx.out / ".base-source")
         files[f"base-{base_type}"] = llamacpp.convert_model(
-            base_dir,
+            source,
             gguf_path(recipe, ctx.out, f"base-{base_type}"),
             base_type,
             stage=STAGE,
             log_file=ctx.log_file,
         )
+        shutil.rmtree(source)
     return files
+
+
+def _base_source(base_dir: Path, train_dir: Path, folder: Path) -> Path:
+    """The base model's weights with the trained tokenizer files: the adapter's GGUF base must
+    end generation where training taught it to. Training may make the template's end of turn
+    the eos token (DeepSeek-Coder's <|EOT|>, which llama.cpp does not stop on by name); a base
+    converted with its own tokenizer_config.json would run on past every answer."""
+    from runner.export.merge import TOKENIZER_FILES, copy_tokenizer_files
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for item in base_dir.iterdir():
+        if item.name not in TOKENIZER_FILES:
+            (folder / item.name).symlink_to(item.resolve())
+    copy_tokenizer_files(train_dir, folder)
+    return folder

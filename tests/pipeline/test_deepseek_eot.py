@@ -46,7 +46,12 @@ RECIPE = {
         "seq_len": 256,
         "sample_packing": False,
     },
-    "export": [{"type": "merge"}, {"type": "gguf", "outtype": "f16", "quantize": ["q8_0"]}],
+    # The adapter export too: its base GGUF must stop on <|EOT|> as the merged one does.
+    "export": [
+        {"type": "merge"},
+        {"type": "gguf", "outtype": "f16", "quantize": ["q8_0"]},
+        {"type": "lora_gguf", "outtype": "f16"},
+    ],
 }
 
 
@@ -82,14 +87,15 @@ def test_deepseek_coder_gguf_stops_on_eot(deepseek_run):
     eot_id = tokenizer.convert_tokens_to_ids(EOT)
 
     ggufs = sorted((run_dir / "gguf").glob("*.gguf"))
-    assert len(ggufs) == 2  # f16 and q8_0
-    for gguf_path in ggufs:
+    assert len(ggufs) == 4  # f16, q8_0, the adapter and its base
+    for gguf_path in [g for g in ggufs if "-lora-" not in g.name]:
         eos = read_metadata(gguf_path)["tokens"]["eos"]
         assert (eos["id"], eos["text"]) == (eot_id, EOT), gguf_path.name
 
     smoke = json.loads((run_dir / "smoke" / "smoke.json").read_text())
     assert smoke["require_stop"] is True
-    assert set(smoke["models"]) and all(m["passed"] for m in smoke["models"].values())
+    assert set(smoke["models"]) == {"f16", "q8_0", "lora-f16"}
+    assert all(m["passed"] for m in smoke["models"].values())
     answers = [a for m in smoke["models"].values() for a in m["answers"]]
     assert len(answers) >= 2 * len(smoke["prompt_ids"]) > 0
     for answer in answers:
