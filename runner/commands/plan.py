@@ -1,5 +1,6 @@
 """`recipe plan RECIPE [--json]`: the resolved recipe, the stages that would run with what each
-writes, and the Axolotl config, without running anything."""
+writes, the Axolotl config, and, for a recipe with a compute target, the exact submission (Ray
+job, sbatch script, SkyPilot task), without running anything."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from runner.compute.dispatch import plan_target
     from runner.pipeline import plan
 
     recipe = load_from_args(args)
     result = plan(recipe)
+    compute = plan_target(recipe, args.overrides)
     if args.json:
-        print(json.dumps({"recipe": recipe.to_dict(), **result}, indent=2, default=str))
+        data = {"recipe": recipe.to_dict(), **result, "compute": compute}
+        print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"# recipe {recipe.name} ({recipe.path})")
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False, width=100).rstrip())
@@ -40,4 +44,25 @@ def main(args: argparse.Namespace) -> int:
         if "launch" in details:
             print(f"\n# {stage['name']}: launch, in the stage folder")
             print("  " + " ".join(details["launch"]))
+    if compute is not None:
+        _print_compute(compute)
     return 0
+
+
+SUBMITTED_AS = {"ray": "the Ray job", "slurm": "the sbatch script", "skypilot": "the SkyPilot task"}
+
+
+def _print_compute(compute: dict) -> None:
+    print(f"\n# compute: target {compute['target']} ({compute['backend']}, {compute['file']})")
+    if "by_hand" in compute:
+        print(f"  {compute['by_hand']}")
+    if "submission" not in compute:
+        return
+    who = "the job's driver runs" if compute["backend"] == "ray" else "every node runs"
+    print(f"  {who}: {' '.join(compute['command'])}")
+    print(f"  runs go to: {compute['runs_dir']}")
+    print(f"\n# compute: {SUBMITTED_AS[compute['backend']]}")
+    submission = compute["submission"]
+    if isinstance(submission, dict):
+        submission = yaml.safe_dump(submission, sort_keys=False, width=4096)
+    print(submission.rstrip())

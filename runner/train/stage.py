@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import proc
+from runner.compute.nodes import publish_launch, record_path, this_node
+from runner.compute.profiles import Target, recipe_target
 from runner.errors import StageError, UserError
 from runner.run.context import Outcome, StageContext
 from runner.train import labels
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
 from runner.train.hardware import cuda_available
-from runner.train.launch import launch_command, preprocess_command
+from runner.train.launch import Rendezvous, launch_command, preprocess_command
 from runner.train.progress import TrainProgress
 
 if TYPE_CHECKING:
@@ -108,6 +110,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
     base_dir = refuse_untrainable(recipe)
+    target = recipe_target(recipe)
+    on_ray = target is not None and target.backend == "ray"
     template = load_template(recipe.prompt.template, base_dir)
     tokenizer = _load_tokenizer(base_dir)
     end_tokens = [template.end_of_turn]
@@ -138,6 +142,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         val_examples=data.counts["val"],
         pad_token=pad,
         base_eos=tokenizer.eos_token,
+        ray_resources=target.profile.resources_per_worker if on_ray else None,
     )
     notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
     if pad_note:
@@ -185,7 +190,19 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     if problem:
         raise StageError(STAGE, problem)
 
-    progress = _train(recipe, config_path, cuda, axolotl, env, ctx)
+    rendezvous = _rendezvous(recipe, target)
+    argv = launch_command(
+        recipe, config_path.name, cuda=cuda, axolotl=axolotl, rendezvous=rendezvous, ray=on_ray
+    )
+    if rendezvous is not None:
+        # The other nodes wait for this record, then run the same command (runner.compute.nodes).
+        publish_launch(record_path(ctx.run_dir.parent, rendezvous.job), argv, ctx.out)
+        notes.append(
+            f"torchrun across {recipe.compute.nodes} nodes, rendezvous at {rendezvous.endpoint}"
+        )
+    if cfg.get("use_ray"):
+        notes.append(f"Ray Train: {cfg['ray_num_workers']} workers on {target.describe()}")
+    progress = _train(argv, env, ctx)
     history = _loss_history(ctx.out, progress)
     _drop_checkpoints(ctx.out)
     with (ctx.out / "losses.jsonl").open("w", encoding="utf-8") as fh:
@@ -220,9 +237,18 @@ def _raise_config_problems(problems: list[str]) -> None:
         raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
 
 
-def _train(
-    recipe: Recipe, config_path: Path, cuda: bool, axolotl: str, env: dict, ctx: StageContext
-) -> TrainProgress:
+def _rendezvous(recipe: Recipe, target: Target | None) -> Rendezvous | None:
+    """Across nodes with torchrun: the rendezvous this node, the first, hosts. None on one node,
+    or on Ray, where Ray Train places the workers."""
+    nodes = recipe.compute.nodes
+    if nodes == 1 or target is None or target.backend == "ray":
+        return None
+    node = this_node(nodes)
+    assert node.job is not None and node.head is not None
+    return Rendezvous(f"{node.head}:{target.profile.rdzv_port}", node.job)
+
+
+def _train(argv: list[str], env: dict[str, str], ctx: StageContext) -> TrainProgress:
     """Run ``axolotl train`` with a progress bar fed from its output; NaN stops it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -252,8 +278,14 @@ def _train(
                     eta=progress.eta or "-",
                 )
 
-        argv = launch_command(recipe, config_path.name, cuda=cuda, axolotl=axolotl)
-        proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line, cwd=ctx.out)
+        proc.run(
+            argv,
+            stage=STAGE,
+            log_file=ctx.log_file,
+            env=env,
+            on_line=on_line,
+            cwd=ctx.out,
+        )
     if not console.is_terminal and progress.last_loss is not None:
         print(f"train: {progress.step} steps, last loss {progress.last_loss:.4f}", file=sys.stderr)
     return progress

@@ -20,12 +20,18 @@ LAYERS: list[tuple[str, ...]] = [
         "runner.registry",
         "runner.dataset",
     ),
-    ("runner.recipe.fields", "runner.recipe.yamlfile", "runner.run.context"),
-    ("runner.llamacpp", "runner.models", "runner.prompt", "runner.grammars"),
+    (
+        "runner.recipe.fields",
+        "runner.recipe.yamlfile",
+        "runner.recipe.problems",
+        "runner.recipe.walk",
+        "runner.run.context",
+    ),
+    ("runner.llamacpp", "runner.models", "runner.prompt", "runner.grammars", "runner.compute"),
     ("runner.data", "runner.train", "runner.export", "runner.eval"),
     ("runner.recipe",),
     ("runner.run",),
-    ("runner.pipeline", "runner.doctor"),
+    ("runner.pipeline", "runner.doctor", "runner.compute.dispatch"),
     ("runner.commands", "runner.cli"),
 ]
 
