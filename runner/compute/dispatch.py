@@ -95,7 +95,7 @@ def render(
 
 
 def _yaml(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, sort_keys=False, width=100)
+    return yaml.safe_dump(data, sort_keys=False, width=4096)
 
 
 def plan_target(recipe: Recipe, overrides: Sequence[str] = ()) -> dict[str, Any] | None:
@@ -129,11 +129,13 @@ def submit(
     force: str | None = None,
     runs_dir: str | None = None,
     dry_run: bool = False,
+    follow: bool = True,
     say: Callable[[str], None] = print,
     write: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Send ``recipe`` to its target and, for Ray, follow the job to its end (Ctrl-C stops it
-    on the cluster). Returns what happened: target, job id, status, where the runs are."""
+    on the cluster) unless ``follow`` is false. Returns what happened: target, job id, status,
+    where the runs are."""
     target = recipe_target(recipe)
     if target is None or not target.profile.remote:
         raise UserError("compute.target: this recipe runs here; use run_pipeline")
@@ -149,7 +151,9 @@ def submit(
         client, job_id = ray.submit(target, sub.ray_job)
         result["job"] = job_id
         say(f"submitted Ray job {job_id} to {target.profile.address} ({target.describe()})")
-        result["status"] = ray.follow(target, client, job_id, write=write, say=say)
+        result["status"] = "submitted"
+        if follow:
+            result["status"] = ray.follow(target, client, job_id, write=write, say=say)
     elif target.backend == "slurm":
         script = Path(sub.runs_dir) / recipe.name / "submissions" / f"{stamp}-{target.name}.sbatch"
         result["job"] = slurm.submit(target, sub.text, script)
