@@ -46,6 +46,11 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
             f"every one of the {recipe.compute.nodes} nodes runs this launch; node 0 hosts the "
             "rendezvous, and merge, GGUF, Ollama and eval run on node 0 only"
         )
+        if not cuda:
+            notes.append(
+                "no CUDA: Axolotl trains across nodes only on GPUs, so the run refuses to start "
+                "on CPU nodes"
+            )
     try:
         template = load_template(recipe.prompt.template)
         source, end = template.source, [template.end_of_turn]

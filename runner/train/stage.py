@@ -74,13 +74,29 @@ def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
         )
 
 
+def refuse_cpu_across_nodes(recipe: Recipe, cuda: bool, target: Target | None) -> None:
+    """Axolotl places each rank of a distributed run on ``cuda:LOCAL_RANK`` (its
+    ``normalize_config`` sets ``device_map = {"": LOCAL_RANK}`` whenever world_size > 1), so
+    torchrun across nodes fails on CPU while loading the model (tried: two nodes on one machine
+    met at the rendezvous, then both stopped there): refused before the data stage."""
+    on_ray = target is not None and target.backend == "ray"
+    if recipe.compute.nodes > 1 and not cuda and not on_ray:
+        raise UserError(
+            f"compute.nodes is {recipe.compute.nodes}, and this node has no CUDA GPU: Axolotl "
+            "trains across processes only on GPUs (each rank loads its model on "
+            "cuda:LOCAL_RANK); run it on GPU nodes"
+        )
+
+
 def preflight(recipe: Recipe) -> None:
     """Checks made before any stage runs, so a run that cannot train stops before spending time
     on its data: this machine (QLoRA needs CUDA), and a hub base, once found in the local cache
     (a local folder was checked by `recipe validate`, a built-in tiny model is trainable)."""
     from runner.models.tiny import is_tiny
 
-    refuse_unsupported(recipe, cuda_available())
+    cuda = cuda_available()
+    refuse_unsupported(recipe, cuda)
+    refuse_cpu_across_nodes(recipe, cuda, recipe_target(recipe))
     if not is_tiny(recipe.model.base):
         refuse_untrainable(recipe)
 
@@ -111,6 +127,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     refuse_unsupported(recipe, cuda)
     base_dir = refuse_untrainable(recipe)
     target = recipe_target(recipe)
+    refuse_cpu_across_nodes(recipe, cuda, target)
     on_ray = target is not None and target.backend == "ray"
     template = load_template(recipe.prompt.template, base_dir)
     tokenizer = _load_tokenizer(base_dir)

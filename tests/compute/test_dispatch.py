@@ -169,3 +169,20 @@ def test_plan_of_a_local_target_across_machines(project, capsys):
     )
     train = next(s for s in plan["stages"] if s["name"] == "train")
     assert train["details"]["launch"][-2:] == ["--rdzv_endpoint", "<node 0>:29400"]
+
+
+def test_across_nodes_on_cpu_is_refused_before_any_stage(project, monkeypatch, capsys):
+    from runner.train.hardware import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has CUDA")
+    (project / "compute.yaml").write_text("targets:\n  lab:\n    backend: local\n")
+    monkeypatch.setenv("RECIPE_JOB_ID", "lab-1")
+    monkeypatch.setenv("RECIPE_HEAD_ADDR", "127.0.0.1")
+    args = ["run", "t.yaml", "--set", "compute.target=lab", "--set", "compute.nodes=2"]
+    assert cli([*args, "--set", "compute.strategy=ddp", "--node-rank", "0"]) == 2
+    assert "compute.nodes is 2, and this node has no CUDA GPU" in capsys.readouterr().err
+    assert not list(project.glob("runs/t/stages/data-*"))
+    # Node 1, waiting for a training that will not come, is released.
+    record = json.loads((project / "runs" / "t" / ".nodes" / "lab-1.json").read_text())
+    assert record == {"state": "ended"}

@@ -124,3 +124,41 @@ def test_an_earlier_job_is_never_joined(tmp_path):
     publish_launch(record_path(tmp_path, "811"), ["axolotl"], tmp_path)
     with pytest.raises(UserError, match="node 0 did not reach training within 0.2 s"):
         wait_for_launch(record_path(tmp_path, "812"), poll=0.05, timeout=0.2, say=lambda m: None)
+
+
+@pytest.mark.slow
+def test_a_node_runs_the_launch_node_0_publishes(tmp_path):
+    """`recipe run --node-rank 1` waits for node 0's record, then runs that command (argv[0]
+    is its own Axolotl) in node 0's stage folder, logging beside node 0's log. The command
+    here is `axolotl --version`: Axolotl trains across processes only on GPUs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "compute.yaml").write_text(
+        f"targets:\n  lab:\n    backend: local\n    runs_dir: {tmp_path}/runs\n"
+    )
+    (tmp_path / "data.jsonl").write_text('{"instruction": "Say hi", "output": "hi"}\n')
+    (tmp_path / "t.yaml").write_text(
+        "recipe: 1\nname: t\nsources:\n  - type: instructions\n    path: data.jsonl\n"
+        "model:\n  base: tiny:qwen2\ncompute:\n  target: lab\n  nodes: 2\n  strategy: ddp\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root), "RECIPE_JOB_ID": "j1"}
+    argv = [sys.executable, "-m", "runner.cli", "run", "t.yaml", "--node-rank", "1"]
+    node1 = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    path = record_path(tmp_path / "runs" / "t", "j1")
+    time.sleep(3)  # node 1 starts; whether it already waits or not, it finds the record
+    stage = tmp_path / "runs" / "t" / "stages" / ".partial" / "train-0123456789ab"
+    stage.mkdir(parents=True)
+    publish_launch(path, ["/elsewhere/bin/axolotl", "--version"], stage)
+    out, _ = node1.communicate(timeout=300)
+    assert node1.returncode == 0, out
+    assert "node 1 of 2 (job j1): joins node 0's training" in out
+    assert "node 1: training done" in out
+    log = (stage / "logs" / "train.node1.log").read_text()
+    assert "axolotl --version\n" in log and "axolotl, version 0.19.0" in log
+    assert "/elsewhere/" not in log

@@ -154,7 +154,7 @@ def test_quickstart_as_a_ray_job_stopped_and_resumed(ray_head, tmp_path):
     assert "data: cached" in text
     assert "note: resumed from checkpoint-1" in text
     assert "note: reused the tokenized data of the interrupted attempt" in text
-    train = (runs / "quickstart" / "latest" / "train").resolve()
-    assert (train / "adapter_model.safetensors").stat().st_size > 0
-    assert f"runs of quickstart on local-ray: {train.parent}" in text
+    run_dir = (runs / "quickstart" / "latest").resolve()
+    assert (run_dir / "train" / "adapter_model.safetensors").stat().st_size > 0
+    assert f"runs of quickstart on local-ray: {run_dir}" in text
     assert not (tmp_path / "runs").exists()  # nothing ran on the submitting side
