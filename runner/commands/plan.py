@@ -18,11 +18,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from runner.compute.dispatch import plan_target
+    from runner.compute.profiles import recipe_target
     from runner.pipeline import plan
 
     recipe = load_from_args(args)
-    result = plan(recipe)
+    target = recipe_target(recipe)
+    runs_dir = target.profile.runs_dir if target is not None else None
+    # Cached or not, as the target's runs folder says (where this machine sees it).
+    result = plan(recipe, root=Path(runs_dir) if runs_dir else None)
     compute = plan_target(recipe, args.overrides)
     if args.json:
         data = {"recipe": recipe.to_dict(), **result, "compute": compute}
