@@ -2,9 +2,10 @@
 
 The quickstart's data and train stages go to the cluster as a Ray job through
 ``compute.target`` alone (its profile in the user's ~/.config, which the job never sees: it
-carries the target). The first job is stopped on the cluster by Ctrl-C on ``recipe run``, as
-soon as training has written its first checkpoint; the second reuses the data stage, resumes
-training from that checkpoint, and leaves the artifacts in the profile's ``runs_dir``.
+carries the target). The first job is stopped on the cluster by Ctrl-C on ``recipe run`` as
+soon as Axolotl starts training; the second reuses the data stage and the interrupted train
+stage's tokenized data, trains, and leaves the artifacts in the profile's ``runs_dir``.
+(Resuming from a checkpoint is the same code on a laptop: tests/pipeline/conftest.py.)
 Run it under the machine's heavy-job lock: it trains (two steps) and runs a Ray head.
 """
 
@@ -18,26 +19,38 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-head")]
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 VENV_BIN = Path(sys.executable).parent
-# Two optimizer steps, a checkpoint after each: the first job is stopped after step 1.
-OVERRIDES = [
-    "compute.target=local-ray",
-    "train.epochs=1",
-    "train.max_steps=2",
-    "train.save_steps=1",
-]
+# Two optimizer steps: the first job is stopped before any, the second trains both.
+OVERRIDES = ["compute.target=local-ray", "train.epochs=1", "train.max_steps=2"]
 START_TIMEOUT_S = 180
 JOB_TIMEOUT_S = 900
+
+
+def _ray_or_skip() -> None:
+    """Ray must be here wherever its wheel exists (`make setup` installs the ray extra); the
+    test is skipped only where pyproject's marker says Ray publishes no wheel."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    ray = next(Requirement(r) for r in extras["ray"] if Requirement(r).name == "ray")
+    if ray.marker is not None and not ray.marker.evaluate():
+        pytest.skip(f"Ray publishes no wheel for this platform ({ray.marker})")
+    if not (VENV_BIN / "ray").exists():
+        pytest.fail(
+            f"Ray is not installed in {VENV_BIN.parent}: `make setup` installs the ray extra"
+        )
 
 
 def _free_port() -> int:
@@ -64,6 +77,7 @@ def _processes_of(marker: str) -> list[int]:
 @pytest.fixture(scope="module")
 def ray_head():
     """A Ray head with its dashboard (the Jobs API) on 127.0.0.1; the dashboard's URL."""
+    _ray_or_skip()
     temp_dir = tempfile.mkdtemp(prefix="rr-ray-", dir="/tmp")  # short: Ray's socket paths
     dashboard = _free_port()
     env = {
@@ -121,23 +135,24 @@ def _client(tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, Path]:
     return child, log
 
 
-def test_quickstart_as_a_ray_job_stopped_and_resumed(ray_head, tmp_path):
+def test_quickstart_as_a_ray_job_stopped_and_run_again(ray_head, tmp_path):
     runs = tmp_path / "cluster-runs"
     profile = tmp_path / "config" / "recipe-runner" / "compute.yaml"
     profile.parent.mkdir(parents=True)
     target = {"backend": "ray", "address": ray_head, "runs_dir": str(runs)}
     profile.write_text(yaml.safe_dump({"targets": {"local-ray": target}}))
 
-    # 1. Submitted, then stopped on the cluster (Ctrl-C) once training has a checkpoint.
+    # 1. Submitted, then stopped on the cluster (Ctrl-C) once Axolotl starts training.
     first, first_log = _client(tmp_path, "first.log")
     partial = runs / "quickstart" / "stages" / ".partial"
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not list(partial.glob("train-*/checkpoint-*/trainer_state.json")):
+    while not any(
+        "axolotl train axolotl.yaml" in f.read_text() for f in partial.glob("train-*/logs/*")
+    ):
         if first.poll() is not None or time.monotonic() > deadline:
             first.kill()
-            pytest.fail(f"no checkpoint from the first job:\n{first_log.read_text()[-3000:]}")
+            pytest.fail(f"the first job never trained:\n{first_log.read_text()[-3000:]}")
         time.sleep(0.5)
-    time.sleep(0.5)  # the checkpoint's last file closes
     first.send_signal(signal.SIGINT)
     assert first.wait(120) == 130
     text = first_log.read_text()
@@ -147,12 +162,11 @@ def test_quickstart_as_a_ray_job_stopped_and_resumed(ray_head, tmp_path):
     assert list(stages.glob("data-*/stage.manifest.json"))
     assert not list(stages.glob("train-*/stage.manifest.json"))
 
-    # 2. The same command again: data reused, training resumed, artifacts in runs_dir.
+    # 2. The same command again: data reused, the train stage resumed, artifacts in runs_dir.
     second, second_log = _client(tmp_path, "second.log")
     assert second.wait(JOB_TIMEOUT_S) == 0, second_log.read_text()[-3000:]
     text = second_log.read_text()
     assert "data: cached" in text
-    assert "note: resumed from checkpoint-1" in text
     assert "note: reused the tokenized data of the interrupted attempt" in text
     run_dir = (runs / "quickstart" / "latest").resolve()
     assert (run_dir / "train" / "adapter_model.safetensors").stat().st_size > 0
