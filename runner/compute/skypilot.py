@@ -90,7 +90,7 @@ def reach(target: Target) -> Reach:
             "pip install 'skypilot[<your cloud>]' and run `sky check`, or launch the task "
             "`recipe plan` prints from a machine that has it",
         )
-    status, out = proc.capture([sky, "--version"])
+    status, out = proc.probe([sky, "--version"])
     if status != 0:
         return Reach(False, "`sky --version`", out or f"exit {status}")
     return Reach(True, "`sky --version`", out.splitlines()[-1] if out else sky)

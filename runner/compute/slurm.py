@@ -83,7 +83,7 @@ def reach(target: Target) -> Reach:
         )
     partition = target.profile.partition
     if partition and shutil.which("sinfo"):
-        status, out = proc.capture(["sinfo", "--noheader", "--format=%P", "--partition", partition])
+        status, out = proc.probe(["sinfo", "--noheader", "--format=%P", "--partition", partition])
         if status != 0 or not out.strip():
             return Reach(False, f"`sinfo --partition {partition}`", out or f"exit {status}")
     return Reach(True, "`sbatch` on PATH", f"sbatch at {sbatch}")
@@ -96,7 +96,7 @@ def submit(target: Target, script: str, script_path: Path) -> str:
         raise target.unreachable(checked)
     script_path.parent.mkdir(parents=True, exist_ok=True)
     script_path.write_text(script, encoding="utf-8")
-    status, out = proc.capture(["sbatch", "--parsable", str(script_path)])
+    status, out = proc.probe(["sbatch", "--parsable", str(script_path)])
     if status != 0:
         raise UserError(f"`sbatch {script_path}` failed (exit {status}): {out}")
     return out.strip().splitlines()[-1].split(";")[0]

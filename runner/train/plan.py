@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from runner.compute.profiles import recipe_target
 from runner.errors import UserError
 from runner.train.config import render_axolotl_config, render_notes
+from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
 from runner.train.labels import eos_override_note
 from runner.train.launch import Rendezvous, launch_command
@@ -66,6 +67,7 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
         template_source=source,
         end_of_turn=end,
         ray_resources=target.profile.resources_per_worker if on_ray else None,
+        gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
     )
     if note := eos_override_note(cfg):
         notes.append(note)

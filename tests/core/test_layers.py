@@ -14,6 +14,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "runner.errors",
         "runner.paths",
+        "runner.logs",
         "runner.versions",
         "runner.hashing",
         "runner.proc",
@@ -27,11 +28,19 @@ LAYERS: list[tuple[str, ...]] = [
         "runner.recipe.walk",
         "runner.run.context",
     ),
-    ("runner.llamacpp", "runner.models", "runner.prompt", "runner.grammars", "runner.compute"),
+    (
+        "runner.llamacpp",
+        "runner.models",
+        "runner.prompt",
+        "runner.grammars",
+        "runner.languages",
+        "runner.compute",
+    ),
     ("runner.data", "runner.train", "runner.export", "runner.eval"),
     ("runner.recipe",),
     ("runner.run",),
     ("runner.pipeline", "runner.doctor", "runner.compute.dispatch"),
+    ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]
 

@@ -140,3 +140,22 @@ def test_no_held_out_prompts_fails_with_a_reason(tmp_path):
     )
     with pytest.raises(StageError, match="no usable test.jsonl or val.jsonl"):
         run_stage(smoke.run, recipe, stage_context(run_dir, "smoke"))
+
+
+def test_the_default_token_limit_follows_the_longest_reference_answer():
+    from transformers import AutoTokenizer
+
+    from runner.dataset import Conversation
+    from runner.export.smoke import answer_budget
+    from runner.models import resolve_base
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base("tiny:qwen2"))
+
+    def case(answer):
+        messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+        return Conversation("x", messages)
+
+    assert answer_budget(tokenizer, [case("short")]) == 64
+    long_answer = "def f(x):\n    return x + 1\n" * 40
+    tokens = len(tokenizer(long_answer, add_special_tokens=False)["input_ids"])
+    assert answer_budget(tokenizer, [case("short"), case(long_answer)]) == tokens * 3 // 2 + 32
