@@ -146,13 +146,14 @@ def follow(
     write: Callable[[str], None],
     say: Callable[[str], None],
 ) -> str:
-    """Follow the job to its end; Ctrl-C stops it on the cluster. Returns "SUCCEEDED", or
-    raises ``JobFailed`` (its driver's exit status) or ``KeyboardInterrupt`` once stopped."""
+    """Follow the job to its end; Ctrl-C (or the SIGTERM that cancels a job API job) stops it
+    on the cluster. Returns "SUCCEEDED", or raises ``JobFailed`` (its driver's exit status), or
+    re-raises the interruption once the job is stopped."""
     address = target.profile.address
     try:
         _tail(client, job_id, write)
         status = _wait_terminal(client, job_id, 60)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM in a job API worker
         say(f"stopping Ray job {job_id} on the cluster...")
         client.stop_job(job_id)
         status = _wait_terminal(client, job_id, 60)

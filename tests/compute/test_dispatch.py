@@ -186,3 +186,50 @@ def test_across_nodes_on_cpu_is_refused_before_any_stage(project, monkeypatch, c
     # Node 1, waiting for a training that will not come, is released.
     record = json.loads((project / "runs" / "t" / ".nodes" / "lab-1.json").read_text())
     assert record == {"state": "ended"}
+
+
+def _job(project: Path, **fields) -> Path:
+    """A job API job's folder with its ``job.json``, as ``recipe serve`` writes it."""
+    folder = project / "jobs" / "job-1"
+    folder.mkdir(parents=True)
+    spec = {
+        "type": "run",
+        "command": "run",
+        "until": "train",
+        "overrides": ["compute.target=hpc"],
+        "runs_dir": str(project / "api-runs"),
+        "data_roots": [str(project)],
+        "allow_commands": False,
+        "recipe_file": str(project / "t.yaml"),
+        **fields,
+    }
+    (folder / "job.json").write_text(json.dumps(spec))
+    return folder
+
+
+def test_a_job_api_job_goes_to_the_target(project, monkeypatch, capsys):
+    from runner.serve.worker import run_job
+
+    bin_dir = project / "bin"
+    stand_in(bin_dir, "sbatch", "echo '4343;cluster'")
+    stand_in(bin_dir, "sinfo", "echo gpu")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    folder = _job(project)
+    assert run_job(folder) == 0
+    result = json.loads((folder / "result.json").read_text())
+    assert (result["backend"], result["job"], result["status"]) == ("slurm", "4343", "submitted")
+    assert result["error"] is None
+    (script,) = (project / "shared" / "runs" / "t" / "submissions").glob("*-hpc.sbatch")
+    assert "--set compute.target=hpc --until train\n" in script.read_text()
+    assert "submitted Slurm job 4343" in capsys.readouterr().out  # the job's log
+    assert not (project / "api-runs").exists()  # nothing ran on the server's machine
+
+
+def test_a_job_api_job_sent_as_text_cannot_go_to_a_cluster(project, capsys):
+    from runner.serve.worker import run_job
+
+    text = (project / "t.yaml").read_text() + "compute:\n  target: hpc\n"
+    folder = _job(project, overrides=[], recipe_text=text, recipe_file=str(project / "r.yaml"))
+    assert run_job(folder) == 2
+    result = json.loads((folder / "result.json").read_text())
+    assert "a recipe sent as text cannot run on a cluster" in result["error"]

@@ -3,10 +3,11 @@
 The quickstart's data and train stages go to the cluster as a Ray job through
 ``compute.target`` alone (its profile in the user's ~/.config, which the job never sees: it
 carries the target). The first job is stopped on the cluster by Ctrl-C on ``recipe run`` as
-soon as Axolotl starts training; the second reuses the data stage and the interrupted train
-stage's tokenized data, trains, and leaves the artifacts in the profile's ``runs_dir``.
-(Resuming from a checkpoint is the same code on a laptop: tests/pipeline/conftest.py.)
-Run it under the machine's heavy-job lock: it trains (two steps) and runs a Ray head.
+soon as training has written its first checkpoint; the second reuses the data stage and the
+interrupted train stage's tokenized data, resumes from that checkpoint, and leaves the
+artifacts in the profile's ``runs_dir``. Then a ``recipe serve`` on 127.0.0.1 takes a data job
+for the same recipe: the job API sends it to the cluster and shows its status and log.
+Run it under the machine's heavy-job lock: it trains (eight steps) and runs a Ray head.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-head")]
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 VENV_BIN = Path(sys.executable).parent
-# Two optimizer steps: the first job is stopped before any, the second trains both.
-OVERRIDES = ["compute.target=local-ray", "train.epochs=1", "train.max_steps=2"]
+# Eight optimizer steps, a checkpoint every two: the first job is stopped after its first
+# checkpoint with steps left to run (a stop takes a second or two to reach the trainer).
+OVERRIDES = [
+    "compute.target=local-ray",
+    "train.epochs=1",
+    "train.max_steps=8",
+    "train.save_steps=2",
+]
 START_TIMEOUT_S = 180
 JOB_TIMEOUT_S = 900
 
@@ -135,26 +142,25 @@ def _client(tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, Path]:
     return child, log
 
 
-def test_quickstart_as_a_ray_job_stopped_and_run_again(ray_head, tmp_path):
+def test_quickstart_as_a_ray_job_stopped_and_resumed(ray_head, tmp_path, monkeypatch):
     runs = tmp_path / "cluster-runs"
     profile = tmp_path / "config" / "recipe-runner" / "compute.yaml"
     profile.parent.mkdir(parents=True)
     target = {"backend": "ray", "address": ray_head, "runs_dir": str(runs)}
     profile.write_text(yaml.safe_dump({"targets": {"local-ray": target}}))
 
-    # 1. Submitted, then stopped on the cluster (Ctrl-C) once Axolotl starts training.
+    # 1. Submitted, then stopped on the cluster (Ctrl-C) once training has a checkpoint.
     first, first_log = _client(tmp_path, "first.log")
     partial = runs / "quickstart" / "stages" / ".partial"
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not any(
-        "axolotl train axolotl.yaml" in f.read_text() for f in partial.glob("train-*/logs/*")
-    ):
+    while not list(partial.glob("train-*/checkpoint-*/trainer_state.json")):
         if first.poll() is not None or time.monotonic() > deadline:
             first.kill()
-            pytest.fail(f"the first job never trained:\n{first_log.read_text()[-3000:]}")
+            pytest.fail(f"no checkpoint from the first job:\n{first_log.read_text()[-3000:]}")
         time.sleep(0.5)
+    time.sleep(0.5)  # the checkpoint's last file closes
     first.send_signal(signal.SIGINT)
-    assert first.wait(120) == 130
+    assert first.wait(120) == 130, first_log.read_text()[-3000:]
     text = first_log.read_text()
     assert "submitted Ray job raysubmit_" in text and "stopping Ray job" in text
     assert "STOPPED" in text
@@ -162,13 +168,39 @@ def test_quickstart_as_a_ray_job_stopped_and_run_again(ray_head, tmp_path):
     assert list(stages.glob("data-*/stage.manifest.json"))
     assert not list(stages.glob("train-*/stage.manifest.json"))
 
-    # 2. The same command again: data reused, the train stage resumed, artifacts in runs_dir.
+    # 2. The same command again: data reused, training resumed, artifacts in runs_dir.
     second, second_log = _client(tmp_path, "second.log")
     assert second.wait(JOB_TIMEOUT_S) == 0, second_log.read_text()[-3000:]
     text = second_log.read_text()
     assert "data: cached" in text
     assert "note: reused the tokenized data of the interrupted attempt" in text
+    assert "note: resumed from checkpoint-" in text
     run_dir = (runs / "quickstart" / "latest").resolve()
     assert (run_dir / "train" / "adapter_model.safetensors").stat().st_size > 0
     assert f"runs of quickstart on local-ray: {run_dir}" in text
     assert not (tmp_path / "runs").exists()  # nothing ran on the submitting side
+
+    # 3. The job API: a data job of the same recipe goes to the cluster; its status and log.
+    from tests.serve.conftest import Server, wait_job
+
+    api = tmp_path / "api"
+    api.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the server's profiles
+    server = Server(api, "--data-root", str(ROOT)).start()
+    try:
+        with server.client() as client:
+            overrides = dict(o.split("=", 1) for o in OVERRIDES)
+            body = {
+                "type": "data",
+                "recipe_path": "recipes/quickstart.yaml",
+                "overrides": overrides,
+            }
+            job = client.post("/v1/jobs", json=body).json()
+            done = wait_job(client, job["id"], timeout=JOB_TIMEOUT_S)
+            log = client.get(f"/v1/jobs/{job['id']}/logs").text
+        assert done["status"] == "succeeded", (done, log[-3000:])
+        assert "submitted Ray job raysubmit_" in log and "data: cached" in log
+        assert f"runs of quickstart on local-ray: {runs / 'quickstart'}" in log
+        assert not (api / "runs" / "quickstart").exists()
+    finally:
+        server.stop()
