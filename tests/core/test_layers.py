@@ -36,10 +36,10 @@ LAYERS: list[tuple[str, ...]] = [
         "runner.languages",
         "runner.compute",
     ),
-    ("runner.data", "runner.train", "runner.export", "runner.eval"),
+    ("runner.data", "runner.train", "runner.export", "runner.eval", "runner.sweep.section"),
     ("runner.recipe",),
     ("runner.run",),
-    ("runner.pipeline", "runner.doctor", "runner.compute.dispatch"),
+    ("runner.pipeline", "runner.doctor", "runner.compute.dispatch", "runner.sweep"),
     ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]

@@ -1,6 +1,8 @@
 """Every shipped example recipe runs end to end on this CPU with `--laptop`: its real sources,
 filters, template and exports, with its family's tiny model; every GGUF loads and stops on its
-end token (the smoke test), and the evaluation runs."""
+end token (the smoke test, on training prompts: a random tiny model cannot generalize in 80
+steps), and the evaluation runs. meton-v2 continues from meton's run folder: the continue
+loop is tested end to end in tests/iterate/test_continue_training.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
+EXAMPLES = [
+    p for p in sorted((ROOT / "recipes" / "examples").glob("*.yaml")) if p.stem != "meton-v2"
+]
 
 pytestmark = pytest.mark.slow
 

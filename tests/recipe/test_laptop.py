@@ -37,6 +37,7 @@ def test_every_shipped_recipe_loads_for_a_laptop(path):
     assert recipe.lora.target_modules == "all_linear"
     assert recipe.train.max_steps == 80 and recipe.train.seq_len <= 512
     assert not any(c.type == "command" for c in recipe.eval.checks)
+    assert recipe.eval.smoke.prompts_from == "train"
     notes = [w for w in recipe.warnings if LAPTOP_ORIGIN in w]
     if path.stem != "quickstart":
         assert len(notes) == 1 and "trying the recipe on this CPU" in notes[0]

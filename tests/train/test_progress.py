@@ -127,3 +127,34 @@ def test_the_step_callback_prints_what_the_stage_reads(capsys):
     assert len(lines) == 2 and all(p.feed(line) for line in lines)
     assert (p.step, p.total) == (5, 10)
     assert re.fullmatch(r"\d\d:\d\d", p.eta)
+
+
+EVAL = (
+    "{'eval_loss': '13.14', 'eval_runtime': '2.501', 'eval_samples_per_second': '1.999', "
+    "'eval_ppl': '5.079e+05', 'epoch': '0.2'}"
+)
+
+
+def test_eval_losses_are_recorded_and_handed_to_watchers():
+    from runner.train.progress import watch_eval_loss
+
+    seen = []
+    p = TrainProgress()
+    p.feed(BAR)
+    with watch_eval_loss(lambda step, loss: seen.append((step, loss))):
+        assert not p.feed(EVAL)  # nothing on the bar changes
+    p.feed(EVAL)  # the watcher is gone once its block ends
+    assert seen == [(4, 13.14)]
+    assert p.eval_losses == [{"step": 4, "eval_loss": 13.14}] * 2
+    assert p.losses == []
+
+
+def test_a_watcher_stops_the_training_by_raising():
+    from runner.train.progress import TrainingStopped, watch_eval_loss
+
+    def prune(step, loss):
+        raise TrainingStopped("train", f"pruned at step {step}")
+
+    p = TrainProgress()
+    with watch_eval_loss(prune), pytest.raises(TrainingStopped, match="pruned at step 0"):
+        p.feed(EVAL)
