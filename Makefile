@@ -35,7 +35,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	@# llama.cpp's converter scripts, gguf-py and vocab-only tokenizer files ship in the sdist only.
 	@if [ ! -f $(LLAMA_CPP_DIR)/convert_hf_to_gguf.py ]; then \
 		set -e; tmp=$$(mktemp -d); \
@@ -69,7 +69,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 golden: setup
-	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py
+	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py tests/compute/test_submissions.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -252,7 +252,20 @@ def check_disk(recipe: Any | None, runs: Path) -> Check:
     )
 
 
-def run_checks(recipe: Any | None = None, runs: Path | None = None) -> list[Check]:
+def check_target(target: Any) -> Check:
+    """A compute target answers from here: the Ray Jobs API, sbatch, sky (what was tried)."""
+    from runner.compute.dispatch import reach
+
+    answer = reach(target)
+    name = f"target {target.name}"
+    detail = f"{target.backend} ({target.file}): {answer.detail} [tried {answer.tried}]"
+    return Check(name, "ok" if answer.ok else "missing", detail, answer.fix)
+
+
+def run_checks(
+    recipe: Any | None = None, runs: Path | None = None, target: Any | None = None
+) -> list[Check]:
+    """Every check of this machine; with ``target``, also whether that target answers."""
     from runner.pipeline import runs_root
 
     cuda = check_cuda()
@@ -265,6 +278,8 @@ def run_checks(recipe: Any | None = None, runs: Path | None = None) -> list[Chec
         check_ollama,
         lambda: check_disk(recipe, runs or runs_root()),
     ]
+    if target is not None:
+        checks.append(lambda: check_target(target))
     return [c() for c in checks]
 
 

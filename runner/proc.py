@@ -155,6 +155,30 @@ def capture(
             log.close()
 
 
+def probe(
+    argv: Sequence[str | os.PathLike], *, timeout: float = 60.0, cwd: Path | None = None
+) -> tuple[int, str]:
+    """Run a short command (a scheduler's CLI) and return its exit status and its output
+    (stdout, then stderr). A command that does not answer in ``timeout`` seconds is stopped and
+    reported as status 124, like coreutils' ``timeout``."""
+    command = format_command(argv)
+    try:
+        done = subprocess.run(
+            [str(a) for a in argv],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        return 127, f"cannot run `{command}`: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return 124, f"`{command}` did not answer within {timeout:g} s"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill a command and every process in its group."""
     try:

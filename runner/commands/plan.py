@@ -1,5 +1,6 @@
 """`recipe plan RECIPE [--json]`: the resolved recipe, the stages that would run with what each
-writes, and the Axolotl config, without running anything."""
+writes, the Axolotl config, and, for a recipe with a compute target, the exact submission (Ray
+job, sbatch script, SkyPilot task), without running anything."""
 
 from __future__ import annotations
 
@@ -38,14 +39,28 @@ def estimates(recipe, result: dict) -> tuple[dict | None, dict]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runner.compute.dispatch import plan_target
+    from runner.compute.profiles import recipe_target
     from runner.pipeline import plan
     from runner.train.estimate import Estimate, Steps
 
     recipe = load_from_args(args)
-    result = plan(recipe)
+    target = recipe_target(recipe)
+    runs_dir = target.profile.runs_dir if target is not None else None
+    # Cached or not, as the target's runs folder says (where this machine sees it).
+    result = plan(recipe, root=Path(runs_dir) if runs_dir else None)
+    compute = plan_target(recipe, args.overrides)
     cost, count = estimates(recipe, result)
     if args.json:
-        out = {"recipe": recipe.to_dict(), **result, "estimate": cost, "steps": count}
+        out = {
+            "recipe": recipe.to_dict(),
+            **result,
+            "estimate": cost,
+            "steps": count,
+            "compute": compute,
+        }
         print(json.dumps(out, indent=2, default=str))
         return 0
     print(f"# recipe {recipe.name} ({recipe.path})")
@@ -74,4 +89,25 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {line}")
         if cost["gpu"] is None and cost["memory"]["margin"]:
             print("  (sized for a CUDA GPU; name one with compute.gpu: a100-80gb, l4, 24GB...)")
+    if compute is not None:
+        _print_compute(compute)
     return 0
+
+
+SUBMITTED_AS = {"ray": "the Ray job", "slurm": "the sbatch script", "skypilot": "the SkyPilot task"}
+
+
+def _print_compute(compute: dict) -> None:
+    print(f"\n# compute: target {compute['target']} ({compute['backend']}, {compute['file']})")
+    if "by_hand" in compute:
+        print(f"  {compute['by_hand']}")
+    if "submission" not in compute:
+        return
+    who = "the job's driver runs" if compute["backend"] == "ray" else "every node runs"
+    print(f"  {who}: {' '.join(compute['command'])}")
+    print(f"  runs go to: {compute['runs_dir']}")
+    print(f"\n# compute: {SUBMITTED_AS[compute['backend']]}")
+    submission = compute["submission"]
+    if isinstance(submission, dict):
+        submission = yaml.safe_dump(submission, sort_keys=False, width=4096)
+    print(submission.rstrip())

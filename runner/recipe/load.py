@@ -417,6 +417,8 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
         if recipe is not None and not any(not p.warning for p in loaded.problems):
             from runner.recipe.rules import check_rules
 
+            # Rules may look beside the recipe file (compute.yaml): attach it first.
+            _attach(recipe, loaded, path, ())
             problems.extend(check_rules(recipe))
             for rule in loaded.limits.rules:
                 problems.extend(rule(recipe))
@@ -425,8 +427,11 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
     if errors:
         raise RecipeErrors(errors)
     assert recipe is not None
+    return _attach(recipe, loaded, path, tuple(p.render() for p in located if p.warning))
+
+
+def _attach(recipe: Recipe, loaded: _Loaded, path: Path, warnings: tuple[str, ...]) -> Recipe:
     origins = {".".join(str(p) for p in key): origin for key, origin in loaded.origins.items()}
-    warnings = tuple(p.render() for p in located if p.warning)
     return recipe.attach(path.absolute(), origins, tuple(loaded.files), warnings)
 
 

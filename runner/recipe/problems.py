@@ -109,6 +109,11 @@ def translate(root: type, errors: list[dict[str, Any]], document: Any) -> list[P
     return list(problems.values())
 
 
+def _tag_key(where: Location) -> str:
+    """The key that names a union's member: `type:` in recipes, `backend:` in compute profiles."""
+    return (where.node.discriminator if where.node is not None else None) or "type"
+
+
 def _explain(error: dict[str, Any], where: Location) -> Iterator[Problem]:
     from runner.recipe.walk import allowed_keys, describe, union_kind, union_tags
 
@@ -127,24 +132,26 @@ def _explain(error: dict[str, Any], where: Location) -> Iterator[Problem]:
     elif kind == "union_tag_invalid":
         label = union_kind(where.node)
         tags = union_tags(where.node)
-        tag = value.get("type") if isinstance(value, dict) else ctx.get("tag")
+        tag_key = _tag_key(where)
+        tag = value.get(tag_key) if isinstance(value, dict) else ctx.get("tag")
         if not isinstance(tag, str):
             yield Problem(
-                (*path, "type"),
+                (*path, tag_key),
                 f"must be one {label} name, not {_show(tag)} (known: {', '.join(tags)})",
             )
             return
         yield Problem(
-            (*path, "type"),
+            (*path, tag_key),
             f"{_show(tag)} is not a known {label}{did_you_mean(tag, tags)} "
             f"(known: {', '.join(tags)})",
         )
     elif kind == "union_tag_not_found":
-        yield Problem(path, f"missing `type:`; one of: {', '.join(union_tags(where.node))}")
+        tags = ", ".join(union_tags(where.node))
+        yield Problem(path, f"missing `{_tag_key(where)}:`; one of: {tags}")
     elif kind in ("model_type", "model_attributes_type", "dict_type") and where.node is not None:
         if where.node.discriminator is not None:
             label = union_kind(where.node)
-            yield Problem(path, f"must be a mapping with a `type:` ({label})")
+            yield Problem(path, f"must be a mapping with a `{_tag_key(where)}:` ({label})")
         else:
             yield Problem(path, f"{_show(value)} is not valid here: expected a mapping")
     elif kind in _BOUNDS:

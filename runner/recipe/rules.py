@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import UserError
 from runner.paths import looks_local, names_template_file, path_problem
 from runner.recipe.problems import Problem
 from runner.registry import did_you_mean
@@ -217,15 +218,39 @@ def ollama_has_a_gguf(recipe: Recipe) -> Iterator[Problem]:
 @rule
 def compute_is_consistent(recipe: Recipe) -> Iterator[Problem]:
     compute = recipe.compute
-    if compute.gpus > 1 and compute.strategy == "single":
-        yield Problem(
-            ("compute", "strategy"),
-            f"compute.gpus is {compute.gpus}: choose compute.strategy ddp, fsdp or deepspeed",
-        )
+    for key in ("gpus", "nodes"):
+        count = getattr(compute, key)
+        if count > 1 and compute.strategy == "single":
+            yield Problem(
+                ("compute", "strategy"),
+                f"compute.{key} is {count}: choose compute.strategy ddp, fsdp or deepspeed",
+            )
     if compute.strategy == "fsdp" and recipe.model.quantization == "8bit":
         yield Problem(
             ("compute", "strategy"), "fsdp cannot shard an 8-bit base; use ddp or deepspeed"
         )
+
+
+@rule
+def compute_target_exists(recipe: Recipe) -> Iterator[Problem]:
+    """The target's profile is found and valid now; whether it answers is checked when the run
+    starts (and by `recipe doctor --target`)."""
+    from runner.compute.profiles import recipe_target
+
+    compute = recipe.compute
+    if compute.target is None:
+        if compute.nodes > 1:
+            yield Problem(
+                ("compute", "nodes"),
+                f"compute.nodes is {compute.nodes}: training on several machines needs "
+                "compute.target, a ray, slurm or skypilot profile (or a local one, each machine "
+                "started by hand)",
+            )
+        return
+    try:
+        recipe_target(recipe)
+    except UserError as exc:
+        yield Problem(("compute", "target"), str(exc))
 
 
 @rule

@@ -87,7 +87,7 @@ def variant_for(node: Node, value: Any) -> Node | None:
     if node.discriminator is not None:
         tag = value.get(node.discriminator) if isinstance(value, Mapping) else None
         for member in members:
-            if member.is_model and _tag_of(member) == tag:
+            if member.is_model and _tag_of(member, node.discriminator) == tag:
                 return member
         return None
     if len(members) == 1:
@@ -100,8 +100,10 @@ def variant_for(node: Node, value: Any) -> Node | None:
     return None
 
 
-def _tag_of(node: Node) -> Any:
-    info = node.tp.model_fields.get("type")
+def _tag_of(node: Node, key: str | None = "type") -> Any:
+    """The tag a union member answers to: its ``Literal`` under ``key`` (``type:`` in recipes,
+    ``backend:`` in compute profiles)."""
+    info = node.tp.model_fields.get(key or "type")
     if info is None:
         return None
     args = typing.get_args(info.annotation)
@@ -184,7 +186,14 @@ def locate(root: type[BaseModel], loc: tuple[Any, ...], document: Any) -> Locati
         if node is not None and node.is_union:
             if node.discriminator is not None:
                 tag = parts.pop(0)  # pydantic names the tagged member it validated against
-                chosen = next((m for m in node.members() if m.is_model and _tag_of(m) == tag), None)
+                chosen = next(
+                    (
+                        m
+                        for m in node.members()
+                        if m.is_model and _tag_of(m, node.discriminator) == tag
+                    ),
+                    None,
+                )
                 node = chosen
                 continue
             members = node.members()
@@ -244,4 +253,4 @@ def union_kind(node: Node | None) -> str:
 def union_tags(node: Node | None) -> list[str]:
     if node is None:
         return []
-    return [str(_tag_of(m)) for m in node.members() if m.is_model]
+    return [str(_tag_of(m, node.discriminator)) for m in node.members() if m.is_model]

@@ -1,7 +1,8 @@
 """The process one job runs in: ``python -m runner.serve.worker JOB_DIR``.
 
 It loads the job's recipe under the server's limits again (the files may have changed since
-the request was checked), runs the real pipeline (``run_pipeline``, as ``recipe run`` does) and
+the request was checked), runs the real pipeline (``run_pipeline``, as ``recipe run`` does, or
+submits it to the recipe's ``compute.target``, as ``recipe run`` does too) and
 writes what a watcher needs into the job's folder: ``events.jsonl`` (the pipeline's events, and
 the training step, total and loss read from the train stage's log as it grows), the output of
 the running stage copied into its own output (``job.log``), and ``result.json`` last.
@@ -134,7 +135,9 @@ def run_job(folder: Path) -> int:
         recipe = load_job_recipe(spec)
         for warning in recipe.warnings:
             say(warning)
-        if spec["command"] == "run":
+        if spec["command"] == "run" and _remote(recipe):
+            result.update(_submit(spec, recipe))
+        elif spec["command"] == "run":
             from runner.pipeline import run_pipeline
 
             outcome = run_pipeline(
@@ -158,6 +161,29 @@ def run_job(folder: Path) -> int:
         events.stop_following()
     (folder / "result.json").write_text(json.dumps(result, indent=2, default=str))
     return int(result["exit_code"])
+
+
+def _remote(recipe: Any) -> bool:
+    """Whether the recipe's ``compute.target`` is an engine this job hands the run to."""
+    from runner.compute.profiles import carried_target, recipe_target
+
+    target = recipe_target(recipe)
+    return target is not None and target.profile.remote and carried_target() is None
+
+
+def _submit(spec: dict[str, Any], recipe: Any) -> dict[str, Any]:
+    """The run goes to the recipe's ``compute.target``, as ``recipe run`` sends it: a Ray job is
+    followed to its end (its log becomes this job's log; cancelling stops it on the cluster),
+    an sbatch script or a SkyPilot task is handed to its scheduler. The runs are in the
+    profile's ``runs_dir``."""
+    from runner.compute.dispatch import submit
+
+    if spec.get("recipe_text") is not None:
+        raise UserError(
+            "compute.target: a recipe sent as text cannot run on a cluster (its nodes read the "
+            "recipe file); send recipe_path instead"
+        )
+    return submit(recipe, spec["overrides"], until=spec["until"], say=say)
 
 
 def _other_command(spec: dict[str, Any], recipe: Any, folder: Path) -> int:

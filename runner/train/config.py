@@ -16,6 +16,7 @@ from pydantic import Field
 
 from runner.recipe.fields import Section, Seed
 from runner.train.labels import eos_override
+from runner.train.launch import ray_train_keys
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
@@ -262,6 +263,7 @@ def render_axolotl_config(
     val_examples: int | None = None,
     pad_token: str | None = None,
     base_eos: str | None = None,
+    ray_resources: dict[str, float] | None = None,
     gradient_checkpointing: bool | None = None,
     plugins: list[str] | None = None,
     lora_model_dir: str | None = None,
@@ -277,6 +279,8 @@ def render_axolotl_config(
     ``base_eos`` is the base tokenizer's eos token (``None`` at plan time): when the end of turn
     differs from it and llama.cpp would not stop on it, the end of turn becomes the eos
     (``runner.train.labels.eos_override``).
+    ``ray_resources`` is the Ray target's ``resources_per_worker`` when the run trains on a Ray
+    cluster (Axolotl's Ray Train keys, when that spans several workers).
     ``gradient_checkpointing`` is ``train.gradient_checkpointing`` resolved by the memory estimate
     (``runner.train.estimate.gradient_checkpointing``); ``None`` reads an explicit setting only.
     ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
@@ -342,6 +346,8 @@ def render_axolotl_config(
     cfg.update(_precision(recipe, cuda))
     cfg.update(_attention(recipe, cuda))
     cfg.update(_strategy(recipe))
+    if ray_resources is not None:
+        cfg.update(ray_train_keys(recipe, ray_resources))
 
     cfg.update(copy.deepcopy(recipe.axolotl))
     return cfg

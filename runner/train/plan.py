@@ -8,24 +8,50 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from runner.compute.profiles import recipe_target
 from runner.errors import UserError
 from runner.train.config import render_axolotl_config, render_notes
 from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
 from runner.train.labels import eos_override_note
-from runner.train.launch import launch_command
+from runner.train.launch import Rendezvous, launch_command
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
 
 BASE_AT_RUN = "<{base}: resolved to a local folder when the run starts>"
+# Across nodes, the rendezvous host and the job id are the scheduler's, known when the job runs.
+HEAD_AT_RUN = "<node 0>"
+JOB_AT_RUN = "<job id>"
 
 
 def train_plan(recipe: Recipe) -> dict[str, Any]:
     from runner.prompt.template import load_template
 
-    cuda = cuda_available()
+    target = recipe_target(recipe)
+    remote_cuda = target.profile.cuda if target is not None else None
+    cuda = cuda_available() if remote_cuda is None else remote_cuda
     notes = render_notes(recipe, cuda=cuda)
+    if remote_cuda is not None:
+        notes.append(
+            f"planned for the {target.describe()}: "
+            + ("CUDA GPUs" if cuda else "no GPUs")
+            + "; the train stage decides again on the node"
+        )
+    on_ray = target is not None and target.backend == "ray"
+    rendezvous = None
+    if recipe.compute.nodes > 1 and target is not None and not on_ray:
+        port = target.profile.rdzv_port
+        rendezvous = Rendezvous(f"{HEAD_AT_RUN}:{port}", JOB_AT_RUN)
+        notes.append(
+            f"every one of the {recipe.compute.nodes} nodes runs this launch; node 0 hosts the "
+            "rendezvous, and merge, GGUF, Ollama and eval run on node 0 only"
+        )
+        if not cuda:
+            notes.append(
+                "no CUDA: Axolotl trains across nodes only on GPUs, so the run refuses to start "
+                "on CPU nodes"
+            )
     try:
         template = load_template(recipe.prompt.template)
         source, end = template.source, [template.end_of_turn]
@@ -53,13 +79,20 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
         cuda=cuda,
         template_source=source,
         end_of_turn=end,
+        ray_resources=target.profile.resources_per_worker if on_ray else None,
         gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
     )
     if note := eos_override_note(cfg):
         notes.append(note)
+    if cfg.get("use_ray"):
+        notes.append(
+            f"Ray Train: {cfg['ray_num_workers']} workers (compute.nodes x compute.gpus), each "
+            f"asking Ray for {cfg['resources_per_worker']}"
+        )
+    launch = launch_command(recipe, "axolotl.yaml", cuda=cuda, rendezvous=rendezvous, ray=on_ray)
     return {
         "axolotl": cfg,
-        "launch": launch_command(recipe, "axolotl.yaml", cuda=cuda),
+        "launch": launch,
         "notes": notes,
         "cuda": cuda,
     }

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import proc
+from runner.compute.nodes import publish_launch, record_path, this_node
+from runner.compute.profiles import Target, recipe_target
 from runner.errors import StageError, UserError
 from runner.logs import OFFLINE
 from runner.run.context import Outcome, StageContext
@@ -27,7 +29,7 @@ from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
 from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
-from runner.train.launch import launch_command
+from runner.train.launch import Rendezvous, launch_command
 from runner.train.progress import TrainProgress
 
 if TYPE_CHECKING:
@@ -65,6 +67,20 @@ def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
         )
 
 
+def refuse_cpu_across_nodes(recipe: Recipe, cuda: bool, target: Target | None) -> None:
+    """Axolotl places each rank of a distributed run on ``cuda:LOCAL_RANK`` (its
+    ``normalize_config`` sets ``device_map = {"": LOCAL_RANK}`` whenever world_size > 1), so
+    torchrun across nodes fails on CPU while loading the model (tried: two nodes on one machine
+    met at the rendezvous, then both stopped there): refused before the data stage."""
+    on_ray = target is not None and target.backend == "ray"
+    if recipe.compute.nodes > 1 and not cuda and not on_ray:
+        raise UserError(
+            f"compute.nodes is {recipe.compute.nodes}, and this node has no CUDA GPU: Axolotl "
+            "trains across processes only on GPUs (each rank loads its model on "
+            "cuda:LOCAL_RANK); run it on GPU nodes"
+        )
+
+
 def preflight(recipe: Recipe) -> None:
     """Checks made before any stage runs, so a run that cannot train stops before spending time
     on its data: this machine (QLoRA needs CUDA), a hub base, once found in the local cache
@@ -73,7 +89,9 @@ def preflight(recipe: Recipe) -> None:
     recipe's)."""
     from runner.models.tiny import is_tiny
 
-    refuse_unsupported(recipe, cuda_available())
+    cuda = cuda_available()
+    refuse_unsupported(recipe, cuda)
+    refuse_cpu_across_nodes(recipe, cuda, recipe_target(recipe))
     if not is_tiny(recipe.model.base) or recipe.continue_from is not None:
         base_dir = refuse_untrainable(recipe)
     if recipe.continue_from is not None:
@@ -103,6 +121,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
     base_dir = refuse_untrainable(recipe)
+    target = recipe_target(recipe)
+    refuse_cpu_across_nodes(recipe, cuda, target)
+    on_ray = target is not None and target.backend == "ray"
     template = load_template(recipe.prompt.template, base_dir)
     start = None
     if recipe.continue_from is not None:
@@ -131,6 +152,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         val_examples=data.counts["val"],
         pad_token=pad,
         base_eos=tokenizer.eos_token,
+        ray_resources=target.profile.resources_per_worker if on_ray else None,
         gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
         plugins=[plugin.PLUGIN],
     )
@@ -150,8 +172,20 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         notes.append("reused the tokenized data of the interrupted attempt")
 
     axolotl = axolotl_executable()
+    rendezvous = _rendezvous(recipe, target)
+    argv = launch_command(
+        recipe, config_path.name, cuda=cuda, axolotl=axolotl, rendezvous=rendezvous, ray=on_ray
+    )
+    if rendezvous is not None:
+        # The other nodes wait for this record, then run the same command (runner.compute.nodes).
+        publish_launch(record_path(ctx.run_dir.parent, rendezvous.job), argv, ctx.out)
+        notes.append(
+            f"torchrun across {recipe.compute.nodes} nodes, rendezvous at {rendezvous.endpoint}"
+        )
+    if cfg.get("use_ray"):
+        notes.append(f"Ray Train: {cfg['ray_num_workers']} workers on {target.describe()}")
     try:
-        progress = _train(recipe, config_path, cuda, axolotl, axolotl_env(), ctx)
+        progress = _train(argv, axolotl_env(), ctx)
     except StageError:
         _raise_check_failure(result_file)
         raise
@@ -238,9 +272,18 @@ def _raise_config_problems(problems: list[str]) -> None:
         raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
 
 
-def _train(
-    recipe: Recipe, config_path: Path, cuda: bool, axolotl: str, env: dict, ctx: StageContext
-) -> TrainProgress:
+def _rendezvous(recipe: Recipe, target: Target | None) -> Rendezvous | None:
+    """Across nodes with torchrun: the rendezvous this node, the first, hosts. None on one node,
+    or on Ray, where Ray Train places the workers."""
+    nodes = recipe.compute.nodes
+    if nodes == 1 or target is None or target.backend == "ray":
+        return None
+    node = this_node(nodes)
+    assert node.job is not None and node.head is not None
+    return Rendezvous(f"{node.head}:{target.profile.rdzv_port}", node.job)
+
+
+def _train(argv: list[str], env: dict[str, str], ctx: StageContext) -> TrainProgress:
     """Run ``axolotl train`` with a progress bar fed from its output; NaN stops it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -275,7 +318,6 @@ def _train(
                 )
                 lines.update(progress)
 
-        argv = launch_command(recipe, config_path.name, cuda=cuda, axolotl=axolotl)
         proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line, cwd=ctx.out)
     return progress
 
