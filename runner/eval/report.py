@@ -55,6 +55,7 @@ def comparison_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str
                 _fmt(pair["improvement"], "diff_rate"),
             )
         )
+    rows.extend(_fim_rows(results.get("fim")))
     pair = results.get("pass_rate")
     if pair:
         rows.append(
@@ -63,6 +64,26 @@ def comparison_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str
                 _fmt(pair["base"], "rate"),
                 _fmt(pair["tuned"], "rate"),
                 _fmt(pair["improvement"], "diff_rate"),
+            )
+        )
+    return rows
+
+
+def _fim_rows(fim: Mapping[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """Fill-in-the-middle on held-out infill rows: exact match and mean similarity."""
+    if not fim:
+        return []
+    rows = []
+    for key, name in (("exact", "infill: exact middle"), ("similarity", "infill: similarity")):
+        base, tuned = (fim.get(side, {}).get(key) for side in ("base", "tuned"))
+        diff = None if base is None or tuned is None else tuned - base
+        kind = "rate" if key == "exact" else ""
+        rows.append(
+            (
+                name,
+                _fmt(base, kind),
+                _fmt(tuned, kind),
+                _fmt(diff, "diff_rate" if key == "exact" else "diff"),
             )
         )
     return rows

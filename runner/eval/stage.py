@@ -117,9 +117,11 @@ def evaluate(recipe: Recipe, ctx: StageContext, checks: CheckSet, testset: Split
     loss.update(_loss_pair(losses))
 
     cases = testset.rows[: ev.max_prompts]
+    infill = _infill_rows(recipe, ctx, notes)
     generated = _generate(
-        recipe, ctx, tuned, base_dir, template, tokenizer, cases, ev.max_new_tokens, notes
+        recipe, ctx, tuned, base_dir, template, tokenizer, cases, ev.max_new_tokens, notes, infill
     )
+
     return {
         "testset": testset,
         "cases": cases,
@@ -176,7 +178,7 @@ def _loss_pair(losses: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _generate(
-    recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, notes
+    recipe, ctx, tuned, base_dir, template, tokenizer, cases, max_new, notes, infill=()
 ) -> dict[str, Any]:
     """Answers of the fine-tuned GGUF (and the base converted the same way) to the test prompts."""
     from rich.console import Console
@@ -225,10 +227,30 @@ def _generate(
                 samples[side] = generate_samples(
                     path, template, cases, max_new_tokens=max_new, n_ctx=n_ctx, lora=lora
                 )
+                if infill:
+                    from runner.eval.checks.fim import infill_samples
+
+                    samples[side] += infill_samples(
+                        path, infill, tokenizer, max_new_tokens=max_new, lora=lora
+                    )
     ggufs = {side: " + ".join(str(p) for p in run if p) for side, run in runs.items()}
     if Path(scratch) in chosen.path.parents:
         ggufs["tuned"] = f"(converted here from {tuned.model_dir}, then deleted)"
     return {"samples": samples, "gguf": ggufs, "qtype": qtype}
+
+
+def _infill_rows(recipe: Recipe, ctx: StageContext, notes: list[str]) -> list[Any]:
+    """With a `fim` check: the held-out infill rows each model answers (the `fim` check judges
+    only those; ``runner.eval.checks.fim``)."""
+    from runner.dataset import read_fim_split
+
+    fim = [c for c in recipe.eval.checks if c.type == "fim"]
+    if not fim:
+        return []
+    rows = read_fim_split(ctx.require("data"), "test").rows[: fim[0].max_examples]
+    if not rows:
+        notes.append("fim check: no held-out infill rows (test.fim.jsonl) to evaluate")
+    return rows
 
 
 def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +274,7 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
     data_report = history.read_data_report(ctx.require("data"))
     testset: Split = results["testset"]
     metrics = {"loss": results["loss"], **comparison}
+    fim = _fim_summary(samples)
     gate = recipe.eval.gate
     failures = gate_failures(gate, metrics)
     summary = {
@@ -268,6 +291,7 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
         "differences": differences,
         "models": results["models"],
         "gate": {"thresholds": gate.thresholds(), "passed": not failures, "failures": failures},
+        **({"fim": fim} if fim else {}),
         "notes": results["notes"],
         "outputs": ["results.json", "samples.jsonl", "report.md", "report.html"],
     }
@@ -290,6 +314,14 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
     write_report(out, summary, images)
     summary["outputs"] += sorted(p.name for p in images.values())
     return summary
+
+
+def _fim_summary(samples: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Infill exact match and similarity per model, when the `fim` check ran."""
+    from runner.eval.checks.fim import fim_summary
+
+    found = {side: fim_summary(side_samples) for side, side_samples in samples.items()}
+    return {side: value for side, value in found.items() if value} or None
 
 
 def draw_pictures(ctx: StageContext, comparison: Mapping[str, Any], out: Path) -> dict[str, Path]:

@@ -81,7 +81,9 @@ def test_plain_lines_without_a_terminal_one_per_tenth():
     lines = PlainProgress(out, enabled=True)
     progress = TrainProgress()
     for step in range(1, 21):
-        progress.feed(f" {step * 5}%|##   | {step}/20 [00:{step:02d}<00:{20 - step:02d},  1.00it/s]")
+        progress.feed(
+            f" {step * 5}%|##   | {step}/20 [00:{step:02d}<00:{20 - step:02d},  1.00it/s]"
+        )
         progress.feed(f"{{'loss': {2.0 - step * 0.05:.2f}, 'epoch': {step / 20}}}")
         lines.update(progress)
     printed = out.getvalue().splitlines()
