@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "check this machine: CUDA, Axolotl, llama.cpp, disk"),
     "report": ("report", "print or open the report of a run"),
     "serve": ("serve", "the job API and its page: submit, follow and cancel runs over HTTP"),
+    "sweep": ("sweep", "run the trials of a recipe's sweep: section and keep the best"),
+    "runs": ("runs", "list the runs of a recipe: version, date, status, key numbers"),
+    "compare": ("compare", "compare evaluated runs side by side on the prompts they share"),
 }
 
 

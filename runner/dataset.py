@@ -43,17 +43,24 @@ class Conversation:
 
     @property
     def prompt(self) -> list[dict[str, str]]:
-        """Every turn before the last assistant turn."""
+        """Every turn before the last assistant turn; a conversation that does not end with an
+        assistant turn (a fixed test prompt without a reference answer) is all prompt."""
+        if self.messages and self.messages[-1]["role"] != "assistant":
+            return self.messages
         last = max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
         return self.messages[:last]
 
     @property
-    def reference(self) -> str:
-        return next(m["content"] for m in reversed(self.messages) if m["role"] == "assistant")
+    def reference(self) -> str | None:
+        """The last assistant turn, the answer the model is compared with (None without one)."""
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            return None
+        return self.messages[-1]["content"]
 
     @property
     def has_prompt(self) -> bool:
-        return bool(self.prompt)
+        prompt = self.prompt
+        return bool(prompt) and prompt[-1]["role"] != "assistant"
 
 
 @dataclass

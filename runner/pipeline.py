@@ -25,6 +25,7 @@ from runner.logs import library_output_to
 from runner.run.context import Failure, Outcome, RecipeView, StageContext
 from runner.run.folder import RunFolder
 from runner.run.keys import compute_keys
+from runner.run.lineage import write_lineage
 from runner.run.lock import build_lock
 from runner.run.stages import SPECS, STAGES, enabled_stages
 
@@ -145,6 +146,7 @@ def run_pipeline(
     root: Path | None = None,
     say: Callable[[str], None] = print,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    link_version: bool = True,
 ) -> PipelineResult:
     """Run the recipe's stages in order, reusing every stage whose key has a finished output.
 
@@ -152,6 +154,9 @@ def run_pipeline(
     returns with ``error`` set; finished stages stay reusable. ``on_event`` receives what a
     watcher needs (the job API): the stages this run covers, then each stage waiting for
     another run's lock, running (with its log file) and finished (its ``StageResult``).
+    The run folder gets a ``lineage.json`` and, when the recipe has a ``version`` (and
+    ``link_version``: a sweep's trials do not take the name), ``runs/<name>/<version>`` points
+    at it.
     """
     emit = on_event or (lambda event: None)
     root = root or runs_root()
@@ -169,9 +174,31 @@ def run_pipeline(
             check = SPECS[name].hook("preflight")
             if check is not None:
                 check(view(recipe, name))
-        folder.create(build_lock(recipe, all_stages, keys, folder.run_dir.name))
+        folder.create(
+            build_lock(recipe, all_stages, keys, folder.run_dir.name),
+            recipe.version if link_version else None,
+        )
+        write_lineage(recipe, folder, keys.keys)
         emit({"event": "plan", "run_dir": str(folder.run_dir), "stages": stages})
+    try:
+        return _run_stages(recipe, stages, forced, to_run, folder, keys, dry_run, result, say, emit)
+    finally:
+        if not dry_run:
+            write_lineage(recipe, folder, keys.keys)
 
+
+def _run_stages(
+    recipe: Recipe,
+    stages: list[str],
+    forced: set[str],
+    to_run: list[str],
+    folder: RunFolder,
+    keys: Any,
+    dry_run: bool,
+    result: PipelineResult,
+    say: Callable[[str], None],
+    emit: Callable[[dict[str, Any]], None],
+) -> PipelineResult:
     for name in stages:
         key = keys.keys[name]
         entry = folder.entry(name, key)

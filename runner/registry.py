@@ -53,10 +53,14 @@ class Registry:
             ) from None
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        """The names users can write (an ``internal`` operation is added by the runner itself,
+        such as the replay source ``continue_from.replay`` adds, and is not one of them)."""
+        return [name for name, cls in self._entries.items() if not getattr(cls, "internal", False)]
 
     def options(self) -> list[type]:
-        return [getattr(cls, "Options", cls) for cls in self._entries.values()]
+        return [
+            getattr(self._entries[name], "Options", self._entries[name]) for name in self.names()
+        ]
 
     def union(self) -> Any:
         """The options of every registered type as one `type:`-discriminated union."""

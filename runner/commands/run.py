@@ -46,6 +46,8 @@ def main(args: argparse.Namespace) -> int:
         say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     else:
         say = lambda m: print(m, flush=True)  # noqa: E731
+    if recipe.sweep is not None:
+        say(f"note: this runs the recipe once; `recipe sweep {args.recipe}` runs its sweep: trials")
     result = run_pipeline(
         recipe,
         until=args.until,

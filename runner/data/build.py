@@ -36,7 +36,10 @@ OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "report.j
 
 def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
     """The picklable description of the per-file work, from the recipe's data sections."""
-    names = [s.name or f"{s.type}{i}" for i, s in enumerate(recipe.sources)]
+    from runner.data.sources.replay import replay_sources
+
+    sources = [*recipe.sources, *replay_sources(recipe)]  # continue_from.replay
+    names = [s.name or f"{s.type}{i}" for i, s in enumerate(sources)]
     filters = list(recipe.filters)
     signature = None
     if recipe.split.decontaminate:
@@ -46,7 +49,7 @@ def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
         near = near or FILTERS.get("near_dedupe").Options(type="near_dedupe")
         signature = (near.num_perm, near.ngram)
     return Plan(
-        sources=list(recipe.sources),
+        sources=sources,
         names=names,
         filters=filters,
         prompt=recipe.prompt,
@@ -140,7 +143,7 @@ def build(
         recipe.split,
         report.split,
         dict(report.split_counts),
-        evaluates=recipe.eval.enabled,
+        evaluates=recipe.eval.enabled and recipe.eval.test_set is None,
         max_prompts=recipe.eval.max_prompts,
     )
     summary = report.finish(ctx.out, recipe.train.seq_len)

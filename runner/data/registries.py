@@ -22,6 +22,7 @@ _MODULES = (
     "runner.data.sources.agent_logs",
     "runner.data.sources.hf_dataset",
     "runner.data.sources.git_history",
+    "runner.data.sources.replay",
     "runner.data.extractors.code",
     "runner.data.extractors.docs_qa",
     "runner.data.extractors.fim",

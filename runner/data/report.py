@@ -292,6 +292,15 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {language} | {row['files']} | {row['with_examples']} | {row['examples']} | "
                 f"{extracted} | {why or '-'} |"
             )
+    for s in report["sources"].values():
+        listing = s.get("listing")
+        if isinstance(listing, dict) and listing.get("replay"):
+            lines += [
+                "",
+                f"Replay (continue_from.replay): {listing['replayed']} of the parent's "
+                f"{listing['parent_examples']} training examples ({listing['fraction']:.0%}, "
+                f"seed {listing['seed']}) from {listing['parent']}, all in train.",
+            ]
     lines += ["", "## Extractors", ""]
     lines += [f"- {k}: {v} examples" for k, v in report["extractors"].items()] or ["- none"]
     lines += teacher_lines(report.get("teacher"))

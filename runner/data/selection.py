@@ -163,7 +163,13 @@ class Selection:
             self.report.balance = splitting.balance(
                 self.kept, spec.by, spec.mode, spec.max_per_value, spec.seed
             )
-        self.report.split = splitting.assign_splits(self.kept, self.split_spec.fractions(), seed)
+        # A source may pin its examples to one split (replayed parent rows: train).
+        pinned = {i: s.pinned_split for i, s in enumerate(self.sources) if s.pinned_split}
+        free = [item for item in self.kept if item.source not in pinned]
+        self.report.split = splitting.assign_splits(free, self.split_spec.fractions(), seed)
+        for item in self.kept:
+            if item.source in pinned:
+                item.split = pinned[item.source]
         weights = {i: s.weight for i, s in enumerate(self.plan.sources)}
         self.report.weights = splitting.apply_weights(self.kept, weights, seed)
         if self.plan.signature is not None:

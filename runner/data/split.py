@@ -131,7 +131,8 @@ def _label(value: Any) -> str:
 
 def assign_splits(kept: list[Kept], fractions: dict[str, float], seed: int) -> dict[str, Any]:
     """Assign whole groups to splits: groups in seeded order, each to the split furthest below
-    its target share. Deterministic; a group never straddles splits."""
+    its target share; then no split asked for is left empty while another has groups to spare.
+    Deterministic; a group never straddles splits."""
     groups: dict[str, list[Kept]] = defaultdict(list)
     for item in kept:
         if item.dropped is None:
@@ -155,11 +156,43 @@ def assign_splits(kept: list[Kept], fractions: dict[str, float], seed: int) -> d
             item.split = name
         counts[name] += len(items)
         group_counts[name] += 1
+    _fill_empty_splits(groups, wanted, counts, group_counts, seed)
     return {
         "examples": counts,
         "groups": group_counts,
         "targets": {k: round(v, 2) for k, v in targets.items()},
     }
+
+
+def _fill_empty_splits(
+    groups: dict[str, list[Kept]],
+    wanted: dict[str, float],
+    counts: dict[str, int],
+    group_counts: dict[str, int],
+    seed: int,
+) -> None:
+    """A split with a share above 0 that got no group takes the smallest group of the split
+    with the most groups, while that split keeps at least one (test first, then val): with few
+    groups (five files at 0.8/0.1/0.1), the deficit order alone leaves test empty. As
+    scikit-learn's ``GroupShuffleSplit`` rounds the number of test groups up, a split asked for
+    is not empty while there are groups to give it."""
+    for name in reversed(SPLITS):
+        if wanted[name] <= 0 or group_counts[name] > 0:
+            continue
+        donor = max(SPLITS, key=lambda s: (group_counts[s], -SPLITS.index(s)))
+        if group_counts[donor] < 2:
+            return
+        group = min(
+            (g for g, items in groups.items() if items[0].split == donor),
+            key=lambda g: (len(groups[g]), rank(seed, g)),
+        )
+        for item in groups[group]:
+            item.split = name
+        moved = len(groups[group])
+        counts[donor] -= moved
+        counts[name] += moved
+        group_counts[donor] -= 1
+        group_counts[name] += 1
 
 
 def apply_weights(

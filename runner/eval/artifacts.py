@@ -25,11 +25,15 @@ class TunedModel:
 
 
 def tuned_model(merged_dir: Path | None, train_dir: Path, base_dir: Path) -> TunedModel:
-    """The merged model when the run has one, else the base with the trained adapter (peft)."""
+    """The merged model when the run has one, else the base with the trained adapter (peft), or
+    the output of a full fine-tune. ``base_dir`` is the model the adapter was trained on (the
+    merged parent, for a run that continued from one)."""
     from runner.export.merge import find_adapter
 
     if merged_dir is not None and (merged_dir / "config.json").is_file():
         return TunedModel(merged_dir, None, merged_dir)
+    if (train_dir / "config.json").is_file() and not (train_dir / "adapter_config.json").is_file():
+        return TunedModel(train_dir, None, train_dir)  # a full fine-tune: the output is a model
     try:
         adapter = find_adapter(train_dir)
     except StageError:
@@ -93,8 +97,11 @@ def convert_like_export(
     return quantized
 
 
-def base_gguf(base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Path) -> Path:
-    """The base model converted the same way as the export, built once per base and type.
+def base_gguf(
+    base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Path, label: str = "base"
+) -> Path:
+    """A model folder (the base, or a parent run's merged model) converted the same way as the
+    export, built once per folder and type.
 
     Cached by the folder's file names, sizes and times and the llama.cpp versions: converting a
     7B base for every evaluation would cost minutes and gigabytes.
@@ -119,9 +126,10 @@ def base_gguf(base_dir: Path, qtype: str, outtype: str = "f16", *, log_file: Pat
     )
 
     def build(tmp: Path) -> None:
-        convert_like_export(base_dir, tmp, qtype, outtype, label="base", log_file=log_file)
+        convert_like_export(base_dir, tmp, qtype, outtype, label=label, log_file=log_file)
 
-    return build_once("eval-gguf", f"base-{base_dir.name}", key, build) / f"base-{qtype}.gguf"
+    folder = build_once("eval-gguf", f"{label}-{base_dir.name}", key, build)
+    return folder / f"{label}-{qtype}.gguf"
 
 
 def gguf_outtype(recipe: Any) -> str:

@@ -49,6 +49,8 @@ def generate_samples(
             answer=gen.text,
             finish_reason=gen.finish_reason,
             meta=case.meta,
+            seconds=gen.seconds,
+            tokens=gen.completion_tokens,
         )
         for case, gen in zip(cases, generations, strict=True)
     ]

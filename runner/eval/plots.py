@@ -47,34 +47,33 @@ def loss_curve(
     return out
 
 
+PARENT_COLOR = "#ff7f0e"
+
+
 def pass_rate_bars(comparison: Mapping[str, Any], out: Path) -> Path:
-    """Grouped bars per check (and overall): base beside fine-tuned, with the values printed."""
+    """Grouped bars per check (and overall): base, parent (a run that continued from one) and
+    fine-tuned side by side, with the values printed."""
     plt = _pyplot()
     labels = [*comparison["checks"], "overall"]
     rows = [*comparison["checks"].values(), comparison["pass_rate"]]
-    base = [r["base"] for r in rows]
-    tuned = [r["tuned"] or 0.0 for r in rows]
-    has_base = any(b is not None for b in base)
-    width = 0.38 if has_base else 0.6
+    sides = [("base", BASE_COLOR, "base"), ("parent", PARENT_COLOR, "parent")]
+    shown = [s for s in sides if any(r.get(s[0]) is not None for r in rows)]
+    shown.append(("tuned", TUNED_COLOR, "fine-tuned"))
+    width = 0.8 / len(shown)
     xs = range(len(labels))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(labels) + 2), 3.8), dpi=110)
-    if has_base:
+    for position, (side, color, name) in enumerate(shown):
+        values = [r.get(side) for r in rows]
+        offset = (position - (len(shown) - 1) / 2) * width
         bars = ax.bar(
-            [x - width / 2 for x in xs],
-            [b or 0.0 for b in base],
-            width,
-            color=BASE_COLOR,
-            label="base",
+            [x + offset for x in xs], [v or 0.0 for v in values], width, color=color, label=name
         )
         ax.bar_label(
             bars,
-            labels=[f"{b:.0%}" if b is not None else "n/a" for b in base],
+            labels=[f"{v:.0%}" if v is not None else "n/a" for v in values],
             fontsize=8,
             padding=2,
         )
-    offset = width / 2 if has_base else 0.0
-    bars = ax.bar([x + offset for x in xs], tuned, width, color=TUNED_COLOR, label="fine-tuned")
-    ax.bar_label(bars, labels=[f"{t:.0%}" for t in tuned], fontsize=8, padding=2)
     ax.set_xticks(list(xs), labels, rotation=20 if len(labels) > 5 else 0)
     ax.set_ylim(0, 1.15)
     ax.set_ylabel("pass rate")

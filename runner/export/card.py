@@ -150,7 +150,9 @@ def usage_section(recipe: Recipe, folders: Mapping[str, Path | None]) -> list[st
         ]
     ollama = recipe.exports("ollama")
     if ollama:
-        name = ollama[0].model
+        from runner.export.ollama import default_model
+
+        name = default_model(recipe, ollama[0])
         lines += [
             "",
             "With Ollama (the Modelfile has the explicit TEMPLATE and every stop token):",
@@ -172,9 +174,10 @@ def render_card(
     license_ = license_ or recipe.model.license
     base = recipe.model.base
     head = ["---", yaml.safe_dump(front_matter(recipe, license_), sort_keys=False).strip(), "---"]
+    title = f"{recipe.name}:{recipe.version}" if recipe.version else recipe.name
     intro = [
         "",
-        f"# {recipe.name}",
+        f"# {title}",
         "",
         (recipe.description or "").strip(),
         "",

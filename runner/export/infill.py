@@ -4,8 +4,9 @@ llama.cpp's runtime and stops.
 A model trained with ``fill_in_middle`` examples must write the middle and end it with its end
 token when an editor (or Ollama's ``suffix`` request) sends prefix and suffix in the family's
 FIM tokens. The prompts are held-out infill rows of the data stage (``test.fim.jsonl``, else
-``val``, else ``train``), sent exactly as Axolotl tokenized them in training: BOS when the
-tokenizer adds one, then the prompt with its special tokens parsed.
+``val``, else ``train``; only ``train`` with ``eval.smoke.prompts_from: train``), sent exactly
+as Axolotl tokenized them in training: BOS when the tokenizer adds one, then the prompt with its
+special tokens parsed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from runner.dataset import read_fim_split
 from runner.errors import StageError
 
 
-def infill_cases(data_dir: Path, count: int) -> tuple[str, list[Any]]:
-    """``(split file name, rows)`` of up to ``count`` infill rows, held-out ones first."""
-    for split in ("test", "val", "train"):
+def infill_cases(
+    data_dir: Path, count: int, splits: tuple[str, ...] = ("test", "val", "train")
+) -> tuple[str, list[Any]]:
+    """``(split file name, rows)`` of up to ``count`` infill rows, from the first of ``splits``
+    that has some (held-out ones first by default)."""
+    for split in splits:
         rows = read_fim_split(data_dir, split)
         if rows.rows:
             return rows.path.name, rows.rows[:count]
@@ -42,21 +46,26 @@ def smoke_infill(
     tokenizer: Any,
     *,
     prompts: int,
-    max_new_tokens: int,
+    max_new_tokens: int | None,
     require_stop: bool,
+    prompts_from: str = "held_out",
     log_file: Path | None = None,
 ) -> dict[str, Any]:
     """Each target's answers to the infill prompts, checked as the chat answers are (text,
     stopped on an end token, no special token, llama.cpp reads the prompt as training did);
-    ``failures`` lists what failed."""
-    from runner.export.smoke import check_answer
+    ``failures`` lists what failed. ``max_new_tokens`` None: the smoke test's default budget
+    from the longest middle."""
+    from runner.export.smoke import answer_budget, check_answer
     from runner.llamacpp import generate_chat
 
-    source, cases = infill_cases(data_dir, prompts)
+    splits = ("train",) if prompts_from == "train" else ("test", "val", "train")
+    source, cases = infill_cases(data_dir, prompts, splits)
     report: dict[str, Any] = {"prompts_from": source, "models": {}, "failures": []}
     if not cases:
         report["failures"].append("the model was trained with infill rows, but none is left")
         return report
+    max_new_tokens = max_new_tokens or answer_budget(tokenizer, cases)
+    report["max_new_tokens"] = max_new_tokens
     bos = training_prefix(tokenizer)
     texts = [bos + case.prompt[-1]["content"] for case in cases]
     hf_counts = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]

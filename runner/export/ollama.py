@@ -67,8 +67,9 @@ class OllamaExport(Operation):
     """An Ollama Modelfile whose TEMPLATE is derived from the training template."""
 
     type: Literal["ollama"]
-    model: str = Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
-    """Versioned Ollama model name, `name:tag`."""
+    model: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
+    """Versioned Ollama model name, `name:tag`; default `<recipe name>:<version>` (the run's
+    key as the tag when the recipe has no `version`)."""
     from_: str = Field("q4_k_m", alias="from")
     """Which GGUF the Modelfile uses: a quantization type listed under gguf.quantize,
     `f16`/`bf16`/`f32`, or `adapter` for FROM base + ADAPTER."""
@@ -96,7 +97,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         meta = llamacpp.read_metadata(model_file)
         tokens = meta["tokens"]
         special_stops = [tokens[r]["text"] for r in ("eos", "eot", "eom") if tokens.get(r)]
-        model = model_name(target, ctx.key)
+        model = model_name(target, ctx.key, recipe)
         options = {
             "target": target,
             "model": model,
@@ -222,10 +223,18 @@ def model_files(recipe: Recipe, target: OllamaExport, gguf_dir: Path) -> tuple[P
     return gguf_path(recipe, gguf_dir, target.from_), None
 
 
-def model_name(target: OllamaExport, key: str) -> str:
+def default_model(recipe: Recipe, target: OllamaExport) -> str:
+    """The export's ``model``, else ``<name>:<version>`` (else the recipe's name, untagged)."""
+    if target.model is not None:
+        return target.model
+    version = recipe.version
+    return f"{recipe.name}:{version}" if version else recipe.name
+
+
+def model_name(target: OllamaExport, key: str, recipe: Recipe) -> str:
     """``name:tag``; without a tag, the tag is the stage's key, so that two different trainings
     never overwrite each other's model."""
-    name = target.model
+    name = default_model(recipe, target)
     if ":" in name.rsplit("/", 1)[-1]:
         return name
     return f"{name}:r{key[:10]}"

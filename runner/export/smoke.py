@@ -1,7 +1,7 @@
 """Stage "smoke": load every exported GGUF in llama.cpp's runtime and check a few greedy answers.
 
-For a few held-out prompts (the data stage's ``test.jsonl``, else ``val.jsonl``) rendered with
-the trained chat template, it records: the file loads; it produces text; it stopped on an end
+For a few held-out prompts (the data stage's ``test.jsonl``, else ``val.jsonl``; or training
+prompts with ``eval.smoke.prompts_from: train``) rendered with the trained chat template, it records: the file loads; it produces text; it stopped on an end
 token rather than at the token limit (a model that never learned its end-of-turn token runs on:
 axolotl-ai-cloud/axolotl#1608); no literal special token leaked into the text; and llama.cpp
 counts as many prompt tokens as the Hugging Face tokenizer, so what the model sees at inference
@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -32,8 +32,16 @@ class SmokeSection(Section):
     """`eval.smoke:`: the always-on smoke test of every exported GGUF."""
 
     prompts: int = Field(3, ge=1)
-    """Held-out prompts each GGUF answers."""
-    max_new_tokens: int = Field(64, ge=1)
+    """Prompts each GGUF answers."""
+    prompts_from: Literal["held_out", "train"] = "held_out"
+    """Where the prompts come from: `held_out` (test.jsonl, else val.jsonl) or `train`
+    (train.jsonl: answers the model was trained on, so a model too small to generalize, such as
+    the tiny model of `--laptop`, still shows whether the export stops where training taught
+    it to)."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Tokens an answer may take before it counts as not stopping. Default: one and a half
+    times the longest reference answer among the prompts, plus 32, at least 64 (a model that
+    learned answers of 300 tokens cannot stop within 64)."""
     require_stop: bool = True
     """Fail when the model hits the token limit instead of an end token."""
 
@@ -154,11 +162,17 @@ def smoke_test(
     return results
 
 
+def answer_budget(tokenizer: Any, cases: list[Any]) -> int:
+    """The default token limit: 1.5 x the longest reference answer + 32, at least 64."""
+    longest = max(len(tokenizer(c.reference, add_special_tokens=False)["input_ids"]) for c in cases)
+    return max(64, longest * 3 // 2 + 32)
+
+
 def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Smoke-test every GGUF the gguf stage wrote; write ``smoke.json``; fail on any failure."""
     from transformers import AutoTokenizer
 
-    from runner.dataset import held_out
+    from runner.dataset import held_out, read_split, with_prompts
     from runner.prompt.template import read_template
 
     options = recipe.eval.smoke
@@ -169,21 +183,27 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         raise StageError(STAGE, f"no GGUF file in {gguf_dir} to smoke-test")
     train_dir = ctx.require("train")
     template = read_template(train_dir)
-    held = held_out(ctx.require("data"))
+    data = ctx.require("data")
+    if options.prompts_from == "train":
+        held = with_prompts(read_split(data, "train"))
+    else:
+        held = held_out(data)
     if not held.rows:
         raise StageError(
             STAGE,
             "no held-out conversation to smoke-test with: the data stage wrote no usable "
-            "test.jsonl or val.jsonl (give the split a test or validation share)",
+            "test.jsonl or val.jsonl (give the split a test or validation share, or set "
+            "eval.smoke.prompts_from: train)",
         )
     cases = held.rows[: options.prompts]
     prompts = [template.render(c.prompt, add_generation_prompt=True) for c in cases]
     tokenizer = AutoTokenizer.from_pretrained(str(train_dir))
+    max_new_tokens = options.max_new_tokens or answer_budget(tokenizer, cases)
     results = smoke_test(
         targets,
         prompts,
         tokenizer,
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         require_stop=options.require_stop,
         log_file=ctx.log_file,
     )
@@ -192,6 +212,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
         "require_stop": options.require_stop,
+        "max_new_tokens": max_new_tokens,
         "models": {r.kind: _result_dict(r) for r in results},
         **({"infill": infill} if infill else {}),
     }
@@ -235,6 +256,7 @@ def _infill(targets: list[SmokeTarget], ctx: StageContext, tokenizer: Any, optio
         prompts=options.prompts,
         max_new_tokens=options.max_new_tokens,
         require_stop=options.require_stop,
+        prompts_from=options.prompts_from,
         log_file=ctx.log_file,
     )
 

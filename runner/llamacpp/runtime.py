@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,12 @@ class Generation:
     completion_tokens: int
     end_token: str | None = None  # the end-of-generation token that stopped it, as text
     stop_string: str | None = None  # a caller's stop string that cut the text, if any
+    seconds: float = 0.0  # wall time from the prompt's tokenization to the last token
     token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "token_ids"}
@@ -130,6 +136,7 @@ def _generate_here(request_file: str, result_file: str) -> int:
 def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequence[str]):
     import llama_cpp
 
+    start = time.perf_counter()
     prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
     if len(prompt_ids) + max_tokens > llm.n_ctx():
         raise UserError(
@@ -157,4 +164,5 @@ def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequ
     result.text = text
     result.completion_tokens = len(out)
     result.token_ids = out
+    result.seconds = round(time.perf_counter() - start, 4)
     return result

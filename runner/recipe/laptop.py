@@ -5,7 +5,7 @@ for a trained model, and a gate only a real model meets. `--laptop` keeps everyt
 data, the template and the exports, and swaps in what a CPU can run: the base's family as a
 built-in tiny model (random weights, the family's real tokenizer and chat template), a 16-bit
 LoRA, a short sequence, and enough steps at a high learning rate for the tiny model to learn to
-end its answers (the smoke test checks that every GGUF stops). The gate is dropped (a random
+end its answers (the smoke test checks, on training prompts, that every GGUF stops). The gate is dropped (a random
 model cannot meet a real model's thresholds) and `command` checks are dropped unless the recipe
 allows them. The changes are `--set`-style overrides listed on the terminal, and the user's own
 `--set` values still win over them.
@@ -51,6 +51,8 @@ def laptop_overrides(document: dict[str, Any]) -> dict[str, Any]:
         "model.base": tiny_for(base, str(prompt.get("template", "chatml"))),
         "model.quantization": "none",
         "lora.dropout": 0.0,
+        # A random tiny model learns to stop only with every linear layer adapted.
+        "lora.target_modules": "all_linear",
         "train.max_steps": STEPS,
         "train.learning_rate": 0.005,
         "train.lr_scheduler": "cosine",
@@ -65,9 +67,16 @@ def laptop_overrides(document: dict[str, Any]) -> dict[str, Any]:
         "compute.strategy": "single",
         "compute.gpus": 1,
         "eval.gate": {},
+        # A random tiny model cannot generalize to held-out prompts in 80 steps; on training
+        # prompts the smoke test still shows whether every GGUF stops where training taught it.
+        "eval.smoke.prompts_from": "train",
         "eval.max_prompts": 5,
-        "eval.max_new_tokens": 64,
     }
+    sweep = document.get("sweep")
+    if isinstance(sweep, dict) and sweep.get("stop_early"):
+        # Stopping trials early reads the validation loss logged every train.eval_steps.
+        for key in ("train.eval_steps", "train.early_stopping_patience"):
+            del overrides[key]
     checks = evaluation.get("checks")
     if isinstance(checks, list) and not evaluation.get("allow_commands"):
         kept = [c for c in checks if not (isinstance(c, dict) and c.get("type") == "command")]

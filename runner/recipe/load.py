@@ -223,15 +223,21 @@ def _read_chain(
     return layers
 
 
-def _parse_override(text: str) -> tuple[KeyPath, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise RecipeErrors([Located(SET_ORIGIN, 0, 0, text, "expected --set key.path=value")])
+def parse_key(key: str) -> KeyPath:
+    """A dotted key as a key path: ``sources[0].path`` and ``sources.0.path`` are
+    ``("sources", 0, "path")``."""
     parts: list[str | int] = []
     for piece in key.strip().replace("[", ".").replace("]", "").split("."):
         if piece:
             parts.append(int(piece) if piece.isdigit() else piece)
-    return tuple(parts), value
+    return tuple(parts)
+
+
+def _parse_override(text: str) -> tuple[KeyPath, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeErrors([Located(SET_ORIGIN, 0, 0, text, "expected --set key.path=value")])
+    return parse_key(key), value
 
 
 def _typed_value(raw: str, node: Any) -> Any:

@@ -306,6 +306,163 @@ def early_stopping_needs_eval_and_save_steps(recipe: Recipe) -> Iterator[Problem
         )
 
 
+# Names a version cannot take: they are folders of runs/<name>/ already.
+RESERVED_VERSIONS = ("latest", "stages", "sweeps", "compare")
+
+
+@rule
+def version_is_a_free_folder_name(recipe: Recipe) -> Iterator[Problem]:
+    import re
+
+    version = recipe.version
+    if version is None:
+        return
+    if version in RESERVED_VERSIONS or re.fullmatch(r"[0-9a-f]{10}", version):
+        yield Problem(
+            ("version",),
+            f"'{version}' names a folder runs/{recipe.name}/ already uses "
+            f"({', '.join(RESERVED_VERSIONS)} and 10-hex-digit run folders); choose another",
+        )
+
+
+@rule
+def continue_from_fits_the_mode(recipe: Recipe) -> Iterator[Problem]:
+    section = recipe.continue_from
+    if section is None:
+        return
+    mode = section.mode
+    if mode == "full" and recipe.lora.enabled:
+        yield Problem(
+            ("continue_from", "mode"),
+            "mode full trains every weight of the merged parent: set lora.enabled: false "
+            "(or use mode new_adapter for a fresh LoRA on it)",
+        )
+    if mode != "full" and not recipe.lora.enabled:
+        yield Problem(
+            ("continue_from", "mode"),
+            f"mode {mode} trains a LoRA adapter, but lora.enabled is false (mode full trains "
+            "every weight)",
+        )
+    if mode != "same_adapter":
+        for index, _ in _targets(recipe, "lora_gguf"):
+            yield Problem(
+                ("export", index),
+                f"continue_from.mode {mode}: the adapter applies to the merged parent, not to "
+                "model.base, so a LoRA GGUF over the base would be wrong; export the merged "
+                "model (`- type: merge` and `- type: gguf`)",
+            )
+    problem = path_problem(section.run)
+    if problem:
+        yield Problem(
+            ("continue_from", "run"),
+            f"{problem} yet: run the parent recipe first (the run refuses until it exists)",
+            warning=True,
+        )
+
+
+@rule
+def eval_keys_have_what_they_need(recipe: Recipe) -> Iterator[Problem]:
+    evaluation = recipe.eval
+    gate = evaluation.gate
+    if gate.min_pass_rate_per_group is not None and not evaluation.group_by:
+        yield Problem(
+            ("eval", "gate", "min_pass_rate_per_group"),
+            "pass rates per group need eval.group_by (a metadata key, e.g. meta.version)",
+        )
+    for key in ("max_regression", "max_loss_regression"):
+        if getattr(gate, key) is not None and recipe.continue_from is None:
+            yield Problem(
+                ("eval", "gate", key),
+                f"eval.gate.{key} compares with the parent on its test split; the recipe has no "
+                "continue_from",
+            )
+    if evaluation.test_set is not None:
+        problem = path_problem(evaluation.test_set)
+        if problem:
+            yield Problem(("eval", "test_set"), problem)
+
+
+# Keys a sweep cannot vary: they name the run or the sweep itself.
+UNSWEPT = ("recipe", "name", "extends", "version", "sweep")
+
+
+def _sweep_key_problem(recipe: Recipe, key: str) -> str | None:
+    from runner.recipe.load import parse_key
+    from runner.recipe.schema import Recipe as RecipeModel
+    from runner.recipe.walk import node_at
+
+    path = parse_key(key)
+    if not path or str(path[0]) in UNSWEPT:
+        return f"'{key}' cannot be swept (a sweep varies training, data and evaluation keys)"
+    if node_at(RecipeModel, path, recipe.to_dict()) is None:
+        return f"'{key}' is not a key of this recipe"
+    return None
+
+
+@rule
+def sweep_is_runnable(recipe: Recipe) -> Iterator[Problem]:
+    from runner.sweep.section import METRIC_STAGES, Uniform, metric_path
+
+    sweep = recipe.sweep
+    if sweep is None:
+        return
+    if not sweep.params and not sweep.paired:
+        yield Problem(("sweep",), "a sweep needs `params:` or `paired:` to vary")
+    for key, space in sweep.params.items():
+        problem = _sweep_key_problem(recipe, key)
+        if problem:
+            yield Problem(("sweep", "params", key), problem)
+        if sweep.method == "grid" and not isinstance(space, tuple):
+            yield Problem(
+                ("sweep", "params", key),
+                "a range has no grid: list the values, or use method random or tpe",
+            )
+        if isinstance(space, tuple) and not space:
+            yield Problem(("sweep", "params", key), "list at least one value")
+        if isinstance(space, Uniform) and space.uniform[0] > space.uniform[1]:
+            yield Problem(("sweep", "params", key), "the low bound is above the high one")
+    for index, choice in enumerate(sweep.paired):
+        if not choice:
+            yield Problem(("sweep", "paired", index), "an empty choice")
+        for key in choice:
+            problem = _sweep_key_problem(recipe, key)
+            if problem:
+                yield Problem(("sweep", "paired", index, key), problem)
+            elif key in sweep.params:
+                yield Problem(
+                    ("sweep", "paired", index, key),
+                    f"'{key}' is both in sweep.params and sweep.paired",
+                )
+    if sweep.method != "grid" and sweep.max_trials is None:
+        yield Problem(
+            ("sweep", "max_trials"), f"method {sweep.method} draws trials: set sweep.max_trials"
+        )
+    stage, *rest = metric_path(sweep.metric)
+    if stage not in METRIC_STAGES or not rest:
+        yield Problem(
+            ("sweep", "metric"),
+            f"'{sweep.metric}' is not a number a run reports: use eval.held_out_loss, "
+            "eval.pass_rate, eval.checks.<check>, eval.seconds_per_answer, train.last_loss...",
+        )
+    elif stage == "eval" and not recipe.eval.enabled:
+        yield Problem(("sweep", "metric"), f"'{sweep.metric}' needs eval.enabled: true")
+    elif rest[0] == "checks" and len(rest) > 1:
+        from runner.eval.checks import build_checks
+
+        labels = build_checks(recipe.eval.checks, allow_commands=True).labels
+        if rest[1] not in labels:
+            yield Problem(
+                ("sweep", "metric"),
+                f"no '{rest[1]}' check in eval.checks{did_you_mean(rest[1], labels)}",
+            )
+    if sweep.pruning() is not None and (recipe.train.eval_steps is None or recipe.split.val <= 0):
+        yield Problem(
+            ("sweep", "stop_early"),
+            "stopping trials early reads the validation loss Axolotl logs every "
+            "train.eval_steps: set train.eval_steps and keep split.val above 0",
+        )
+
+
 def _extracts(recipe: Recipe, type_name: str) -> list[tuple[int, int, Any, Any]]:
     """``(source index, entry index, source, entry)`` of every `extract:` entry of a type."""
     return [

@@ -11,7 +11,11 @@ Where each key is declared (and handled):
 - ``lora``, ``train``: ``runner/train/config.py``; ``compute``: ``runner/train/launch.py``
 - ``export``: ``runner/export/<stage>.py`` (``merge``, ``gguf``/``lora_gguf``, ``ollama``, ``hub``)
 - ``eval``: ``runner/eval/stage.py``; ``eval.checks``: ``runner/eval/checks/``;
-  ``eval.gate``: ``runner/eval/gate.py``; ``eval.smoke``: ``runner/export/smoke.py``
+  ``eval.gate``: ``runner/eval/gate.py``; ``eval.smoke``: ``runner/export/smoke.py``;
+  ``eval.test_set``: ``runner/eval/test_set.py``; ``eval.group_by``: ``runner/eval/groups.py``
+- ``continue_from``: ``runner/train/continue_from.py`` (its ``replay``: ``runner/data/sources/replay.py``)
+- ``sweep``: ``runner/sweep/section.py`` (run by ``runner/sweep/run.py``)
+- ``version``: the run folder's version link and lineage (``runner/run/lineage.py``)
 
 The JSON Schema users give their editor (``recipe schema``) is generated from this model.
 """
@@ -39,7 +43,9 @@ from runner.models.resolve import ModelSection
 from runner.prompt.template import PromptSection
 from runner.recipe.fields import Section
 from runner.recipe.problems import Origin
+from runner.sweep.section import SweepSection
 from runner.train.config import LoraSection, TrainSection
+from runner.train.continue_from import ContinueFromSection
 from runner.train.launch import ComputeSection
 
 load_all()
@@ -55,6 +61,9 @@ class Recipe(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     """Name of the recipe; runs go to runs/<name>/."""
     description: str | None = None
+    version: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Names this run (`v2`, `2025-01`): runs/<name>/<version>/ links to its run folder, and the
+    Ollama tag and the Hub card default to `<name>:<version>`."""
     extends: str | tuple[str, ...] | None = None
     """Recipe file(s) this one builds on, relative to this file: mappings merge, lists
     replace."""
@@ -75,8 +84,12 @@ class Recipe(Section):
     compute: ComputeSection = ComputeSection()
     axolotl: dict[str, Any] = {}
     """Raw Axolotl keys, passed through and checked against Axolotl's own config model."""
+    continue_from: ContinueFromSection | None = None
+    """Train from an earlier run's weights (a new version of a model)."""
     export: ExportList = ()
     eval: EvalSection = EvalSection()
+    sweep: SweepSection | None = None
+    """Several runs with different values of some keys, ranked by a metric (`recipe sweep`)."""
 
     _path: Path = PrivateAttr(default=Path("recipe.yaml"))
     _origins: Mapping[str, Origin] = PrivateAttr(default_factory=dict)

@@ -136,7 +136,10 @@ class RecipeView:
         if (not self._at and name in self._ALWAYS) or key in self._reads:
             return getattr(self._recipe, name)
         if any(r.startswith(key + ".") for r in self._reads):
-            return RecipeView(getattr(self._recipe, name), self._stage, self._reads, at=key + ".")
+            value = getattr(self._recipe, name)
+            if value is None:  # an optional section the recipe leaves out (`continue_from`)
+                return None
+            return RecipeView(value, self._stage, self._reads, at=key + ".")
         raise UndeclaredRead(
             f"the {self._stage} stage read recipe key {key!r} without declaring it "
             f"(it declares: {', '.join(self._reads) or 'nothing'}; see runner/run/stages.py)"

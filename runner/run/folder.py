@@ -90,12 +90,15 @@ class RunFolder:
             Outcome.from_json(manifest["outcome"]) if manifest and "outcome" in manifest else None
         )
 
-    def create(self, lock: dict[str, Any]) -> None:
-        """Make the run folder, write its lock file and point ``latest`` at it."""
+    def create(self, lock: dict[str, Any], version: str | None = None) -> None:
+        """Make the run folder, write its lock file and point ``latest`` (and ``<version>``, when
+        the recipe names one) at it."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         write_json_atomic(self.run_dir / LOCK, lock)
         relink(self.recipe_root / "latest", self.run_dir)
+        if version is not None:
+            relink(self.recipe_root / version, self.run_dir)
 
     def start(self, stage: str, key: str, *, keep_partial: bool) -> Path:
         """A folder for the stage to write into; kept from an interrupted attempt if asked."""

@@ -37,6 +37,15 @@ def versions(dists: tuple[str, ...] = LOCK_TOOLS) -> dict[str, str]:
 def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
     """The recipe keys and export targets a stage reads, with their resolved values."""
     material: dict[str, Any] = {"reads": {key: recipe.section(key) for key in spec.reads}}
+    parent = recipe.continue_from
+    if parent is not None and any(k.split(".")[0] == "continue_from" for k in spec.reads):
+        # The parent enters by what identifies its weights (a run's stage keys, a folder's
+        # content), not by its path: its folder holds gigabytes and links to other folders.
+        from runner.train.continue_from import parent_fingerprint
+
+        material["reads"] = _replace(
+            material["reads"], parent.run, f"parent:{parent_fingerprint(parent.run)}"
+        )
     if spec.exports:
         exports = recipe.to_dict()["export"]
         material["exports"] = {t: [e for e in exports if e["type"] == t] for t in spec.exports}
@@ -48,6 +57,15 @@ def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
 
         material["base_build"] = tiny_build_key(base)
     return material
+
+
+def _replace(value: Any, old: str, new: str) -> Any:
+    """``value`` with every string equal to ``old`` replaced by ``new``."""
+    if isinstance(value, dict):
+        return {k: _replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace(v, old, new) for v in value]
+    return new if value == old else value
 
 
 @dataclass

@@ -40,6 +40,7 @@ class StageSpec:
     base_build: bool = False  # a built-in tiny base enters the key by its build, not its name
     preflight: str | None = None  # "module:function" (recipe view): refuse before any stage
     plan: str | None = None  # "module:function" (recipe view) -> dict shown by `recipe plan`
+    lineage_files: tuple[str, ...] = ()  # outputs whose content hash lineage.json records
 
     def runs(self, recipe: Recipe) -> bool:
         return bool(_entry(self.runs_when)(recipe))
@@ -94,9 +95,14 @@ DATA_READS = (
     "model.revision",
     "model.trust_remote_code",
     "train.seq_len",
-    # A test split too small for the evaluation stops the run here, before training.
+    # A test split too small for the evaluation stops the run here, before training (unless
+    # the evaluation asks a fixed test set).
     "eval.enabled",
     "eval.max_prompts",
+    "eval.test_set",
+    # `continue_from.replay` mixes a share of the parent's training split into the data.
+    "continue_from.run",
+    "continue_from.replay",
 )
 
 SPECS: dict[str, StageSpec] = {
@@ -118,13 +124,23 @@ SPECS: dict[str, StageSpec] = {
                 "detect-secrets",
             ),
             writes="train/val/test JSONL (messages + meta), dropped rows with reasons, stats",
+            lineage_files=("train.jsonl", "val.jsonl", "test.jsonl"),
         ),
         StageSpec(
             "train",
             "train",
             "runner.train.stage:run",
             f"{_HERE}:always",
-            reads=("model", "lora", "train", "compute", "axolotl", "prompt", "split.val"),
+            reads=(
+                "model",
+                "lora",
+                "train",
+                "compute",
+                "axolotl",
+                "prompt",
+                "split.val",
+                "continue_from",
+            ),
             after=("data",),
             tools=("axolotl", "torch", "transformers", "peft", "accelerate", "bitsandbytes"),
             writes="axolotl.yaml, the LoRA adapter and tokenizer, template.json, losses.jsonl",
@@ -160,7 +176,7 @@ SPECS: dict[str, StageSpec] = {
             "ollama",
             "runner.export.ollama:run",
             f"{_HERE}:ollama_runs",
-            reads=("prompt.system", "train.seq_len"),
+            reads=("prompt.system", "train.seq_len", "version"),
             exports=("ollama", "gguf", "lora_gguf"),
             after=("train", "gguf"),
             writes="Modelfile with explicit TEMPLATE and stop parameters",
@@ -187,6 +203,10 @@ SPECS: dict[str, StageSpec] = {
                 "model.revision",
                 "train.seq_len",
                 "prompt.train_on",
+                # a fixed test set's prompts get the system prompt the training examples got
+                "prompt.system",
+                # the parent a run continues from is evaluated beside it, on its test split too
+                "continue_from.run",
             ),
             # `ollama.from` picks which of the exported GGUFs the generation checks run on.
             exports=("gguf", "lora_gguf", "ollama"),
@@ -199,7 +219,16 @@ SPECS: dict[str, StageSpec] = {
             "hub",
             "runner.export.hub:run",
             f"{_HERE}:hub_runs",
-            reads=("description", "model", "sources", "filters", "lora", "train", "prompt"),
+            reads=(
+                "description",
+                "version",
+                "model",
+                "sources",
+                "filters",
+                "lora",
+                "train",
+                "prompt",
+            ),
             exports=("hub", "ollama"),
             after=("data", "train", "merge", "gguf", "ollama", "smoke", "eval"),
             tools=("huggingface_hub",),

@@ -286,6 +286,7 @@ def render_axolotl_config(
     gradient_checkpointing: bool | None = None,
     plugins: list[str] | None = None,
     fim_examples: dict[str, int] | None = None,
+    lora_model_dir: str | None = None,
 ) -> dict[str, Any]:
     """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
 
@@ -303,6 +304,8 @@ def render_axolotl_config(
     ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
     ``fim_examples`` counts the fill-in-the-middle rows per split (``train``, ``val``) when the
     data has some: they become a second dataset entry of type ``completion``.
+    ``lora_model_dir`` is the adapter to keep training (``continue_from.mode: same_adapter``);
+    for the other modes ``base_model`` is the merged parent.
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}
@@ -313,6 +316,11 @@ def render_axolotl_config(
     if recipe.model.trust_remote_code:
         cfg["trust_remote_code"] = True
     cfg.update(_adapter(recipe, cuda=cuda))
+    if lora_model_dir is not None:
+        # Axolotl loads it with PeftModel.from_pretrained(is_trainable=True); its saved
+        # adapter_config.json wins over lora_r/lora_alpha, which is why the run refuses a
+        # `lora:` block that differs from it (runner/train/continue_from.py).
+        cfg["lora_model_dir"] = lora_model_dir
 
     source = template_source
     cfg["chat_template"] = "jinja" if source is not None else "tokenizer_default"

@@ -32,9 +32,22 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
     except UserError as exc:
         source, end = None, None
         notes.append(f"chat template read from the base tokenizer when the run starts ({exc})")
+    base_model = BASE_AT_RUN.format(base=recipe.model.base)
+    lora_model_dir = None
+    parent = recipe.continue_from
+    if parent is not None:
+        if parent.mode == "same_adapter":
+            lora_model_dir = f"<the adapter of {parent.run}>"
+        else:
+            base_model = f"<{parent.run}: merged onto its base when the run starts>"
+        notes.append(
+            f"continue_from {parent.run} ({parent.mode}): base, tokenizer and chat template are "
+            "checked against the parent's when the run starts"
+        )
     cfg = render_axolotl_config(
         recipe,
-        base_model=BASE_AT_RUN.format(base=recipe.model.base),
+        base_model=base_model,
+        lora_model_dir=lora_model_dir,
         dataset_dir="data",
         output_dir=".",
         cuda=cuda,

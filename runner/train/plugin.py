@@ -11,7 +11,11 @@ checks run on what Axolotl really built, with no second Axolotl process (a separ
   and its trained end-of-turn token are trained too (Axolotl trains the end token alone), then
   every trained turn of the tokenized training rows must end on a trained end-of-turn token, or
   the model would never learn to stop (axolotl-ai-cloud/axolotl#1608). Rows Axolotl dropped for
-  being longer than ``sequence_len`` are counted.
+  being longer than ``sequence_len`` are counted;
+- while it trains (``add_callbacks_post_trainer``): one ``STEP_LINE`` per optimizer step with the
+  step, the total and an ETA, which the stage reads for its progress. The trainer's own tqdm bar
+  is off whenever its logging is quieter than WARNING (``TRANSFORMERS_VERBOSITY=error``, which
+  keeps the terminal clean), so progress cannot rely on it.
 
 The verdict is written to ``RESULT`` in the output folder before training starts; a failed check
 raises, which ends Axolotl before its first step, and the stage reports the written reason.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,8 @@ from runner.train.labels import check_labels, fill_end_gaps
 SETTINGS = "runner_checks.json"
 RESULT = "runner_checks.result.json"
 PLUGIN = f"{__name__}.RecipeRunnerChecks"
+# What the step callback prints; runner.train.progress reads it.
+STEP_LINE = "recipe-runner: step {step}/{total} eta {eta}"
 
 
 class RecipeRunnerChecks(BasePlugin):
@@ -76,6 +83,42 @@ class RecipeRunnerChecks(BasePlugin):
         _write(cfg, result)
         if result["problem"]:
             raise RuntimeError(result["problem"])
+
+    def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list:
+        return [_step_lines()]
+
+
+def _step_lines() -> Any:
+    from transformers import TrainerCallback
+
+    class StepLines(TrainerCallback):
+        """Print ``STEP_LINE`` after every optimizer step (on the main process only)."""
+
+        def __init__(self) -> None:
+            self.started: tuple[float, int] | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = (time.monotonic(), state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero or not state.max_steps:
+                return
+            began, first = self.started or (time.monotonic(), 0)
+            done = state.global_step - first
+            left = state.max_steps - state.global_step
+            eta = _clock((time.monotonic() - began) / done * left) if done > 0 else "?"
+            print(
+                STEP_LINE.format(step=state.global_step, total=state.max_steps, eta=eta), flush=True
+            )
+
+    return StepLines()
+
+
+def _clock(seconds: float) -> str:
+    """``MM:SS`` or ``H:MM:SS``, as tqdm writes its remaining time."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _fill(dataset: Any, end_ids: set[int]) -> tuple[Any, int]:

@@ -37,10 +37,12 @@ STAGE = "train"
 
 
 def axolotl_env() -> dict[str, str]:
-    """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
-    ``accelerate`` by name (``os.execvpe``)."""
+    """Telemetry off; output unbuffered, so each logged loss reaches the progress as it happens;
+    this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs ``accelerate`` by name
+    (``os.execvpe``)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**OFFLINE, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    path = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return {**OFFLINE, "PYTHONUNBUFFERED": "1", "PATH": path}
 
 
 def axolotl_executable() -> str:
@@ -65,13 +67,20 @@ def refuse_unsupported(recipe: Recipe, cuda: bool) -> None:
 
 def preflight(recipe: Recipe) -> None:
     """Checks made before any stage runs, so a run that cannot train stops before spending time
-    on its data: this machine (QLoRA needs CUDA), and a hub base, once found in the local cache
-    (a local folder was checked by `recipe validate`, a built-in tiny model is trainable)."""
+    on its data: this machine (QLoRA needs CUDA), a hub base, once found in the local cache
+    (a local folder was checked by `recipe validate`, a built-in tiny model is trainable), and
+    the parent a run continues from (its base, tokenizer and chat template must be this
+    recipe's)."""
     from runner.models.tiny import is_tiny
 
     refuse_unsupported(recipe, cuda_available())
-    if not is_tiny(recipe.model.base):
-        refuse_untrainable(recipe)
+    if not is_tiny(recipe.model.base) or recipe.continue_from is not None:
+        base_dir = refuse_untrainable(recipe)
+    if recipe.continue_from is not None:
+        from runner.prompt.template import load_template
+        from runner.train.continue_from import check_parent
+
+        check_parent(recipe, base_dir, load_template(recipe.prompt.template, base_dir).source)
 
 
 def refuse_untrainable(recipe: Recipe) -> Path:
@@ -95,6 +104,12 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     refuse_unsupported(recipe, cuda)
     base_dir = refuse_untrainable(recipe)
     template = load_template(recipe.prompt.template, base_dir)
+    start = None
+    if recipe.continue_from is not None:
+        from runner.train.continue_from import START_FILE, starting_point
+
+        start = starting_point(recipe, base_dir, template.source)
+        (ctx.out / START_FILE).write_text(json.dumps(start.to_json(), indent=2) + "\n")
     tokenizer = TokenizerFiles(base_dir)
     end_tokens = [template.end_of_turn]
     end_ids = labels.end_token_ids(tokenizer, end_tokens)
@@ -106,7 +121,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     # stays true once the finished folder is renamed into the store.
     cfg = render_axolotl_config(
         recipe,
-        base_model=str(base_dir),
+        base_model=str(start.base_model if start else base_dir),
+        lora_model_dir=str(start.lora_model_dir) if start and start.lora_model_dir else None,
         dataset_dir=data.folder.relative_to(ctx.out).as_posix(),
         output_dir=".",
         cuda=cuda,
@@ -173,17 +189,28 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             fh.write(json.dumps(entry) + "\n")
     if progress.resumed_from:
         notes.append(f"resumed from {Path(progress.resumed_from).name}")
+    if start is not None:
+        parent = start.parent.describe()
+        notes.append(
+            f"continued from {parent['name'] or ''} {parent['version'] or parent['path']} "
+            f"({start.mode}): training started from {start.lora_model_dir or start.base_model}"
+        )
+    trained = [h for h in history if "loss" in h]
+    evaluated = [h for h in history if "eval_loss" in h]
     return Outcome(
         summary={
             "base_model": str(base_dir),
+            "start": start.to_json() if start else None,
             "cuda": cuda,
             "examples": data.counts,
             **({"fim_examples": data.fim_counts} if fim_rows else {}),
             "over_seq_len": over,
             "trained_turns_checked": checked["trained_turns"],
-            "steps": history[-1]["step"] if history else progress.step,
-            "first_loss": history[0]["loss"] if history else None,
-            "last_loss": history[-1]["loss"] if history else None,
+            "steps": trained[-1]["step"] if trained else progress.step,
+            "first_loss": trained[0]["loss"] if trained else None,
+            "last_loss": trained[-1]["loss"] if trained else None,
+            "first_eval_loss": evaluated[0]["eval_loss"] if evaluated else None,
+            "last_eval_loss": evaluated[-1]["eval_loss"] if evaluated else None,
             "resumed_from": progress.resumed_from,
         },
         outputs={
@@ -306,20 +333,22 @@ class PlainProgress:
 
 
 def _loss_history(out: Path, progress: TrainProgress) -> list[dict[str, Any]]:
-    """Loss per logged step: the trainer's saved state (which survives a resume), then the
-    steps this attempt logged after its newest saved state."""
+    """Training and validation loss per logged step: the trainer's saved state (which survives a
+    resume), then the steps this attempt logged after its newest saved state."""
     states = [out / "trainer_state.json", *out.glob("checkpoint-*/trainer_state.json")]
     newest = max((s for s in states if s.is_file()), key=lambda s: s.stat().st_mtime, default=None)
     history: list[dict[str, Any]] = []
     if newest is not None:
         log = json.loads(newest.read_text()).get("log_history", [])
-        history = [
-            {"step": e["step"], "loss": e["loss"], "epoch": e.get("epoch")}
-            for e in log
-            if "loss" in e
-        ]
-    last = history[-1]["step"] if history else 0
-    return history + [e for e in progress.losses if e["step"] > last]
+        for e in log:
+            for key in ("loss", "eval_loss"):
+                if key in e:
+                    history.append({"step": e["step"], key: e[key], "epoch": e.get("epoch")})
+    last = history[-1]["step"] if history else -1
+    logged = sorted(
+        [*progress.losses, *progress.eval_losses], key=lambda e: (e["step"], "loss" in e)
+    )
+    return history + [e for e in logged if e["step"] > last]
 
 
 def _drop_checkpoints(out: Path) -> None:

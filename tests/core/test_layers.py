@@ -29,10 +29,10 @@ LAYERS: list[tuple[str, ...]] = [
         "runner.grammars",
         "runner.languages",
     ),
-    ("runner.data", "runner.train", "runner.export", "runner.eval"),
+    ("runner.data", "runner.train", "runner.export", "runner.eval", "runner.sweep.section"),
     ("runner.recipe",),
     ("runner.run",),
-    ("runner.pipeline", "runner.doctor"),
+    ("runner.pipeline", "runner.doctor", "runner.sweep"),
     ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]

@@ -277,10 +277,10 @@ def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
     assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()
 
 
-def three_files_of_sixteen(tmp_path):
+def files_of_sixteen(tmp_path, count=3):
     src = tmp_path / "src"
-    src.mkdir()
-    for f in range(3):
+    src.mkdir(parents=True)
+    for f in range(count):
         (src / f"m{f}.py").write_text(
             "\n\n".join(f"def f{f}_{i}(x):\n    y = x * {i}\n    return y + {f}" for i in range(16))
         )
@@ -288,29 +288,52 @@ def three_files_of_sixteen(tmp_path):
 
 
 def test_a_split_too_small_for_eval_stops_the_run_before_training(recipe_factory, tmp_path, tokens):
-    """48 examples from 3 files with train 0.8 / val 0.1 / test 0.1: whole files go to one split
-    each, so val and test come out empty; a run that would evaluate must stop here."""
-    recipe = recipe_factory(three_files_of_sixteen(tmp_path))
+    """16 examples from one file with train 0.8 / val 0.1 / test 0.1: a whole file goes to one
+    split, so val and test come out empty; a run that would evaluate must stop here."""
+    recipe = recipe_factory(files_of_sixteen(tmp_path, 1))
     ctx = StageContext(stage="data", out=tmp_path / "data", run_dir=tmp_path)
     outcome = run(recipe, ctx, tokens=tokens, progress=False)
-    assert outcome.summary["counts"] == {"train": 48}
+    assert outcome.summary["counts"] == {"train": 16}
     assert (outcome.failure.exit_code, outcome.failure.kind) == (2, "split too small")
     assert outcome.failure.message == (
-        "the test split is empty and the evaluation needs test prompts; 0 of 3 group(s) by "
+        "the test split is empty and the evaluation needs test prompts; 0 of 1 group(s) by "
         "`split.group_by: source_file` went to test. Change: a larger split.test (now 0.1), "
         "smaller groups (`split.group_by: none` puts each example in a group of its own), or "
         "eval.enabled: false"
     )
     assert outcome.notes[0] == (
-        "split.val is 0.1 but the val split is empty: the 3 group(s) by `split.group_by: "
-        "source_file` went 3 to train, 0 to val, 0 to test. Change: a larger split.val, or "
+        "split.val is 0.1 but the val split is empty: the 1 group(s) by `split.group_by: "
+        "source_file` went 1 to train, 0 to val, 0 to test. Change: a larger split.val, or "
         "smaller groups (`split.group_by: none` puts each example in a group of its own)"
     )
     assert "## Split problems" in (ctx.out / "report.md").read_text()
 
 
+def test_few_groups_still_fill_every_split_asked_for(recipe_factory, tmp_path, tokens):
+    """Three files at 0.8/0.1/0.1: by deficit alone all three go to train; a split asked for
+    takes a group while another has groups to spare (test first), as GroupShuffleSplit rounds
+    the test groups up."""
+    ctx = StageContext(stage="data", out=tmp_path / "a", run_dir=tmp_path)
+    outcome = run(
+        recipe_factory(files_of_sixteen(tmp_path / "3")), ctx, tokens=tokens, progress=False
+    )
+    assert outcome.summary["counts"] == {"train": 16, "val": 16, "test": 16}
+    assert outcome.failure is None
+    assert [n.split(";")[0] for n in outcome.notes] == [
+        "the test split holds 16 example(s), fewer than eval.max_prompts (20): the evaluation "
+        "answers only those"
+    ]
+    ctx = StageContext(stage="data", out=tmp_path / "b", run_dir=tmp_path)
+    two = recipe_factory(files_of_sixteen(tmp_path / "2", 2))
+    outcome = run(two, ctx, tokens=tokens, progress=False)
+    assert outcome.summary["counts"] == {"train": 16, "test": 16}
+    assert outcome.failure is None and outcome.notes[0].startswith(
+        "split.val is 0.1 but the val split is empty: the 2 group(s)"
+    )
+
+
 def test_split_problems_follow_the_recipe(recipe_factory, tmp_path, tokens):
-    sources = three_files_of_sixteen(tmp_path)
+    sources = files_of_sixteen(tmp_path)
     ctx = StageContext(stage="data", out=tmp_path / "a", run_dir=tmp_path)
     # Each example its own group: 5 test examples, fewer than the default max_prompts (20):
     # reported, not fatal (the evaluation answers those 5).
@@ -327,6 +350,18 @@ def test_split_problems_follow_the_recipe(recipe_factory, tmp_path, tokens):
     outcome = run(recipe, ctx, tokens=tokens, progress=False)
     assert outcome.failure is None and outcome.notes == []
     ctx = StageContext(stage="data", out=tmp_path / "c", run_dir=tmp_path)
-    recipe = recipe_factory(sources, eval={"enabled": False})
+    recipe = recipe_factory(files_of_sixteen(tmp_path / "one", 1), eval={"enabled": False})
     outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.failure is None and len(outcome.notes) == 2  # empty val and test, reported
+
+
+def test_a_fixed_test_set_needs_no_test_split(recipe_factory, tmp_path, tokens):
+    """With eval.test_set the evaluation asks its fixed prompts: an empty test split is
+    reported, not a reason to stop before training."""
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"instruction": "Write a function that adds two numbers"}\n')
+    recipe = recipe_factory(files_of_sixteen(tmp_path, 1), eval={"test_set": str(queries)})
+    ctx = StageContext(stage="data", out=tmp_path / "data", run_dir=tmp_path)
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.summary["counts"] == {"train": 16}
     assert outcome.failure is None and len(outcome.notes) == 2  # empty val and test, reported

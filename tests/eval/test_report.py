@@ -104,19 +104,11 @@ def build(tmp_path: Path, gate: dict):
         "tuned": LossResult(1.25, 3.49, 60, 6, {"ex0": 1.2}),
     }
     results = {
-        "testset": testset,
-        "cases": cases,
-        "losses": losses,
+        "sets": {"test": {"split": testset, "cases": cases, "losses": losses, "loss_skipped": []}},
+        "primary": "test",
         "checks": checks,
         "notes": [],
-        "loss": {
-            "base": 2.5,
-            "tuned": 1.25,
-            "improvement": 1.25,
-            "tokens": 60,
-            "perplexity": {"base": 12.18, "tuned": 3.49},
-        },
-        "generated": {"samples": {"base": base, "tuned": tuned}},
+        "samples": {"test": {"base": base, "tuned": tuned}},
         "models": {"base": "tiny:qwen2", "tuned": "merged"},
     }
     return ctx, write_outputs(recipe, ctx, results)

@@ -36,7 +36,7 @@ def make_recipe(tmp_path, target=None, prompt=None, exports=None):
 
 def render(recipe, template, gguf, **kwargs):
     target = recipe.exports("ollama")[0]
-    model = ollama.model_name(target, KEY)
+    model = ollama.model_name(target, KEY, recipe)
     return ollama.render_modelfile(recipe, template, gguf, target=target, model=model, **kwargs)
 
 
@@ -117,13 +117,26 @@ def test_llama2_notes_the_missing_legacy_form(tmp_path):
 
 
 def test_model_name_without_a_tag_is_tagged_with_the_stage_key(tmp_path):
-    target = make_recipe(tmp_path, {"model": "zig-expert"}).exports("ollama")[0]
-    name = ollama.model_name(target, KEY)
+    recipe = make_recipe(tmp_path, {"model": "zig-expert"})
+    target = recipe.exports("ollama")[0]
+    name = ollama.model_name(target, KEY, recipe)
     assert name == f"zig-expert:r{KEY[:10]}"
     # Another training (another key) never overwrites it.
-    assert ollama.model_name(target, "f" * 64) != name
-    tagged = make_recipe(tmp_path).exports("ollama")[0]
-    assert ollama.model_name(tagged, KEY) == "zig-expert:0.15"
+    assert ollama.model_name(target, "f" * 64, recipe) != name
+    tagged = make_recipe(tmp_path)
+    assert ollama.model_name(tagged.exports("ollama")[0], KEY, tagged) == "zig-expert:0.15"
+
+
+def test_model_name_defaults_to_name_and_version(tmp_path):
+    from tests.helpers import recipe_of
+
+    config = {"name": "meton", "version": "v2", "export": [*GGUF, {"type": "ollama"}]}
+    recipe = recipe_of(config, tmp_path)
+    target = recipe.exports("ollama")[0]
+    assert target.model is None
+    assert ollama.model_name(target, KEY, recipe) == "meton:v2"
+    unversioned = recipe_of({**config, "version": None}, tmp_path)
+    assert ollama.model_name(target, KEY, unversioned) == f"meton:r{KEY[:10]}"
 
 
 def test_from_must_be_a_written_gguf(tmp_path):

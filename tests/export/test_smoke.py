@@ -140,3 +140,58 @@ def test_no_held_out_prompts_fails_with_a_reason(tmp_path):
     )
     with pytest.raises(StageError, match="no usable test.jsonl or val.jsonl"):
         run_stage(smoke.run, recipe, stage_context(run_dir, "smoke"))
+
+
+def test_the_default_token_limit_follows_the_longest_reference_answer():
+    from transformers import AutoTokenizer
+
+    from runner.dataset import Conversation
+    from runner.export.smoke import answer_budget
+    from runner.models import resolve_base
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base("tiny:qwen2"))
+
+    def case(answer):
+        messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+        return Conversation("x", messages)
+
+    assert answer_budget(tokenizer, [case("short")]) == 64
+    long_answer = "def f(x):\n    return x + 1\n" * 40
+    tokens = len(tokenizer(long_answer, add_special_tokens=False)["input_ids"])
+    assert answer_budget(tokenizer, [case("short"), case(long_answer)]) == tokens * 3 // 2 + 32
+
+
+def test_prompts_from_train_asks_training_prompts(tmp_path):
+    """`eval.smoke.prompts_from: train` (what --laptop sets) needs no held-out split: the
+    prompts are training rows; a GGUF that does not load is still a failure with its reason."""
+    import shutil
+
+    from runner.errors import StageError
+    from runner.models import resolve_base
+    from runner.prompt.template import load_template, save_template
+    from tests.helpers import recipe_of, run_stage, stage_context
+
+    recipe = recipe_of({"eval": {"smoke": {"prompts_from": "train"}}}, tmp_path / "recipe")
+    run_dir = tmp_path / "run"
+    for folder in ("data", "train", "gguf"):
+        (run_dir / folder).mkdir(parents=True)
+    row = {
+        "id": "a",
+        "messages": [
+            {"role": "user", "content": "Say hi."},
+            {"role": "assistant", "content": "Hi."},
+        ],
+    }
+    (run_dir / "data" / "train.jsonl").write_text(json.dumps(row) + "\n")
+    (run_dir / "gguf" / "t-f16.gguf").write_bytes(b"")
+    tiny = resolve_base("tiny:qwen2")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny / name, run_dir / "train" / name)
+    save_template(
+        load_template("chatml", bos_token=None, eos_token="<|endoftext|>"), run_dir / "train"
+    )
+    ctx = stage_context(run_dir, "smoke")
+    with pytest.raises(StageError, match="f16: does not load"):
+        run_stage(smoke.run, recipe, ctx)
+    report = json.loads((ctx.out / "smoke.json").read_text())
+    assert report["prompts_from"] == "train.jsonl" and report["prompt_ids"] == ["a"]

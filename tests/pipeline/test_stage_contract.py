@@ -35,10 +35,17 @@ def test_a_stage_cannot_read_a_stage_folder_it_does_not_declare(tmp_path):
 
 
 def test_every_stage_declares_only_real_keys_and_stages(tmp_path):
+    from runner.recipe.load import parse_key
+    from runner.recipe.schema import Recipe
+    from runner.recipe.walk import node_at
+
     recipe = recipe_of({}, tmp_path)
     for spec in SPECS.values():
         for key in spec.reads:
-            recipe.value_at(key)  # KeyError for a key the recipe does not have
+            # A key of the schema (an optional section such as `continue_from` may be unset).
+            assert node_at(Recipe, parse_key(key), recipe.to_dict()) is not None, key
+        with pytest.raises(AssertionError):
+            assert node_at(Recipe, parse_key("continue_from.rn"), recipe.to_dict()) is not None
         assert set(spec.after) <= set(SPECS) and spec.name not in spec.after
         # Upstream stages come first: a key chains only keys already computed.
         assert all(list(SPECS).index(d) < list(SPECS).index(spec.name) for d in spec.after)

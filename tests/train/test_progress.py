@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -95,3 +96,65 @@ def test_plain_lines_without_a_terminal_one_per_tenth():
     silent = io.StringIO()
     PlainProgress(silent, enabled=False).update(progress)
     assert silent.getvalue() == ""
+
+
+def test_the_plugins_step_lines_give_step_total_and_eta():
+    from runner.train.plugin import STEP_LINE
+
+    p = TrainProgress()
+    assert p.feed(STEP_LINE.format(step=1, total=10, eta="?"))
+    assert (p.step, p.total, p.eta) == (1, 10, "")
+    assert p.feed(STEP_LINE.format(step=4, total=10, eta="00:21"))
+    assert (p.step, p.total, p.eta) == (4, 10, "00:21")
+    p.feed(LOSS)
+    assert p.losses[-1]["step"] == 4
+
+
+def test_the_step_callback_prints_what_the_stage_reads(capsys):
+    """The callback Axolotl gets from the plugin, driven as the Hugging Face trainer drives it."""
+    from types import SimpleNamespace
+
+    from runner.train.plugin import RecipeRunnerChecks
+
+    (callback,) = RecipeRunnerChecks().add_callbacks_post_trainer({}, trainer=None)
+    state = SimpleNamespace(global_step=3, max_steps=10, is_world_process_zero=True)
+    callback.on_train_begin(None, state, None)  # resumed at step 3
+    for step in (4, 5):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    p = TrainProgress()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(p.feed(line) for line in lines)
+    assert (p.step, p.total) == (5, 10)
+    assert re.fullmatch(r"\d\d:\d\d", p.eta)
+
+
+EVAL = (
+    "{'eval_loss': '13.14', 'eval_runtime': '2.501', 'eval_samples_per_second': '1.999', "
+    "'eval_ppl': '5.079e+05', 'epoch': '0.2'}"
+)
+
+
+def test_eval_losses_are_recorded_and_handed_to_watchers():
+    from runner.train.progress import watch_eval_loss
+
+    seen = []
+    p = TrainProgress()
+    p.feed(BAR)
+    with watch_eval_loss(lambda step, loss: seen.append((step, loss))):
+        assert not p.feed(EVAL)  # nothing on the bar changes
+    p.feed(EVAL)  # the watcher is gone once its block ends
+    assert seen == [(4, 13.14)]
+    assert p.eval_losses == [{"step": 4, "eval_loss": 13.14}] * 2
+    assert p.losses == []
+
+
+def test_a_watcher_stops_the_training_by_raising():
+    from runner.train.progress import TrainingStopped, watch_eval_loss
+
+    def prune(step, loss):
+        raise TrainingStopped("train", f"pruned at step {step}")
+
+    p = TrainProgress()
+    with watch_eval_loss(prune), pytest.raises(TrainingStopped, match="pruned at step 0"):
+        p.feed(EVAL)

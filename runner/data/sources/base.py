@@ -50,6 +50,7 @@ class Source:
 
     records = False
     suffixes: tuple[str, ...] = ()
+    pinned_split: str | None = None  # every example goes to this split (replay: train)
 
     Options = SourceOptions
 

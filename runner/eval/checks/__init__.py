@@ -23,10 +23,12 @@ class Sample:
 
     id: str
     messages: list[dict[str, str]]  # the prompt turns, without the reference answer
-    reference: str  # the test split's assistant answer
+    reference: str | None  # the test split's assistant answer (None: a prompt without one)
     answer: str  # what the model generated
     finish_reason: str = "stop"  # "stop" (an end token or stop string) or "length"
     meta: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # wall time of the answer through llama.cpp
+    tokens: int | None = None  # tokens generated
 
     @property
     def language(self) -> str | None:

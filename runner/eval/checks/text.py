@@ -120,6 +120,11 @@ class RequireCheck(Check):
         )
 
 
+# A fixed test prompt (`eval.test_set`) may come without a reference answer: the checks that
+# compare with one fail on it, with this reason, rather than comparing with an empty text.
+NO_REFERENCE = CheckResult(False, "no reference answer to compare with (eval.test_set row)")
+
+
 @CHECKS.register
 class ExactCheck(Check):
     """The answer equals the reference (whitespace runs collapsed unless told otherwise)."""
@@ -132,6 +137,8 @@ class ExactCheck(Check):
         """Collapse runs of whitespace before comparing."""
 
     def __call__(self, sample: Sample) -> CheckResult:
+        if sample.reference is None:
+            return NO_REFERENCE
         normalize = self.options.normalize_whitespace
         answer, reference = sample.answer.strip(), sample.reference.strip()
         if normalize:
@@ -157,6 +164,8 @@ class ContainsCheck(Check):
         """Text the answer must contain; defaults to the reference answer."""
 
     def __call__(self, sample: Sample) -> CheckResult:
+        if not self.options.text and sample.reference is None:
+            return NO_REFERENCE
         needle = self.options.text or sample.reference
         what = repr(needle[:40]) if self.options.text else "the reference answer"
         if _squash(needle) in _squash(sample.answer):
@@ -183,6 +192,8 @@ class SimilarityCheck(Check):
         """Lowest similarity ratio that passes."""
 
     def __call__(self, sample: Sample) -> CheckResult:
+        if sample.reference is None:
+            return NO_REFERENCE
         minimum = self.options.min
         ratio = similarity(sample.answer, sample.reference)
         verdict = ">=" if ratio >= minimum else "<"
