@@ -1,5 +1,6 @@
 """The canonical dataset: the data stage's ``train.jsonl``, ``val.jsonl`` and ``test.jsonl`` (one
-``{"id", "messages", "meta"}`` row per line), and the one reader every later stage uses.
+``{"id", "messages", "meta"}`` row per line), their fill-in-the-middle rows (``<split>.fim.jsonl``,
+same shape), and the one reader every later stage uses.
 
 Training, the smoke test and the evaluation read the splits here, with one policy for a row
 they cannot use: it is skipped and kept in ``skipped`` with its file, line and reason, which the
@@ -19,6 +20,17 @@ ROLES = frozenset({"system", "user", "assistant"})
 
 def split_file(folder: Path, split: str) -> Path:
     return folder / f"{split}.jsonl"
+
+
+def fim_file(folder: Path, split: str) -> Path:
+    """The split's fill-in-the-middle rows (``meta.format: fim``): trained as completion text,
+    so they are kept apart from the chat rows of ``<split>.jsonl``."""
+    return folder / f"{split}.fim.jsonl"
+
+
+def is_fim(row: dict[str, Any]) -> bool:
+    meta = row.get("meta")
+    return isinstance(meta, dict) and meta.get("format") == "fim"
 
 
 @dataclass
@@ -87,9 +99,9 @@ def row_problem(row: Any) -> str | None:
     return None
 
 
-def read_split(folder: Path, split: str) -> Split:
+def read_split(folder: Path, split: str, path: Path | None = None) -> Split:
     """The rows of ``folder/<split>.jsonl`` (an absent file is an empty split)."""
-    path = split_file(folder, split)
+    path = path or split_file(folder, split)
     result = Split(split, path)
     if not path.is_file():
         return result
@@ -120,6 +132,12 @@ def with_prompts(split: Split) -> Split:
             split.skipped.append({"line": None, "id": row.id, "reason": "no prompt turn"})
     split.rows = [r for r in split.rows if r.has_prompt]
     return split
+
+
+def read_fim_split(folder: Path, split: str) -> Split:
+    """The infill rows of ``folder/<split>.fim.jsonl``: the user turn is the infill prompt, the
+    assistant turn the middle (an absent file is an empty split)."""
+    return read_split(folder, split, path=fim_file(folder, split))
 
 
 def held_out(folder: Path) -> Split:

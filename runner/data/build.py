@@ -25,6 +25,7 @@ from runner.data.selection import Selection
 from runner.data.work import Plan, Worker
 from runner.data.writing import RejectedRows, write_splits
 from runner.errors import StageError
+from runner.prompt.fim import FIM_ARTIFACT, save_fim
 from runner.run.context import Failure, Outcome, StageContext
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ def make_plan(recipe: Recipe, ctx: StageContext) -> Plan:
         revision=recipe.model.revision,
         signature=signature,
         log_file=str(ctx.log_file),
+        seq_len=recipe.train.seq_len,
+        teacher=recipe.teacher,
     )
 
 
@@ -73,11 +76,18 @@ def run(
     """
     load_all()
     plan = make_plan(recipe, ctx)
+    if plan.teacher is not None and workers is None:
+        # One process: `teacher.concurrency` and `teacher.max_requests` then hold for the
+        # whole stage (the teacher's requests run on threads; the endpoint is the bottleneck).
+        workers = 1
     ctx.out.mkdir(parents=True, exist_ok=True)
     summary, problems, stop = build(recipe, plan, ctx, tokens, workers, progress)
+    written = [*OUTPUTS, *(p.name for p in sorted(ctx.out.glob("*.fim.jsonl")))]
+    if (ctx.out / FIM_ARTIFACT).is_file():
+        written.append(FIM_ARTIFACT)
     return Outcome(
         summary=summary,
-        outputs={name: name for name in OUTPUTS},
+        outputs={name: name for name in written},
         notes=problems,
         failure=Failure(stop, exit_code=2, kind="split too small") if stop else None,
     )
@@ -90,6 +100,9 @@ def build(
     problems of the splits and why the run must stop before training (or None)."""
     worker = Worker(plan, tokens)
     template = worker.template()
+    fim = next((e.fim for es in worker.extractors for e in es if hasattr(e, "fim")), None)
+    if fim is not None:  # the infill format the examples are written in, for later stages
+        save_fim(fim, ctx.out)
     sources = [
         SOURCES.get(s.type)(s, name, ctx.log_file)
         for s, name in zip(plan.sources, plan.names, strict=True)
@@ -111,6 +124,10 @@ def build(
             progress=functools.partial(report.progress, enabled=progress),
         ):
             selection.add(result)
+        teacher = worker.shared.get("teacher")
+        if teacher is not None:
+            teacher.close()
+            report.teacher = teacher.summary()
         selection.select()
         write_splits(selection, ctx.out, selection.reject, report, template, worker.tokens)
         for source in sources:

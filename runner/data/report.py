@@ -40,6 +40,8 @@ class Report:
         self.split_tokens: dict[str, list[int]] = defaultdict(list)
         self.seq_len: int | None = None
         self.token_sample: dict[str, int] | None = None  # set when statistics are sampled
+        self.fim_counts: Counter[str] = Counter()  # infill rows written per split
+        self.teacher: dict[str, Any] | None = None  # the teacher client's summary
 
     @contextlib.contextmanager
     def progress(self, total: int | None, enabled: bool = True):
@@ -132,6 +134,7 @@ class Report:
             "split": {
                 **self.split,
                 "written": dict(self.split_counts),
+                "fim_written": dict(self.fim_counts),
                 "ungrouped_examples": self.ungrouped,
                 "problems": self.split_problems,
             },
@@ -139,6 +142,7 @@ class Report:
             "leak_check": self.leak_check,
             "tokens": self.token_stats(),
             "samples": dict(self.samples),
+            "teacher": self.teacher,
         }
 
     def token_stats(self) -> dict[str, Any]:
@@ -212,6 +216,24 @@ def histogram(tokens: dict[str, list[int]], path: Path, seq_len: int | None) -> 
     plt.close(figure)
 
 
+def teacher_lines(teacher: dict[str, Any] | None) -> list[str]:
+    """The teacher's part of the report: what was asked, answered from the cache, and why the
+    rest has no answer."""
+    if not teacher:
+        return []
+    outcomes = teacher["outcomes"]
+    budget = teacher["max_requests"]
+    return [
+        "",
+        f"## Teacher `{teacher['model']}` ({teacher['base_url']})",
+        "",
+        f"- requests sent: {teacher['requests_sent']}"
+        + (f" of a budget of {budget}" if budget is not None else ""),
+        f"- answers from the cache ({teacher['cache']}): {outcomes.get('cached', 0)}",
+        *(f"- {k}: {v}" for k, v in outcomes.items() if k != "cached"),
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The human report."""
     lines = ["# Data report", ""]
@@ -221,6 +243,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"test {split.get('test', 0)}. Input: {report['input_bytes'] / 1e6:.2f} MB.",
         "",
     ]
+    fim = report["split"].get("fim_written") or {}
+    if fim:
+        lines += [
+            f"Of these, fill-in-the-middle rows (`<split>.fim.jsonl`): train {fim.get('train', 0)}, "
+            f"val {fim.get('val', 0)}, test {fim.get('test', 0)}.",
+            "",
+        ]
     lines += [
         "## Sources",
         "",
@@ -274,6 +303,7 @@ def markdown(report: dict[str, Any]) -> str:
             ]
     lines += ["", "## Extractors", ""]
     lines += [f"- {k}: {v} examples" for k, v in report["extractors"].items()] or ["- none"]
+    lines += teacher_lines(report.get("teacher"))
     lines += [
         "",
         "## Filters",

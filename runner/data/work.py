@@ -48,6 +48,8 @@ class Plan:
     signature: tuple[int, int] | None = None  # (num_perm, ngram) for decontamination
     log_file: str | None = None
     samples_per_task: int = 1
+    seq_len: int | None = None  # `train.seq_len`: infill rows must fit it whole
+    teacher: Any = None  # the `teacher:` section, for `type: teacher` extractors
 
 
 @dataclass
@@ -102,6 +104,9 @@ class Worker:
             self.extractors.append(
                 [EXTRACTORS.get(e.type)(e, options, self.tokens) for e in extractors_of(options)]
             )
+        self.shared: dict[str, Any] = {}  # what extractors share: the teacher's client
+        for extractor in (e for extractors in self.extractors for e in extractors):
+            extractor.attach(plan, self.shared)
         self.filters = [FILTERS.get(f.type)(f, self.tokens) for f in plan.filters]
         for position, step in enumerate(self.filters):
             step.position = position
@@ -128,8 +133,13 @@ class Worker:
 
     def process(self, source_index: int, task: str) -> TaskResult:
         source = self.sources[source_index]
+        extractors = self.extractors[source_index]
+        # An extractor that waits on a server (the teacher) gets all of a task's documents
+        # first, to ask for them at once; the others stream document by document.
+        gather = any(e.prefetches for e in extractors)
         result = TaskResult(source_index, task, file=source.shown(task))
         result.bytes = source.task_bytes(task)
+        documents: list[Example] = []
         for item in source.read(task):
             if isinstance(item, Rejection):
                 result.rejections.append(item)
@@ -140,18 +150,27 @@ class Worker:
                 result.language = result.language or item.metadata.get("language")
                 if not self.redact_document(item, result):
                     continue
-                for extractor in self.extractors[source_index]:
-                    for produced in extractor.extract(item):
-                        if isinstance(produced, Rejection):
-                            result.rejections.append(produced)
-                            continue
-                        result.extracted[extractor.type] = (
-                            result.extracted.get(extractor.type, 0) + 1
-                        )
-                        self.filter(produced, result, before=item)
+                if gather:
+                    documents.append(item)
+                else:
+                    self.extract(extractors, item, result)
             else:
                 self.filter(item, result, before=None)
+        if documents:
+            for extractor in extractors:
+                extractor.prefetch(documents)
+            for document in documents:
+                self.extract(extractors, document, result)
         return result
+
+    def extract(self, extractors: list[Any], document: Example, result: TaskResult) -> None:
+        for extractor in extractors:
+            for produced in extractor.extract(document):
+                if isinstance(produced, Rejection):
+                    result.rejections.append(produced)
+                    continue
+                result.extracted[extractor.type] = result.extracted.get(extractor.type, 0) + 1
+                self.filter(produced, result, before=document)
 
     def redact_document(self, document: Example, result: TaskResult) -> bool:
         """Apply the recipe's redaction steps to a raw document before extractors cut it:
@@ -169,13 +188,15 @@ class Worker:
 
     def filter(self, example: Example, result: TaskResult, before: Example | None) -> None:
         """Ask each filter in recipe order, until one drops the example. Redaction steps
-        already ran on the document an extracted example (``before``) was cut from."""
+        already ran on the document an extracted example (``before``) was cut from, unless a
+        teacher wrote its answer: that text was never in the document."""
         original = None
         if len(result.samples) < self.plan.samples_per_task:
             original = copy.deepcopy(example.to_record())  # filters alter examples in place
         trace: list[tuple[int, Verdict | Pending]] = []
+        redacted = before is not None and "teacher" not in example.metadata
         for step in self.filters:
-            if before is not None and isinstance(step, Redaction):
+            if redacted and isinstance(step, Redaction):
                 continue
             answer = step.apply(example)
             if answer is None:

@@ -12,6 +12,7 @@ from typing import Any
 from runner.data import split as splitting
 from runner.data.example import Example
 from runner.data.outcome import Rejection
+from runner.dataset import fim_file, is_fim
 from runner.errors import StageError, UserError
 
 # Token statistics count every written example up to this many, else a seeded sample this size
@@ -65,6 +66,8 @@ def write_splits(
     outputs = {
         name: (out / f"{name}.jsonl").open("w", encoding="utf-8") for name in splitting.SPLITS
     }
+    # Infill rows train as completion text, apart from the chat rows: `<split>.fim.jsonl`.
+    fim_outputs: dict[str, Any] = {}
     held_out: set[bytes] = set()
     train_hashes: list[bytes] = []
     groups: dict[str, set[str]] = {}
@@ -83,9 +86,14 @@ def write_splits(
                     )
                     reject(Rejection(stage, reason, detail, example=example, **where), item.task)
                     continue
+                fim = is_fim(record)
                 if counted is None or item.index in counted:
                     try:
-                        item.tokens = tokens.count(template.render(record["messages"]))
+                        item.tokens = tokens.count(
+                            "".join(m["content"] for m in record["messages"])
+                            if fim
+                            else template.render(record["messages"])
+                        )
                     except UserError as exc:
                         item.dropped = ("format", "cannot render", str(exc))
                         reject(Rejection("format", "cannot render", str(exc), **where), item.task)
@@ -95,14 +103,20 @@ def write_splits(
                 )
                 (train_hashes.append if item.split == "train" else held_out.add)(text_hash)
                 groups.setdefault(item.group, set()).add(item.split)
-                outputs[item.split].write(line)  # the spool's line is the record's JSON
+                if fim and item.split not in fim_outputs:
+                    path = fim_file(out, item.split)
+                    fim_outputs[item.split] = path.open("w", encoding="utf-8")
+                output = (fim_outputs if fim else outputs)[item.split]
+                output.write(line)  # the spool's line is the record's JSON
                 for copy in range(1, item.copies):
                     row = {**record, "id": f"{record['id']}#r{copy + 1}"}
-                    outputs[item.split].write(json.dumps(row, ensure_ascii=False) + "\n")
+                    output.write(json.dumps(row, ensure_ascii=False) + "\n")
                 report.written(item)
+                if fim:
+                    report.fim_counts[item.split] += item.copies
                 selection.ledger.wrote(item.task, item.copies)
     finally:
-        for handle in outputs.values():
+        for handle in (*outputs.values(), *fim_outputs.values()):
             handle.close()
     report.leak_check = {
         "groups_in_several_splits": sum(1 for s in groups.values() if len(s) > 1),

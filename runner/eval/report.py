@@ -72,6 +72,7 @@ def comparison_rows(
         rows.append(("perplexity", *cells))
     for label, pair in (results.get("checks") or {}).items():
         rows.append((f"check `{label}`", *_cells(pair, parent, "rate", "diff_rate")))
+    rows.extend(_fim_rows(results.get("fim"), parent))
     pair = results.get("pass_rate")
     if pair:
         rows.append(("all checks pass", *_cells(pair, parent, "rate", "diff_rate")))
@@ -146,6 +147,21 @@ def other_sets(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]
 
     primary = results.get("primary")
     return [(n, s) for n, s in (results.get("sets") or {}).items() if n != primary and n in SETS]
+
+
+def _fim_rows(fim: Mapping[str, Any] | None, parent: bool) -> list[tuple[str, ...]]:
+    """Fill-in-the-middle on held-out infill rows: exact match and mean similarity (the parent
+    of a continued run is not asked for infill: its cells stay empty)."""
+    if not fim:
+        return []
+    rows = []
+    for key, name in (("exact", "infill: exact middle"), ("similarity", "infill: similarity")):
+        base, tuned = (fim.get(side, {}).get(key) for side in ("base", "tuned"))
+        diff = None if base is None or tuned is None else tuned - base
+        pair = {"base": base, "tuned": tuned, "improvement": diff}
+        kind = "rate" if key == "exact" else ""
+        rows.append((name, *_cells(pair, parent, kind, "diff_rate" if key == "exact" else "diff")))
+    return rows
 
 
 def _fence(text: str, language: str = "") -> str:

@@ -23,11 +23,15 @@ def run_checks(checks: CheckSet, samples: Sequence[Sample], progress: Any = None
 
 
 def pass_rates(results: Results, labels: Sequence[str]) -> dict[str, Any]:
-    """Per-check pass rate, and ``overall``: the share of samples that pass every check."""
+    """Per-check pass rate (over the samples the check judges), and ``overall``: the share of
+    samples that pass every check that judges them."""
     n = len(results)
     if n == 0:
         return {"overall": None, "checks": {label: None for label in labels}, "samples": 0}
-    per_check = {label: sum(r[label].passed for r in results) / n for label in labels}
+    per_check = {}
+    for label in labels:
+        judged = [r[label].passed for r in results if label in r]
+        per_check[label] = sum(judged) / len(judged) if judged else None
     overall = sum(all(res.passed for res in r.values()) for r in results) / n
     return {"overall": overall, "checks": per_check, "samples": n}
 

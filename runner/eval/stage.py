@@ -213,9 +213,11 @@ def evaluate(
             measured[name]["losses"][side] = result
 
     cases = {name: m["cases"] for name, m in measured.items()}
+    infill = (primary_set(sets), _infill_rows(recipe, ctx, notes))
     generated = _generate(
-        recipe, ctx, tuned, base_dir, parent_dir, template, tokenizer, cases, notes
+        recipe, ctx, tuned, base_dir, parent_dir, template, tokenizer, cases, notes, infill
     )
+
     return {
         "sets": measured,
         "primary": primary_set(sets),
@@ -252,7 +254,7 @@ def _measure_losses(
 
 
 def _generate(
-    recipe, ctx, tuned, base_dir, parent_dir, template, tokenizer, cases, notes
+    recipe, ctx, tuned, base_dir, parent_dir, template, tokenizer, cases, notes, infill=("", ())
 ) -> dict[str, Any]:
     """Answers of the fine-tuned GGUF (and the base and parent converted the same way) to the
     test prompts of every set: one llama.cpp process per model."""
@@ -321,10 +323,32 @@ def _generate(
                 )
             for (name, _), sample in zip(flat, answers, strict=True):
                 samples[name].setdefault(side, []).append(sample)
+            infill_set, infill_rows = infill
+            if infill_rows and infill_set in samples:
+                from runner.eval.checks.fim import infill_samples
+
+                # The held-out infill rows are judged with the set the gate reads.
+                samples[infill_set].setdefault(side, []).extend(
+                    infill_samples(path, infill_rows, tokenizer, max_new_tokens=max_new, lora=lora)
+                )
     ggufs = {side: " + ".join(str(p) for p in run if p) for side, run in runs.items()}
     if Path(scratch) in chosen.path.parents:
         ggufs["tuned"] = f"(converted here from {tuned.model_dir}, then deleted)"
     return {"samples": samples, "gguf": ggufs, "qtype": qtype}
+
+
+def _infill_rows(recipe: Recipe, ctx: StageContext, notes: list[str]) -> list[Any]:
+    """With a `fim` check: the held-out infill rows each model answers (the `fim` check judges
+    only those; ``runner.eval.checks.fim``)."""
+    from runner.dataset import read_fim_split
+
+    fim = [c for c in recipe.eval.checks if c.type == "fim"]
+    if not fim:
+        return []
+    rows = read_fim_split(ctx.require("data"), "test").rows[: fim[0].max_examples]
+    if not rows:
+        notes.append("fim check: no held-out infill rows (test.fim.jsonl) to evaluate")
+    return rows
 
 
 def _loss_row(losses: Mapping[str, Any], skipped: list) -> dict[str, Any]:
@@ -434,6 +458,7 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
         "latency": main["latency"],
         "sets": public,
     }
+    fim = _fim_summary(samples)
     gate = recipe.eval.gate
     failures = gate_failures(gate, metrics)
     summary = {
@@ -453,6 +478,7 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
         "models": results["models"],
         "parent": results.get("parent"),
         "gate": {"thresholds": gate.thresholds(), "passed": not failures, "failures": failures},
+        **({"fim": fim} if fim else {}),
         "notes": results["notes"],
         "outputs": ["results.json", "samples.jsonl", "report.md", "report.html"],
     }
@@ -485,6 +511,14 @@ def write_outputs(recipe: Recipe, ctx: StageContext, results: dict[str, Any]) ->
     write_report(out, summary, images)
     summary["outputs"] += sorted(p.name for p in images.values())
     return summary
+
+
+def _fim_summary(samples: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Infill exact match and similarity per model, when the `fim` check ran."""
+    from runner.eval.checks.fim import fim_summary
+
+    found = {side: fim_summary(side_samples) for side, side_samples in samples.items()}
+    return {side: value for side, value in found.items() if value} or None
 
 
 def draw_pictures(ctx: StageContext, comparison: Mapping[str, Any], out: Path) -> dict[str, Path]:

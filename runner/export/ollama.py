@@ -89,6 +89,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     gguf_dir = ctx.require("gguf")
     # BOS/EOS and the end of turn as in training: the train stage's template artifact.
     template = read_template(ctx.require("train"))
+    fim = trained_fim(ctx)
     models = []
     outputs: dict[str, str] = {}
     for index, target in enumerate(targets):
@@ -102,6 +103,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "model": model,
             "special_stops": special_stops,
             "runtime_adds_bos": bool(meta["add_bos_token"]),
+            "fim": fim,
         }
         name = "Modelfile" if index == 0 else f"Modelfile.{index}"
         # FROM names the GGUF relative to the Modelfile: both are in the run folder.
@@ -148,16 +150,19 @@ def render_modelfile(
     adapter_relpath: str | None = None,
     special_stops: Sequence[str] = (),
     runtime_adds_bos: bool = True,
+    fim: Any = None,
 ) -> str:
     """The Modelfile text (pure: no file is read or written).
 
     ``template`` is the recipe's ``ChatTemplate``; ``model`` the ``name:tag`` it is created as;
     ``special_stops`` the end tokens the GGUF declares (eos, eot); ``runtime_adds_bos`` whether
-    its tokenizer adds BOS by itself.
+    its tokenizer adds BOS by itself; ``fim`` the fill-in-the-middle format the model was
+    trained in (``runner.prompt.fim.FimFormat``), which adds a ``{{ .Suffix }}`` branch.
     """
     from runner.prompt.gotemplate import ollama_template
 
     derived = ollama_template(template, runtime_adds_bos=runtime_adds_bos)
+    template_text, fim_lines = with_suffix_branch(derived.text, fim)
     system, system_note = modelfile_system(recipe, target)
     lines = [
         f"# {model}: written by recipe-runner from recipe '{recipe.name}' ({recipe.path}).",
@@ -165,11 +170,12 @@ def render_modelfile(
         f"# TEMPLATE is generated from the chat template '{template.name}' the model was trained",
         "# with, and was checked to render the same text as it.",
         *(f"# note: {note}" for note in (*derived.notes, *([system_note] if system_note else []))),
+        *fim_lines,
         f"FROM {gguf_relpath}",
     ]
     if adapter_relpath:
         lines.append(f"ADAPTER {adapter_relpath}")
-    lines.append(f"TEMPLATE {_quote(derived.text, 'TEMPLATE', always_triple=True)}")
+    lines.append(f"TEMPLATE {_quote(template_text, 'TEMPLATE', always_triple=True)}")
     if system is not None:
         lines.append(f"SYSTEM {_quote(system, 'SYSTEM', always_triple=True)}")
     for stop in modelfile_stops(template, target, special_stops):
@@ -180,6 +186,27 @@ def render_modelfile(
         if value is not None:
             lines.append(f"PARAMETER {key} {_number(value)}")
     return "\n".join(lines) + "\n"
+
+
+def trained_fim(ctx: StageContext) -> Any:
+    """The fill-in-the-middle format the train stage trained (its ``fim.json``), or None."""
+    from runner.prompt.fim import read_fim
+
+    return read_fim(ctx.require("train"))
+
+
+def with_suffix_branch(template_text: str, fim: Any) -> tuple[str, list[str]]:
+    """The TEMPLATE with a ``{{ .Suffix }}`` branch in the trained infill format (Ollama's
+    ``/api/generate`` with ``suffix``), and the Modelfile comment saying so."""
+    if fim is None:
+        return template_text, []
+    from runner.prompt.fim import ollama_suffix_branch
+
+    comment = (
+        f"# A request with a suffix (editor infill) gets the {fim.family} fill-in-the-middle "
+        f"format ({fim.mode}) the model was trained on."
+    )
+    return ollama_suffix_branch(fim, template_text), [comment]
 
 
 def model_files(recipe: Recipe, target: OllamaExport, gguf_dir: Path) -> tuple[Path, Path | None]:

@@ -207,12 +207,14 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         require_stop=options.require_stop,
         log_file=ctx.log_file,
     )
+    infill = _infill(targets, ctx, tokenizer, options)
     report = {
         "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
         "require_stop": options.require_stop,
         "max_new_tokens": max_new_tokens,
         "models": {r.kind: _result_dict(r) for r in results},
+        **({"infill": infill} if infill else {}),
     }
     (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     failures = []
@@ -220,6 +222,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         if not r.loads:
             failures.append(f"{r.kind}: does not load: {r.error}")
         failures.extend(f"{r.kind}: {f}" for f in r.failures)
+    failures.extend(infill["failures"] if infill else ())
     if failures:
         raise StageError(STAGE, "; ".join(failures[:8]) + f" (details: {ctx.out / 'smoke.json'})")
     summary = {
@@ -235,6 +238,27 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     }
     notes = [n for n in (held.skip_note(),) if n]
     return Outcome(summary=summary, outputs={"smoke": "smoke.json"}, notes=notes)
+
+
+def _infill(targets: list[SmokeTarget], ctx: StageContext, tokenizer: Any, options: Any):
+    """The infill smoke test (``runner.export.infill``) when the model was trained with
+    fill-in-the-middle rows (the train stage kept their ``fim.json``), else None."""
+    from runner.prompt.fim import read_fim
+
+    if read_fim(ctx.require("train")) is None:
+        return None
+    from runner.export.infill import smoke_infill
+
+    return smoke_infill(
+        targets,
+        ctx.require("data"),
+        tokenizer,
+        prompts=options.prompts,
+        max_new_tokens=options.max_new_tokens,
+        require_stop=options.require_stop,
+        prompts_from=options.prompts_from,
+        log_file=ctx.log_file,
+    )
 
 
 def _result_dict(result: SmokeResult) -> dict[str, Any]:

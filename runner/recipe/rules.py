@@ -486,3 +486,81 @@ def sweep_is_runnable(recipe: Recipe) -> Iterator[Problem]:
             "stopping trials early reads the validation loss Axolotl logs every "
             "train.eval_steps: set train.eval_steps and keep split.val above 0",
         )
+
+
+def _extracts(recipe: Recipe, type_name: str) -> list[tuple[int, int, Any, Any]]:
+    """``(source index, entry index, source, entry)`` of every `extract:` entry of a type."""
+    return [
+        (i, j, source, entry)
+        for i, source in enumerate(recipe.sources)
+        for j, entry in enumerate(getattr(source, "extract", None) or ())
+        if entry.type == type_name
+    ]
+
+
+@rule
+def teacher_extract_has_a_teacher(recipe: Recipe) -> Iterator[Problem]:
+    if recipe.teacher is not None:
+        return
+    for i, j, _, _ in _extracts(recipe, "teacher"):
+        yield Problem(
+            ("sources", i, "extract", j, "type"),
+            "a `type: teacher` extract needs a `teacher:` section with the endpoint "
+            "(base_url, model, and api_key_env for a hosted API)",
+        )
+
+
+@rule
+def teacher_task_fits_its_source(recipe: Recipe) -> Iterator[Problem]:
+    for i, j, source, entry in _extracts(recipe, "teacher"):
+        if source.type == "docs" and entry.task != "qa":
+            yield Problem(
+                ("sources", i, "extract", j, "task"),
+                f"task {entry.task} asks about code units, and a docs source has sections: "
+                "use task: qa for docs",
+            )
+
+
+@rule
+def fill_in_middle_base_has_fim_tokens(recipe: Recipe) -> Iterator[Problem]:
+    """Infill examples are written in the base tokenizer's own FIM tokens; a base without them
+    is refused before any work (the data stage refuses it too)."""
+    found = _extracts(recipe, "fill_in_middle")
+    if not found:
+        return
+    from runner.prompt.fim import base_fim_problem
+
+    problem, certain = base_fim_problem(recipe.model.base, recipe.model.revision)
+    if problem:
+        i, j, _, _ = found[0]
+        yield Problem(
+            ("sources", i, "extract", j, "type"), f"fill_in_middle: {problem}", warning=not certain
+        )
+
+
+@rule
+def fill_in_middle_has_one_mode(recipe: Recipe) -> Iterator[Problem]:
+    """The Modelfile's `{{ .Suffix }}` branch writes one order; training in two would teach the
+    model a format Ollama never sends."""
+    found = _extracts(recipe, "fill_in_middle")
+    modes = {entry.mode for *_, entry in found}
+    if len(modes) > 1:
+        i, j, _, _ = found[-1]
+        yield Problem(
+            ("sources", i, "extract", j, "mode"),
+            f"every fill_in_middle entry must use one mode (found {', '.join(sorted(modes))}): "
+            "the Ollama TEMPLATE's suffix branch writes one order",
+        )
+
+
+@rule
+def repair_commands_need_permission(recipe: Recipe) -> Iterator[Problem]:
+    for i, j, _, entry in _extracts(recipe, "repair_code"):
+        if entry.command and not entry.allow_command:
+            yield Problem(
+                ("sources", i, "extract", j, "command"),
+                "repair_code runs this command on generated code only with allow_command: true "
+                "on this entry (set it after reading the command); the data stage refuses "
+                "until then",
+                warning=True,
+            )

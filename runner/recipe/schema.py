@@ -4,6 +4,7 @@ Where each key is declared (and handled):
 
 - ``sources``: ``runner/data/sources/<type>.py``; their ``extract`` lists: ``runner/data/extractors/``
 - ``filters``: ``runner/data/filters/<module>.py`` (registered under their ``type:``)
+- ``teacher``: ``runner/data/teacher_endpoint.py`` (its extractor: ``runner/data/extractors/teacher.py``)
 - ``split``, ``balance``: ``runner/data/split.py``
 - ``prompt``: ``runner/prompt/template.py``
 - ``model``: ``runner/models/resolve.py``
@@ -34,6 +35,7 @@ from pydantic import Field, PrivateAttr
 
 from runner.data.registries import FILTERS, SOURCES, load_all
 from runner.data.split import BalanceSection, SplitSection
+from runner.data.teacher_endpoint import TeacherSection
 from runner.eval.stage import EvalSection
 from runner.export import ExportList
 from runner.hashing import content_hash
@@ -71,6 +73,8 @@ class Recipe(Section):
     """Where examples come from."""
     filters: tuple[FILTERS.union(), ...] = ()  # type: ignore[valid-type]
     """Applied in order; each drop or alteration is counted and kept with its reason."""
+    teacher: TeacherSection | None = None
+    """The chat endpoint that answers for `type: teacher` extractors."""
     balance: BalanceSection | None = None
     split: SplitSection = SplitSection()
     prompt: PromptSection = PromptSection()

@@ -84,6 +84,8 @@ _HERE = "runner.run.stages"
 DATA_READS = (
     "sources",
     "filters",
+    # The teacher's model and sampling decide its answers (its prompts are in `sources`).
+    "teacher",
     "balance",
     "split",
     "prompt",

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 # Files the train stage hands to Axolotl (written from the data stage's canonical JSONL).
 TRAIN_FILE = "train.jsonl"
 VAL_FILE = "val.jsonl"
+# Fill-in-the-middle rows as completion text (``{"id", "text"}``), trained in the same run.
+FIM_TRAIN_FILE = "train.fim.jsonl"
+FIM_VAL_FILE = "val.fim.jsonl"
 # Per-message flag used for `prompt.train_on: last_assistant` (Axolotl's message_field_training).
 TRAIN_FLAG = "train"
 
@@ -126,6 +129,24 @@ def _dataset(path: str, recipe: Recipe) -> dict[str, Any]:
     if train_on == "last_assistant":
         entry["message_field_training"] = TRAIN_FLAG
     return entry
+
+
+def _completion_dataset(path: str) -> dict[str, Any]:
+    """An Axolotl dataset entry of fill-in-the-middle rows: type ``completion`` trains every
+    token of ``text`` and appends the tokenizer's eos (prompt_strategies/completion.py); each
+    entry of ``datasets:`` is tokenized by its own type and the results are concatenated
+    (utils/data/sft.py ``_load_tokenized_prepared_datasets``, ``merge_datasets``), so infill
+    and chat examples train in one run."""
+    return {"path": path, "ds_type": "json", "type": "completion", "field": "text"}
+
+
+def _datasets(
+    dataset_dir: str, recipe: Recipe, chat: bool, fim: bool, chat_file: str, fim_file: str
+) -> list[dict[str, Any]]:
+    entries = [_dataset(f"{dataset_dir}/{chat_file}", recipe)] if chat else []
+    if fim:
+        entries.append(_completion_dataset(f"{dataset_dir}/{fim_file}"))
+    return entries
 
 
 def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
@@ -266,6 +287,7 @@ def render_axolotl_config(
     ray_resources: dict[str, float] | None = None,
     gradient_checkpointing: bool | None = None,
     plugins: list[str] | None = None,
+    fim_examples: dict[str, int] | None = None,
     lora_model_dir: str | None = None,
 ) -> dict[str, Any]:
     """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
@@ -284,6 +306,8 @@ def render_axolotl_config(
     ``gradient_checkpointing`` is ``train.gradient_checkpointing`` resolved by the memory estimate
     (``runner.train.estimate.gradient_checkpointing``); ``None`` reads an explicit setting only.
     ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
+    ``fim_examples`` counts the fill-in-the-middle rows per split (``train``, ``val``) when the
+    data has some: they become a second dataset entry of type ``completion``.
     ``lora_model_dir`` is the adapter to keep training (``continue_from.mode: same_adapter``);
     for the other modes ``base_model`` is the merged parent.
     Keys under the recipe's ``axolotl:`` section are merged last and win.
@@ -317,19 +341,26 @@ def render_axolotl_config(
     if special:
         cfg["special_tokens"] = special
 
-    cfg["datasets"] = [_dataset(f"{dataset_dir}/{TRAIN_FILE}", recipe)]
+    fim = fim_examples or {}
+    chat_train = train_examples is None or train_examples > 0
+    cfg["datasets"] = _datasets(
+        dataset_dir, recipe, chat_train, fim.get("train", 0) > 0, TRAIN_FILE, FIM_TRAIN_FILE
+    )
     has_val = (val_examples or 0) > 0 if val_examples is not None else recipe.split.val > 0
-    if has_val:
-        cfg["test_datasets"] = [_dataset(f"{dataset_dir}/{VAL_FILE}", recipe)]
+    if has_val or fim.get("val", 0) > 0:
+        cfg["test_datasets"] = _datasets(
+            dataset_dir, recipe, has_val, fim.get("val", 0) > 0, VAL_FILE, FIM_VAL_FILE
+        )
     else:
         cfg["val_set_size"] = 0.0
-    if train_examples is not None and train_examples < SINGLE_PROCESS_TOKENIZE_BELOW:
+    rows = None if train_examples is None else train_examples + fim.get("train", 0)
+    if rows is not None and rows < SINGLE_PROCESS_TOKENIZE_BELOW:
         cfg["dataset_num_proc"] = 1
     cfg["dataset_prepared_path"] = f"{output_dir}/prepared"
     cfg["output_dir"] = output_dir
 
     cfg["sequence_len"] = recipe.train.seq_len
-    pack, _ = packing_decision(recipe, cuda=cuda, train_examples=train_examples)
+    pack, _ = packing_decision(recipe, cuda=cuda, train_examples=rows)
     cfg["sample_packing"] = pack
     if pack:
         cfg["pad_to_sequence_len"] = True

@@ -13,15 +13,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.dataset import Conversation, read_split
+from runner.dataset import Conversation, read_fim_split, read_split
 from runner.errors import StageError
-from runner.train.config import TRAIN_FILE, TRAIN_FLAG, VAL_FILE
+from runner.train.config import FIM_TRAIN_FILE, FIM_VAL_FILE, TRAIN_FILE, TRAIN_FLAG, VAL_FILE
 
 
 @dataclass
 class PreparedData:
     folder: Path
     counts: dict[str, int] = field(default_factory=dict)
+    fim_counts: dict[str, int] = field(default_factory=dict)  # infill rows per split
     assistant_turns: int = 0
     rows: list[Conversation] = field(default_factory=list)  # the training split
     notes: list[str] = field(default_factory=list)
@@ -36,8 +37,16 @@ def _training_row(row: Conversation, train_on: str) -> dict:
     return {"id": row.id, "messages": messages}
 
 
+def _completion_row(row: Conversation) -> dict:
+    """An infill row as Axolotl's ``completion`` type reads it: the prompt (prefix and suffix
+    in the family's FIM tokens) followed by the middle; Axolotl adds BOS and eos."""
+    turns = [m["content"] for m in row.messages if m["role"] != "system"]
+    return {"id": row.id, "text": "".join(turns)}
+
+
 def prepare_training_data(data_dir: Path, out_dir: Path, train_on: str) -> PreparedData:
-    """Write ``train.jsonl``/``val.jsonl`` for Axolotl from the data stage's files.
+    """Write ``train.jsonl``/``val.jsonl`` for Axolotl from the data stage's files, and
+    ``train.fim.jsonl``/``val.fim.jsonl`` (completion text) from its infill rows.
 
     A row that is not a conversation is skipped and reported (``runner.dataset``'s policy).
     """
@@ -56,7 +65,16 @@ def prepare_training_data(data_dir: Path, out_dir: Path, train_on: str) -> Prepa
             prepared.assistant_turns = sum(
                 1 for r in rows.rows for m in r.messages if m["role"] == "assistant"
             )
-    if prepared.counts["train"] == 0:
+    for split, name in (("train", FIM_TRAIN_FILE), ("val", FIM_VAL_FILE)):
+        rows = read_fim_split(data_dir, split)
+        if note := rows.skip_note():
+            prepared.notes.append(note)
+        if rows.rows:
+            with (out_dir / name).open("w", encoding="utf-8") as dst:
+                for row in rows.rows:
+                    dst.write(json.dumps(_completion_row(row), ensure_ascii=False) + "\n")
+        prepared.fim_counts[split] = len(rows.rows)
+    if prepared.counts["train"] + prepared.fim_counts["train"] == 0:
         raise StageError(
             "train",
             f"{data_dir / TRAIN_FILE} has no examples: every row was filtered out "

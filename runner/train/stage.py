@@ -136,6 +136,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     end_ids = labels.end_token_ids(tokenizer, end_tokens)
     pad, pad_note = labels.pad_override(tokenizer, end_tokens, template.source)
     data = prepare_training_data(ctx.require("data"), ctx.out / "data", recipe.prompt.train_on)
+    fim_rows = sum(data.fim_counts.values())
 
     # Paths inside the config are relative to its folder (Axolotl runs there), so the config
     # stays true once the finished folder is renamed into the store.
@@ -155,8 +156,21 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         ray_resources=target.profile.resources_per_worker if on_ray else None,
         gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
         plugins=[plugin.PLUGIN],
+        fim_examples=data.fim_counts if fim_rows else None,
     )
-    notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
+    if fim_rows:
+        end_ids |= fim_end_ids(tokenizer, cfg, ctx)
+        notes_fim = [
+            f"{data.fim_counts['train']} fill-in-the-middle rows train as Axolotl `completion` "
+            "text next to the chat examples"
+        ]
+    else:
+        notes_fim = []
+    notes = [
+        *notes_fim,
+        *data.notes,
+        *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"]),
+    ]
     if pad_note:
         notes.append(pad_note)
     if eos_note := labels.eos_override_note(cfg):
@@ -164,7 +178,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     config_path = ctx.out / "axolotl.yaml"
     config_path.write_text(dump_yaml(cfg), encoding="utf-8")
     save_template(template, ctx.out)
-    settings = {"end_ids": sorted(end_ids), "train_examples": data.counts["train"]}
+    train_rows = data.counts["train"] + data.fim_counts.get("train", 0)
+    settings = {"end_ids": sorted(end_ids), "train_examples": train_rows}
     (ctx.out / plugin.SETTINGS).write_text(json.dumps(settings) + "\n", encoding="utf-8")
     result_file = ctx.out / plugin.RESULT
     result_file.unlink(missing_ok=True)
@@ -222,6 +237,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "start": start.to_json() if start else None,
             "cuda": cuda,
             "examples": data.counts,
+            **({"fim_examples": data.fim_counts} if fim_rows else {}),
             "over_seq_len": over,
             "trained_turns_checked": checked["trained_turns"],
             "steps": trained[-1]["step"] if trained else progress.step,
@@ -236,9 +252,24 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "axolotl_config": config_path.name,
             "template": TEMPLATE_ARTIFACT,
             "losses": "losses.jsonl",
+            **({"fim": "fim.json"} if (ctx.out / "fim.json").is_file() else {}),
         },
         notes=notes,
     )
+
+
+def fim_end_ids(tokenizer: Any, cfg: dict[str, Any], ctx: StageContext) -> set[int]:
+    """Infill rows end with the eos token Axolotl's completion type appends (the template's end
+    of turn when the config makes it the eos): the label check accepts it as an end. Keeps the
+    data stage's ``fim.json`` with the adapter, where the Modelfile and the smoke test read the
+    format the model was trained in."""
+    from runner.prompt.fim import FIM_ARTIFACT
+
+    source = ctx.require("data") / FIM_ARTIFACT
+    if source.is_file():
+        shutil.copyfile(source, ctx.out / FIM_ARTIFACT)
+    eos = (cfg.get("special_tokens") or {}).get("eos_token") or tokenizer.eos_token
+    return labels.end_token_ids(tokenizer, [eos]) if eos else set()
 
 
 def _check_result(result_file: Path, ctx: StageContext) -> dict[str, Any]:

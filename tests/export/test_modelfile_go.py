@@ -61,9 +61,13 @@ def go_render():
     binary = build_once("go", "ollama_render", digest.hexdigest(), build) / "ollama_render"
 
     def render(template: str, conversations, legacy: bool = False) -> list[str]:
+        # A case is a conversation, or a dict such as {"prompt", "suffix"} (an infill request).
         request = {
             "template": template,
-            "cases": [{"messages": list(c), "legacy": legacy} for c in conversations],
+            "cases": [
+                c if isinstance(c, dict) else {"messages": list(c), "legacy": legacy}
+                for c in conversations
+            ],
         }
         done = subprocess.run(
             [str(binary)], input=json.dumps(request), capture_output=True, text=True, check=True
@@ -212,4 +216,75 @@ def test_modelfile_template_is_the_checked_one(go_render, make_tokenizer, tmp_pa
     conversations = verification_conversations()
     assert go_render(go_template, conversations) == [
         _expected(tokenizer, c, "") for c in conversations
+    ]
+
+
+# --- the {{ .Suffix }} branch of fill-in-the-middle models ------------------------------------
+
+INFILL = [
+    ("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"),
+    ('const s = "{{ not a template }}";\n', "\n}\n"),
+]
+
+
+@pytest.mark.parametrize("mode", ["psm", "spm"])
+@pytest.mark.parametrize("family", ["deepseek-coder", "qwen2.5-coder", "starcoder", "codellama"])
+def test_suffix_branch_renders_the_trained_infill_format(family, mode, go_render, make_tokenizer):
+    """An Ollama request with a suffix renders exactly the infill prompt of training; every
+    chat request renders as before."""
+    from runner.prompt.fim import FAMILIES, ollama_suffix_branch
+
+    fim = next(f for f in FAMILIES if f.family == family).with_mode(mode)
+    tokens = FAMILY_TOKENS["deepseek-coder"]
+    template = load_template("deepseek-coder", **tokens)
+    derived = ollama_template(template, runtime_adds_bos=True)
+    text = ollama_suffix_branch(fim, derived.text)
+    cases = [{"prompt": before, "suffix": after} for before, after in INFILL]
+    assert go_render(text, cases) == [fim.prompt(before, after) for before, after in INFILL]
+    conversations = verification_conversations()
+    assert go_render(text, conversations) == go_render(derived.text, conversations)
+
+
+def test_modelfile_suffix_branch_writes_the_training_rows(go_render, tmp_path):
+    """The TEMPLATE of a Modelfile, read back as Ollama's parser does, turns the prefix and
+    suffix of a real fill_in_middle training row into that row's prompt."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer
+
+    from runner.data.example import Example
+    from runner.data.registries import EXTRACTORS, load_all
+    from runner.data.tokenizer import TokenCounter
+    from runner.export.ollama import render_modelfile
+    from runner.models.tiny import tiny_spec, tokenizer_dir
+    from tests.helpers import recipe_of
+
+    load_all()
+    tokenizer = tokenizer_dir(tiny_spec("tiny:deepseek-coder")) / "tokenizer.json"
+    counter = TokenCounter(Tokenizer.from_file(str(tokenizer)))
+    cls = EXTRACTORS.get("fill_in_middle")
+    extractor = cls(
+        cls.Options(type="fill_in_middle", rate=1.0), SimpleNamespace(max_unit_tokens=256), counter
+    )
+    code = "def add(a, b):\n    total = a + b\n    return total\n\n\nprint(add(1, 2))\n"
+    doc = Example("d", "s", text=code, metadata={"language": "python", "path": "a.py"})
+    (row,) = list(extractor.extract(doc))
+    exports = [{"type": "merge"}, {"type": "gguf"}, {"type": "ollama", "model": "fim:1"}]
+    recipe = recipe_of(
+        {"name": "fim", "model": {"base": "tiny:deepseek-coder"}, "export": exports}, tmp_path
+    )
+    tokens = FAMILY_TOKENS["deepseek-coder"]
+    template = load_template("deepseek-coder", **tokens)
+    text = render_modelfile(
+        recipe,
+        template,
+        "../gguf/fim-q4_k_m.gguf",
+        target=recipe.exports("ollama")[0],
+        model="fim:1",
+        fim=extractor.fim,
+    )
+    (go_template,) = re.findall(r'^TEMPLATE """(.*?)"""$', text, flags=re.S | re.M)
+    before, after = extractor.fim.split_prompt(row.messages[0]["content"])
+    assert go_render(go_template, [{"prompt": before, "suffix": after}]) == [
+        row.messages[0]["content"]
     ]

@@ -260,3 +260,38 @@ def test_the_plan_says_why_the_eos_changes():
     qwen = train_plan(recipe())
     assert "special_tokens" not in qwen["axolotl"]
     assert not any("eos_token" in n for n in qwen["notes"])
+
+
+@pytest.mark.parametrize(
+    ("chat", "fim", "train_types", "test_types"),
+    [
+        (
+            (40, 5),
+            {"train": 30, "val": 4},
+            ["chat_template", "completion"],
+            ["chat_template", "completion"],
+        ),
+        ((40, 5), {"train": 30, "val": 0}, ["chat_template", "completion"], ["chat_template"]),
+        ((0, 0), {"train": 30, "val": 4}, ["completion"], ["completion"]),
+        ((40, 5), None, ["chat_template"], ["chat_template"]),
+    ],
+)
+def test_infill_rows_are_a_completion_dataset_beside_the_chat_one(
+    chat, fim, train_types, test_types
+):
+    """Axolotl tokenizes each `datasets:` entry with its own type and concatenates them: infill
+    rows (completion text, eos appended) train in the same run as the chat rows."""
+    cfg = render(
+        recipe(split={"val": 0.1}), train_examples=chat[0], val_examples=chat[1], fim_examples=fim
+    )
+    assert [d["type"] for d in cfg["datasets"]] == train_types
+    assert [d["type"] for d in cfg["test_datasets"]] == test_types
+    completion = [d for d in cfg["datasets"] if d["type"] == "completion"]
+    for entry in completion:
+        assert entry == {
+            "path": "D/train.fim.jsonl",
+            "ds_type": "json",
+            "type": "completion",
+            "field": "text",
+        }
+    assert check_axolotl_keys(cfg) == []

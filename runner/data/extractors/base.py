@@ -31,6 +31,7 @@ class Extractor:
     """
 
     Options = ExtractorOptions
+    prefetches = False  # True when ``prefetch`` starts work (the worker then gathers a task)
 
     def __init__(self, options: Any, source_options: Any, tokens: TokenCounter | None):
         self.options = options
@@ -39,6 +40,16 @@ class Extractor:
         self.instruction = options.instruction
         self.max_tokens = getattr(source_options, "max_unit_tokens", DEFAULT_MAX_UNIT_TOKENS)
         self.tokens = tokens
+
+    def attach(self, plan: Any, shared: dict[str, Any]) -> None:
+        """Called once by the worker that runs this extractor, with the data stage's ``Plan``
+        (``seq_len``, the ``teacher:`` section) and a dict the worker's extractors share (one
+        teacher client for all of them). Most extractors need neither."""
+
+    def prefetch(self, docs: list[Example]) -> None:
+        """Called with every raw document of one task (a file, a docs file's sections), after
+        redaction and before ``extract`` is called on each: an extractor that waits on a
+        server starts all of a task's requests here."""
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         raise NotImplementedError

@@ -55,6 +55,11 @@ class Check:
     def label(self) -> str:
         return self.type_name + self.label_suffix
 
+    def applies(self, sample: Sample) -> bool:
+        """Whether this check judges ``sample``: chat answers, not infill middles (the
+        ``fim`` check judges those)."""
+        return sample.meta.get("format") != "fim"
+
     def __call__(self, sample: Sample) -> CheckResult:
         raise NotImplementedError
 
@@ -74,6 +79,8 @@ class CheckSet:
         """Every check on one sample; a check that crashes fails with the error as its reason."""
         results = {}
         for check in self.checks:
+            if not check.applies(sample):
+                continue
             try:
                 results[check.label] = check(sample)
             except UserError:
@@ -114,7 +121,7 @@ def build_checks(specs: Sequence[Any], *, allow_commands: bool) -> CheckSet:
 
 
 # Importing the modules registers their checks.
-from runner.eval.checks import command, syntax, text  # noqa: E402, F401
+from runner.eval.checks import command, fim, syntax, text  # noqa: E402, F401
 
 # The type of `eval.checks`: a list discriminated by each entry's `type:`.
 CheckList = tuple[CHECKS.union(), ...]

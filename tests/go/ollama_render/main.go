@@ -8,7 +8,8 @@
 // it is executed once per user turn with .System/.Prompt/.Response, and the last execution is
 // cut just after {{ .Response }}. Written for Go 1.19 (Debian's golang-go): standard library only.
 //
-// Input (stdin, JSON): {"template": "...", "cases": [{"messages": [{"role", "content"}], "legacy": bool}]}
+// Input (stdin, JSON): {"template": "...", "cases": [{"messages": [{"role", "content"}], "legacy": bool,
+// "prompt": "...", "suffix": "..."}]} (a case with prompt and suffix is an infill request)
 // Output (stdout, JSON): {"results": [{"output": "..."} | {"error": "..."}]}
 package main
 
@@ -42,6 +43,10 @@ type templateMessage struct {
 type renderCase struct {
 	Messages []message `json:"messages"`
 	Legacy   bool      `json:"legacy"`
+	// Prompt and Suffix: a generate request with a suffix (infill), which Ollama executes
+	// with only these (template.Execute, when both are non-empty).
+	Prompt string `json:"prompt"`
+	Suffix string `json:"suffix"`
 }
 
 type request struct {
@@ -159,8 +164,15 @@ func render(text string, c renderCase) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	system, msgs := collate(c.Messages)
 	var b bytes.Buffer
+	if c.Prompt != "" && c.Suffix != "" {
+		err := tmpl.Execute(&b, map[string]any{
+			"Prompt": c.Prompt, "Suffix": c.Suffix, "Response": "",
+			"Think": false, "ThinkLevel": "", "IsThinkSet": false,
+		})
+		return b.String(), err
+	}
+	system, msgs := collate(c.Messages)
 	if !c.Legacy && vars["messages"] {
 		err := tmpl.Execute(&b, map[string]any{
 			"System": system, "Messages": msgs, "Tools": nil, "Response": "",
