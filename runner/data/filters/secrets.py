@@ -10,7 +10,6 @@ from collections import Counter
 from typing import Literal
 
 from runner.data.filters.base import Redaction
-from runner.data.filters.secret_scan import find_secrets, redact
 from runner.data.registries import FILTERS
 from runner.recipe.fields import Operation
 
@@ -22,6 +21,10 @@ class Redactor:
         self.placeholder = placeholder
 
     def redact_text(self, text: str, filename: str, found: Counter[str]) -> str:
+        # detect-secrets imports requests and its plugins (about 2 s): only where text is
+        # scanned, not wherever a recipe is validated.
+        from runner.data.filters.secret_scan import find_secrets, redact
+
         findings = find_secrets(text, filename)
         found.update(f.kind for f in findings)
         return redact(text, findings, self.placeholder) if findings else text
