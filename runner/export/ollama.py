@@ -158,11 +158,20 @@ def render_modelfile(
 
     derived = ollama_template(template, runtime_adds_bos=runtime_adds_bos)
     system, system_note = modelfile_system(recipe, target)
+    if system is not None and not derived.structure.takes_system:
+        system, system_note = (
+            None,
+            (
+                f"no SYSTEM: the chat template '{template.name}' takes no system prompt "
+                "(prompt.system_fallback: fold puts it into the first user turn)"
+            ),
+        )
+    form = f"the {derived.family} form" if derived.family else f"a {derived.form} form"
     lines = [
         f"# {model}: written by recipe-runner from recipe '{recipe.name}' ({recipe.path}).",
         f"# Create it with:  ollama create {model} -f Modelfile",
-        f"# TEMPLATE is generated from the chat template '{template.name}' the model was trained",
-        "# with, and was checked to render the same text as it.",
+        f"# TEMPLATE ({form}) is generated from the chat template '{template.name}' the model",
+        "# was trained with, and renders the same text as it through Ollama's template engine.",
         *(f"# note: {note}" for note in (*derived.notes, *([system_note] if system_note else []))),
         f"FROM {gguf_relpath}",
     ]

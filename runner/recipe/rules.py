@@ -96,6 +96,67 @@ def prompt_template_exists(recipe: Recipe) -> Iterator[Problem]:
 
 
 @rule
+def system_prompt_fits_the_template(recipe: Recipe) -> Iterator[Problem]:
+    """A template that refuses or drops a system message, and a recipe that sets one: say so
+    and offer the choice (prompt.system_fallback) before any data is built."""
+    from runner.prompt.template import system_support
+
+    prompt = recipe.prompt
+    source = _template_source(recipe)
+    if source is None:
+        return
+    support, reason = system_support(source)
+    if support == "takes":
+        if prompt.system_fallback is not None:
+            yield Problem(
+                ("prompt", "system_fallback"),
+                f"the template '{prompt.template}' takes a system message itself; "
+                "prompt.system_fallback has no effect",
+                warning=True,
+            )
+        return
+    if prompt.system is None or prompt.system_fallback is not None:
+        return
+    what = (
+        f"refuses a system message ({reason})" if support == "refused" else "drops a system message"
+    )
+    yield Problem(
+        ("prompt", "system"),
+        f"the template '{prompt.template}' {what}, but prompt.system is set: choose "
+        "prompt.system_fallback: fold (the system prompt opens the first user turn, followed "
+        "by a blank line, as the family's newer templates do) or drop (train and serve "
+        "without it)",
+    )
+
+
+def _template_source(recipe: Recipe) -> str | None:
+    """The Jinja text of prompt.template when it can be read without building anything: a
+    shipped name, a .jinja file, or the tokenizer's own of a tiny or local base."""
+    from runner.errors import UserError
+    from runner.prompt.template import TEMPLATES_DIR, TOKENIZER, read_tokenizer_template
+
+    choice = recipe.prompt.template
+    try:
+        if names_template_file(choice):
+            path = Path(choice)
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        if choice != TOKENIZER:
+            path = TEMPLATES_DIR / f"{choice}.jinja"
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        base = recipe.model.base
+        if base.startswith("tiny:"):
+            from runner.models.tiny import TINY_MODELS, family_template
+
+            spec = TINY_MODELS.get(base[len("tiny:") :])
+            return family_template(spec) if spec else None
+        if looks_local(base) or Path(base).is_absolute():
+            return read_tokenizer_template(Path(base))
+    except UserError:
+        return None  # reported by prompt_template_exists, or read when the run starts
+    return None
+
+
+@rule
 def tiny_family_known(recipe: Recipe) -> Iterator[Problem]:
     from runner.models.tiny import PREFIX, TINY_MODELS
 

@@ -108,7 +108,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
     base_dir = refuse_untrainable(recipe)
-    template = load_template(recipe.prompt.template, base_dir)
+    template = load_template(
+        recipe.prompt.template, base_dir, system_fallback=recipe.prompt.system_fallback
+    )
     tokenizer = _load_tokenizer(base_dir)
     end_tokens = [template.end_of_turn]
     end_ids = labels.end_token_ids(tokenizer, end_tokens)
