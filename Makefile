@@ -69,7 +69,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 golden: setup
-	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py
+	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py tests/export/test_modelfile_golden.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
