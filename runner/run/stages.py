@@ -136,7 +136,8 @@ SPECS: dict[str, StageSpec] = {
             "gguf",
             "runner.export.gguf:run",
             f"{_HERE}:gguf_runs",
-            reads=("model.base", "model.revision"),
+            # name and model.license become general.name/general.license of every GGUF.
+            reads=("name", "model.base", "model.revision", "model.license"),
             exports=("gguf", "lora_gguf"),
             after=("train", "merge"),
             tools=("llama-cpp-python", "gguf"),
@@ -158,10 +159,11 @@ SPECS: dict[str, StageSpec] = {
             "runner.export.smoke:run",
             f"{_HERE}:gguf_runs",
             reads=("eval.smoke",),
-            exports=("lora_gguf",),
+            # The Modelfile's parameters and stops are what the served GGUF is asked with.
+            exports=("lora_gguf", "ollama"),
             after=("data", "train", "gguf"),
             tools=("llama-cpp-python", "transformers"),
-            writes="smoke-test answers of each GGUF and whether they stopped",
+            writes="smoke-test answers of each GGUF, by llama.cpp's runtime and its server",
         ),
         StageSpec(
             "eval",

@@ -54,7 +54,7 @@ def make_recipe(tmp: Path, **export_overrides):
     """The validated recipe the export stages read."""
     export = [
         {"type": "merge", "enabled": True, "dtype": "float16"},
-        {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]},
+        {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"], "version": "v1"},
         {"type": "lora_gguf", "outtype": "f16"},
     ]
     config = {
