@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run a recipe end to end (data, train, export, eval)"),
     "doctor": ("doctor", "check this machine: CUDA, Axolotl, llama.cpp, disk"),
     "report": ("report", "print or open the report of a run"),
+    "serve": ("serve", "the job API and its page: submit, follow and cancel runs over HTTP"),
 }
 
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # -h exits 0; an unknown command exits 2 with argparse's message
         parser.print_help()
         return 0
+    from runner.logs import quiet_libraries
+
+    quiet_libraries()
     module = importlib.import_module(f"runner.commands.{COMMANDS[chosen][0]}")
     module.add_arguments(subparsers[chosen])
     args = parser.parse_args(argv)

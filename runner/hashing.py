@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class HashCache:
         if path.is_file():
             return self.file_hash(path)
         digest = hashlib.sha256()
+        head = git_head(path)
+        if head is not None:  # a git_history source reads what the files alone do not show
+            digest.update(f"git HEAD {head}\n".encode())
         for file in sorted(_walk(path)):
             digest.update(f"{file.relative_to(path).as_posix()}\0{self.file_hash(file)}\n".encode())
         return digest.hexdigest()
@@ -66,10 +70,43 @@ class HashCache:
         if self.path is None or not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        # Runs of one recipe may save at once: each writes its own file, the last rename wins.
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
         tmp.write_text(json.dumps(self._entries))
         os.replace(tmp, self.path)
         self._dirty = False
+
+
+def git_head(folder: Path) -> str | None:
+    """The commit the HEAD of the git work tree at ``folder`` names (read from ``.git``
+    without running git), or None when ``folder`` is not the top of a work tree."""
+    git = folder / ".git"
+    try:
+        if git.is_file():  # a linked work tree: "gitdir: <path>"
+            text = git.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            git = (folder / text.removeprefix("gitdir:").strip()).resolve()
+        if not (git / "HEAD").is_file():
+            return None
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref: "):
+            return head  # detached
+        ref = head.removeprefix("ref: ")
+        common = git
+        if (git / "commondir").is_file():
+            common = (git / (git / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        for base in (git, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text(encoding="utf-8").strip()
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+        return head  # a branch without commits yet
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _walk(root: Path) -> Iterable[Path]:

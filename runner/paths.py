@@ -55,3 +55,24 @@ def path_problem(path: str | Path) -> str | None:
     except (OSError, ValueError) as exc:
         return f"{display_path(path)} cannot be used: {exc}"
     return None
+
+
+def outside_roots(
+    written: str, resolved: Path, roots: tuple[Path, ...], *, refuse_parent: bool
+) -> str | None:
+    """Why a path from someone else (a recipe sent to the job API) may not be read, or None.
+
+    ``resolved`` is followed through every symlink before it is compared, so a link inside a
+    root that points elsewhere is refused; ``..`` is refused as written when ``refuse_parent``.
+    ``roots`` are resolved folders.
+    """
+    if refuse_parent and ".." in Path(written).parts:
+        return f"{written!r}: '..' is not allowed in a path sent to the job API"
+    try:
+        real = Path(os.path.realpath(resolved))
+    except (OSError, ValueError) as exc:
+        return f"{written!r} cannot be used: {exc}"
+    if any(real == root or real.is_relative_to(root) for root in roots):
+        return None
+    shown = ", ".join(str(root) for root in roots) or "none"
+    return f"{written!r} is outside the server's data folders (--data-root: {shown})"

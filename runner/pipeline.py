@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filelock import Timeout
+
 from runner.errors import StageError, UserError
 from runner.hashing import content_hash
+from runner.logs import library_output_to
 from runner.run.context import Failure, Outcome, RecipeView, StageContext
 from runner.run.folder import RunFolder
 from runner.run.keys import compute_keys
@@ -140,12 +144,16 @@ def run_pipeline(
     dry_run: bool = False,
     root: Path | None = None,
     say: Callable[[str], None] = print,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> PipelineResult:
     """Run the recipe's stages in order, reusing every stage whose key has a finished output.
 
     ``force`` re-runs that stage and every stage after it. Stops at the first failure and
-    returns with ``error`` set; finished stages stay reusable.
+    returns with ``error`` set; finished stages stay reusable. ``on_event`` receives what a
+    watcher needs (the job API): the stages this run covers, then each stage waiting for
+    another run's lock, running (with its log file) and finished (its ``StageResult``).
     """
+    emit = on_event or (lambda event: None)
     root = root or runs_root()
     stages = select_stages(recipe, until)
     if force is not None and force not in stages:
@@ -162,6 +170,7 @@ def run_pipeline(
             if check is not None:
                 check(view(recipe, name))
         folder.create(build_lock(recipe, all_stages, keys, folder.run_dir.name))
+        emit({"event": "plan", "run_dir": str(folder.run_dir), "stages": stages})
 
     for name in stages:
         key = keys.keys[name]
@@ -172,17 +181,19 @@ def run_pipeline(
             say(f"{name}: {status} -> {entry}")
             continue
         try:
-            with folder.lock(name, key):
+            with _stage_lock(folder, name, key, say, emit):
                 outcome, seconds, ran = _run_or_reuse(
-                    recipe, name, key, folder, keys, name in forced, say
+                    recipe, name, key, folder, keys, name in forced, say, emit
                 )
         except (StageError, UserError) as exc:
             result.stages.append(StageResult(name, "failed", key, error=str(exc)))
+            emit({"event": "stage", "stage": name, "status": "failed", "error": str(exc)})
             result.error = exc
             return result
         result.stages.append(
             _result(name, "ran" if ran else "cached", key, entry, outcome, seconds)
         )
+        emit({"event": "stage", **asdict(result.stages[-1])})
         if outcome.failure is not None:
             result.error = RunFailed(name, outcome.failure)
             say(f"{name}: {outcome.failure.kind.upper()}: {outcome.failure.message}")
@@ -193,6 +204,31 @@ def run_pipeline(
     return result
 
 
+@contextmanager
+def _stage_lock(
+    folder: RunFolder,
+    name: str,
+    key: str,
+    say: Callable[[str], None],
+    emit: Callable[[dict[str, Any]], None],
+) -> Iterator[None]:
+    """Hold the stage key's lock; say so when another run holds it and this one waits.
+
+    The lock is an OS file lock, released by the kernel when its holder dies (even by
+    SIGKILL), so a waiting run takes over from a killed one."""
+    lock = folder.lock(name, key)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        say(f"{name}: waiting for another run of this stage to finish")
+        emit({"event": "stage", "stage": name, "status": "waiting"})
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _run_or_reuse(
     recipe: Recipe,
     name: str,
@@ -201,6 +237,7 @@ def _run_or_reuse(
     keys: Any,
     forced: bool,
     say: Callable[[str], None],
+    emit: Callable[[dict[str, Any]], None],
 ) -> tuple[Outcome, float, bool]:
     """Under the stage's lock: reuse a finished output (perhaps just finished by another run),
     or run the stage. Returns its outcome, seconds spent and whether it ran."""
@@ -208,7 +245,7 @@ def _run_or_reuse(
     outcome = None if forced else folder.outcome(name, key)
     if outcome is not None:
         folder.link(name, key)
-        say(f"{name}: cached ({folder.entry(name, key)})")
+        say(f"{name}: cached")
         return outcome, 0.0, False
     if forced:
         folder.invalidate(name, key)
@@ -220,17 +257,19 @@ def _run_or_reuse(
         for upstream in spec.after
     }
     ctx = StageContext(stage=name, out=out, run_dir=folder.run_dir, inputs=inputs, key=key)
+    emit({"event": "stage", "stage": name, "status": "running", "log": str(ctx.log_file)})
     try:
-        outcome = load_stage(name)(view(recipe, name), ctx)
+        with library_output_to(ctx.log_file):
+            outcome = load_stage(name)(view(recipe, name), ctx)
     except (StageError, UserError):
         say(f"{name}: FAILED after {time.monotonic() - start:.1f}s")
         raise
     outcome.notes = [*ctx.notes, *outcome.notes]
     seconds = time.monotonic() - start
-    final = folder.finish(name, key, outcome, seconds)
+    folder.finish(name, key, outcome, seconds)
     for note in outcome.notes:
         say(f"  note: {note}")
-    say(f"{name}: done in {seconds:.1f}s ({final})")
+    say(f"{name}: done in {seconds:.1f}s")
     return outcome, seconds, True
 
 

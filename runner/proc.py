@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -154,6 +155,50 @@ def background(
                     proc.wait()
 
 
+def capture(
+    argv: Sequence[str | os.PathLike],
+    *,
+    stage: str,
+    log_file: Path | None,
+    cwd: Path | None = None,
+    timeout: float | None = 600,
+) -> bytes:
+    """Run ``argv`` and return its standard output, which is NOT copied to the log: it is data
+    (a diff that may hold a credential the data stage redacts, authors' addresses), not a
+    record of what ran. The command is logged; on failure its error output is, and a
+    ``CommandFailed`` names the command and its status."""
+    command = format_command(argv)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    log = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    try:
+        if log is not None:
+            log.write(f"$ {command}  (output captured, not logged)\n")
+        try:
+            done = subprocess.run(
+                [str(a) for a in argv], cwd=cwd, capture_output=True, timeout=timeout
+            )
+        except FileNotFoundError as exc:
+            raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(
+                stage, f"`{command}` did not finish within {timeout:g} s", status=-9, timed_out=True
+            ) from None
+        if done.returncode != 0:
+            error = done.stderr.decode("utf-8", "replace").strip()
+            if log is not None:
+                log.write(error + "\n")
+            raise CommandFailed(
+                stage,
+                f"`{command}` exited with status {done.returncode}: {error[-500:]}",
+                status=done.returncode,
+            )
+        return done.stdout
+    finally:
+        if log is not None:
+            log.close()
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill a command and every process in its group."""
     try:
@@ -165,3 +210,61 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def python_argv(*args: str) -> list[str]:
     """argv for running a module or script with this interpreter."""
     return [sys.executable, *args]
+
+
+def start(
+    argv: Sequence[str | os.PathLike],
+    *,
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start ``argv`` in the background, in its own session (so ``stop_tree`` stops it and what
+    it launched together), its output appended to ``log_file`` after the command line."""
+    command = format_command(argv)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as log:
+        log.write(f"$ {command}\n")
+        log.flush()
+        try:
+            return subprocess.Popen(
+                [str(a) for a in argv],
+                cwd=cwd,
+                env={**os.environ, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StageError("job", f"cannot run `{command}`: {exc.strerror}") from None
+
+
+def stop_tree(pid: int, *, grace: float = 10.0) -> None:
+    """Stop a process started by ``start`` and everything it started: SIGTERM to its process
+    group (``recipe run`` then kills the tool it is running, in that tool's own group), and
+    after ``grace`` seconds SIGKILL to whatever of the group and of its descendants is left,
+    including tools that live in process groups of their own."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    # Children started after the first look (a tool launched just before SIGTERM) too.
+    left = list(alive)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            left.extend(p for p in process.children(recursive=True) if p not in left)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for process in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(left, timeout=grace)

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from runner.logs import quiet_libraries
+
+# As `recipe` does at start: no telemetry, no network, no progress bars from the libraries
+# the tests import (Axolotl's config loader sends an event when it reads a config).
+quiet_libraries()
+
 # Special tokens of the model families the runner's tiny models use (Qwen2's has no BOS).
 FAMILY_TOKENS = {
     "qwen2": {"bos_token": None, "eos_token": "<|endoftext|>"},

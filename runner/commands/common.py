@@ -18,6 +18,12 @@ def add_recipe_argument(parser: argparse.ArgumentParser, *, many: bool = False) 
         help="recipe YAML file" + ("s" if many else ""),
     )
     add_set_argument(parser)
+    parser.add_argument(
+        "--laptop",
+        action="store_true",
+        help="try the recipe on this CPU: the base's family as a tiny model, a 16-bit LoRA, "
+        "enough steps to learn to stop, no gate (the changes are listed)",
+    )
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +41,7 @@ def load_from_args(args: argparse.Namespace, path: str | None = None) -> Recipe:
     """Load the recipe named on the command line; print its warnings to stderr."""
     from runner.recipe.load import load_recipe
 
-    recipe = load_recipe(path or args.recipe, args.overrides)
+    recipe = load_recipe(path or args.recipe, args.overrides, laptop=getattr(args, "laptop", False))
     for warning in recipe.warnings:
         print(warning, file=sys.stderr)
     return recipe

@@ -45,23 +45,44 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
 
     console = Console()
     table = Table(title="recipe data", show_lines=False)
-    for column in ("source", "files", "read", "rejected", "train", "val", "test", "skipped files"):
-        table.add_column(
-            column, justify="left" if column in ("source", "skipped files") else "right"
-        )
+    columns = (
+        "source",
+        "listed",
+        "with examples",
+        "skipped",
+        "without examples",
+        "rejected",
+        "train",
+        "val",
+        "test",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "source" else "right")
     for name, s in report["sources"].items():
-        skipped = ", ".join(f"{k} {v}" for k, v in s["files_skipped"].items()) or "-"
+        files = report["files"][name]
         table.add_row(
             name,
-            str(s.get("files", 0)),
-            str(s.get("read", 0)),
+            str(files["listed"]),
+            str(files["with_examples"]),
+            str(files["skipped"]),
+            str(files["without_examples"]),
             str(s.get("rejected", 0)),
             str(s.get("in train", 0)),
             str(s.get("in val", 0)),
             str(s.get("in test", 0)),
-            skipped,
         )
     console.print(table)
+    why = Table(title="files without examples (rejected.jsonl names each)")
+    why.add_column("source")
+    why.add_column("reason")
+    why.add_column("files", justify="right")
+    for name, files in report["files"].items():
+        for reason, count in files["skipped_by_reason"].items():
+            why.add_row(name, f"skipped: {reason}", str(count))
+        for reason, count in files["without_examples_by_reason"].items():
+            why.add_row(name, reason, str(count))
+    if why.row_count:
+        console.print(why)
     reasons = Table(title="dropped / altered")
     reasons.add_column("stage: reason")
     reasons.add_column("examples", justify="right")

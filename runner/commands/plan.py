@@ -16,13 +16,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
+def estimates(recipe, result: dict) -> tuple[dict | None, dict]:
+    """The memory/disk estimate and the steps, from the data stage's report when it ran."""
+    from pathlib import Path
+
+    from runner.models.tiny import is_tiny
+    from runner.train.estimate import estimate, steps
+    from runner.train.hardware import cuda_available
+
+    # A real base is sized for the GPU it will train on, also when the plan runs on a laptop.
+    cuda = cuda_available() or not is_tiny(recipe.model.base)
+    data = next(s for s in result["stages"] if s["name"] == "data")
+    report = None
+    if data.get("status") == "cached":
+        report_file = (
+            Path(result["run_dir"]).parent / "stages" / f"data-{data['key']}" / "report.json"
+        )
+        report = json.loads(report_file.read_text()) if report_file.is_file() else None
+    cost = estimate(recipe, cuda=cuda)
+    return (cost.to_json() if cost else None), vars(steps(recipe, cuda=cuda, data_report=report))
+
+
 def main(args: argparse.Namespace) -> int:
     from runner.pipeline import plan
+    from runner.train.estimate import Estimate, Steps
 
     recipe = load_from_args(args)
     result = plan(recipe)
+    cost, count = estimates(recipe, result)
     if args.json:
-        print(json.dumps({"recipe": recipe.to_dict(), **result}, indent=2, default=str))
+        out = {"recipe": recipe.to_dict(), **result, "estimate": cost, "steps": count}
+        print(json.dumps(out, indent=2, default=str))
         return 0
     print(f"# recipe {recipe.name} ({recipe.path})")
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False, width=100).rstrip())
@@ -40,4 +64,14 @@ def main(args: argparse.Namespace) -> int:
         if "launch" in details:
             print(f"\n# {stage['name']}: launch, in the stage folder")
             print("  " + " ".join(details["launch"]))
+    print("\n# estimate (before any GPU time is spent)")
+    for line in Steps(**count).lines():
+        print(f"  {line}")
+    if cost is None:
+        print(f"  {recipe.model.base}: its shape is unknown here (not cached, no published config)")
+    else:
+        for line in Estimate(**cost).lines():
+            print(f"  {line}")
+        if cost["gpu"] is None and cost["memory"]["margin"]:
+            print("  (sized for a CUDA GPU; name one with compute.gpu: a100-80gb, l4, 24GB...)")
     return 0

@@ -24,17 +24,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would run; run nothing")
     parser.add_argument("--json", action="store_true", help="end with a JSON summary of each stage")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the final summary"
+    )
     parser.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: ./runs)")
 
 
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from runner.commands.summary import summary_lines
+    from runner.logs import show_progress
     from runner.pipeline import run_pipeline
 
     recipe = load_from_args(args)
+    show_progress(not args.quiet)
     # With --json, stdout carries only the summary; progress goes to stderr.
-    say = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    if args.quiet:
+        say = lambda m: None  # noqa: E731
+    elif args.json:
+        say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    else:
+        say = lambda m: print(m, flush=True)  # noqa: E731
     result = run_pipeline(
         recipe,
         until=args.until,
@@ -45,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
+    elif not args.dry_run and result.stages:
+        print("\n" + "\n".join(summary_lines(result)), flush=True)
     if result.error is not None:
         raise result.error
     return 0

@@ -145,21 +145,14 @@ def walk_files(root: Path) -> Iterator[str]:
     Links to folders are never followed (``os.walk(followlinks=False)``).
     """
     specs: list[tuple[str, pathspec.PathSpec]] = []
-    top = os.fspath(root)
-    for directory, dirs, files in os.walk(top, followlinks=False):
-        # Plain string work: pathlib costs more than the walk itself on a tree like the stdlib.
-        rel_dir = os.path.relpath(directory, top).replace(os.sep, "/")
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        rel_dir = Path(directory).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         specs = [(base, spec) for base, spec in specs if rel_dir.startswith(base)]
-        ignore_file = os.path.join(directory, ".gitignore")
-        if ".gitignore" in files and os.path.isfile(ignore_file):
-            lines = Path(ignore_file).read_text("utf-8", "replace").splitlines()
+        ignore_file = Path(directory) / ".gitignore"
+        if ignore_file.is_file():
+            lines = ignore_file.read_text("utf-8", "replace").splitlines()
             specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
-        if not specs:
-            dirs[:] = sorted(d for d in dirs if d != ".git")
-            for name in sorted(files):
-                yield rel_dir + name
-            continue
 
         def ignored(rel: str, specs=specs) -> bool:
             return any(spec.match_file(rel[len(base) :]) for base, spec in specs)

@@ -21,6 +21,7 @@ _MODULES = (
     "runner.data.sources.instructions",
     "runner.data.sources.agent_logs",
     "runner.data.sources.hf_dataset",
+    "runner.data.sources.git_history",
     "runner.data.extractors.code",
     "runner.data.extractors.docs_qa",
     "runner.data.filters.dedupe",

@@ -9,33 +9,24 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from runner.data.outcome import Rejection, Verdict
+from runner.data.outcome import Rejection
 
 SAMPLES_PER_SOURCE = 2
 HISTOGRAM = "token_lengths.png"
 
 
 class Report:
-    def __init__(self, plan: Any, sources: list[Any]):
+    def __init__(self, plan: Any, sources: list[Any], steps: list[Any], ledger: Any):
         self.plan = plan
         self.sources = sources
+        self.steps = steps  # the filters, which count their own decisions
+        self.ledger = ledger
         self.total_bytes = 0
         self.per_source: dict[str, Counter[str]] = {s.name: Counter() for s in sources}
         self.extracted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.bad_input: list[str] = []
         self.bad_input_count = 0
-        self.filters = [
-            {
-                "index": i,
-                "type": f.type,
-                "dropped": Counter(),
-                "altered": Counter(),
-                "altered_items": 0,
-                "notes": Counter(),
-            }
-            for i, f in enumerate(plan.filters)
-        ]
         self.samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.capped: dict[int, int] = {}
         self.balance: dict[str, Any] | None = None
@@ -44,6 +35,7 @@ class Report:
         self.decontaminated = 0
         self.ungrouped = 0
         self.leak_check: dict[str, Any] = {}
+        self.split_problems: list[str] = []
         self.split_counts: Counter[str] = Counter()
         self.split_tokens: dict[str, list[int]] = defaultdict(list)
         self.seq_len: int | None = None
@@ -54,14 +46,24 @@ class Report:
         """A rich progress bar over files, or nothing when disabled (tests, pipes). It yields
         ``advance(listed)``: one file done, ``listed`` files listed so far (the listing runs
         alongside the work, so the total grows until it is complete)."""
-        if not enabled:
+        from rich.console import Console
+
+        from runner.logs import progress_wanted, terminal
+
+        console = Console(file=terminal())
+        if not enabled or not progress_wanted() or not console.is_terminal:
             yield lambda listed=None: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        with Progress(
-            "[bold]data[/]", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-        ) as bar:
+        columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress("[bold]data[/]", *columns, console=console, transient=True) as bar:
             task = bar.add_task("files", total=total)
 
             def advance(listed: int | None = None) -> None:
@@ -82,22 +84,10 @@ class Report:
             if len(self.samples[name]) < SAMPLES_PER_SOURCE:
                 self.samples[name].append(sample)
 
-    def filter_verdict(self, index: int, verdict: Verdict) -> None:
-        entry = self.filters[index]
-        if verdict.action == "alter":
-            entry["altered"][verdict.reason] += 1
-            entry["altered_items"] += verdict.count
-        elif verdict.action == "note":
-            entry["notes"][verdict.reason] += 1
-
     def rejection(self, rejection: Rejection) -> None:
         if rejection.action == "alter":
-            return  # counted by filter_verdict / the worker's alteration
+            return  # counted by the filter that altered it
         self.rejected[(rejection.stage, rejection.reason)] += 1
-        if rejection.stage.startswith("filter:"):
-            index = rejection.extra.get("filter_index")
-            if index is not None:
-                self.filters[index]["dropped"][rejection.reason] += 1
         if rejection.stage.startswith("source:"):
             self.per_source[rejection.stage.removeprefix("source:")]["rejected"] += 1
         if rejection.bad_input:
@@ -115,7 +105,7 @@ class Report:
 
     # -- output -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        kept_by_filter = self._filter_flow()
+        files = self.ledger.summary()
         return {
             "input_bytes": self.total_bytes,
             "sources": {
@@ -128,8 +118,10 @@ class Report:
                 }
                 for s in self.sources
             },
+            "files": files,
+            "languages": self.ledger.languages(),
             "extractors": dict(self.extracted),
-            "filters": kept_by_filter,
+            "filters": [step.stats() for step in self.steps],
             "rejected": {
                 f"{stage}: {reason}": n
                 for (stage, reason), n in sorted(self.rejected.items(), key=lambda x: -x[1])
@@ -141,27 +133,13 @@ class Report:
                 **self.split,
                 "written": dict(self.split_counts),
                 "ungrouped_examples": self.ungrouped,
+                "problems": self.split_problems,
             },
             "weights": {self.sources[i].name: v for i, v in self.weights.items()},
             "leak_check": self.leak_check,
             "tokens": self.token_stats(),
             "samples": dict(self.samples),
         }
-
-    def _filter_flow(self) -> list[dict[str, Any]]:
-        flow = []
-        for entry in self.filters:
-            flow.append(
-                {
-                    "index": entry["index"],
-                    "type": entry["type"],
-                    "dropped": dict(entry["dropped"]),
-                    "altered": dict(entry["altered"]),
-                    "altered_items": entry["altered_items"],
-                    "notes": dict(entry["notes"]),
-                }
-            )
-        return flow
 
     def token_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"counted_with": "chat template" if self.plan.base else "none"}
@@ -246,23 +224,59 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "## Sources",
         "",
-        "| source | type | files | read | rejected | train | val | test | skipped files |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Every file a source lists is counted once: listed = with examples + skipped + "
+        "without examples.",
+        "",
+        "| source | type | listed | with examples | skipped | without examples | read | "
+        "rejected | train | val | test |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in report["sources"].items():
-        skipped = ", ".join(f"{k}: {v}" for k, v in s["files_skipped"].items()) or "-"
+        f = report["files"][name]
         lines.append(
-            f"| {name} | {s['type']} | {s.get('files', 0)} | {s.get('read', 0)} | "
-            f"{s.get('rejected', 0)} | {s.get('in train', 0)} | {s.get('in val', 0)} | "
-            f"{s.get('in test', 0)} | {skipped} |"
+            f"| {name} | {s['type']} | {f['listed']} | {f['with_examples']} | {f['skipped']} | "
+            f"{f['without_examples']} | {s.get('read', 0)} | {s.get('rejected', 0)} | "
+            f"{s.get('in train', 0)} | {s.get('in val', 0)} | {s.get('in test', 0)} |"
         )
+    for name, f in report["files"].items():
+        if f["skipped"] or f["without_examples"]:
+            lines += [
+                "",
+                f"Files of `{name}` that gave no example (rejected.jsonl names each):",
+                "",
+            ]
+            lines += [f"- skipped, {k}: {v}" for k, v in f["skipped_by_reason"].items()]
+            lines += [f"- read, {k}: {v}" for k, v in f["without_examples_by_reason"].items()]
+    if report["languages"]:
+        lines += [
+            "",
+            "## Yield per language",
+            "",
+            "| language | files read | with examples | examples written | extracted | "
+            "why the others gave none |",
+            "|---|---|---|---|---|---|",
+        ]
+        for language, row in report["languages"].items():
+            extracted = ", ".join(f"{k} {v}" for k, v in row["extracted"].items()) or "-"
+            why = "; ".join(f"{k}: {v}" for k, v in row["without_examples_by_reason"].items())
+            lines.append(
+                f"| {language} | {row['files']} | {row['with_examples']} | {row['examples']} | "
+                f"{extracted} | {why or '-'} |"
+            )
     lines += ["", "## Extractors", ""]
     lines += [f"- {k}: {v} examples" for k, v in report["extractors"].items()] or ["- none"]
-    lines += ["", "## Filters", "", "| # | filter | dropped | altered |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Filters",
+        "",
+        "| # | filter | dropped | altered | kept, noted |",
+        "|---|---|---|---|---|",
+    ]
     for f in report["filters"]:
         dropped = "; ".join(f"{k}: {v}" for k, v in f["dropped"].items()) or "-"
         altered = "; ".join(f"{k}: {v}" for k, v in f["altered"].items()) or "-"
-        lines.append(f"| {f['index']} | {f['type']} | {dropped} | {altered} |")
+        notes = "; ".join(f"{k}: {v}" for k, v in f["notes"].items()) or "-"
+        lines.append(f"| {f['index']} | {f['type']} | {dropped} | {altered} | {notes} |")
     lines += ["", "## Every drop and alteration by stage and reason", ""]
     lines += [f"- {k}: {v}" for k, v in report["rejected"].items()] or ["- none"]
     if report["bad_input"]["count"]:
@@ -273,6 +287,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## Balance by `{b['by']}` ({b['mode']}, target {b['target']})", ""]
         lines += [f"- {k}: {b['before'][k]} -> {b['after'][k]}" for k in b["before"]]
     leak = report["leak_check"]
+    if report["split"]["problems"]:
+        lines += ["", "## Split problems", ""]
+        lines += [f"- {problem}" for problem in report["split"]["problems"]]
     lines += [
         "",
         "## Split and leak check",

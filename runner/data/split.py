@@ -29,7 +29,8 @@ class SplitSection(Section):
     """Share held out for evaluation and the smoke test."""
     seed: Seed = 42
     group_by: str = "source_file"
-    """Metadata field that keeps related examples in one split."""
+    """Metadata field that keeps related examples in one split; `none` puts every example in
+    a group of its own."""
     decontaminate: bool = True
     """Drop train examples that are near duplicates of val/test ones."""
     decontaminate_threshold: float = Field(0.8, ge=0, le=1)
@@ -66,6 +67,7 @@ class Kept:
     copies: int = 1
     dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)
     text_hash: bytes | None = None  # leak check's hash, when exact dedupe's key is it
+    task: int = -1  # the ledger entry of the file it came from (``accounting.Ledger``)
 
 
 def rank(seed: int, key: str) -> int:
@@ -183,3 +185,55 @@ def apply_weights(
                 item.dropped = ("weight", "source weight below 1", f"weight {weight}")
         summary[source] = {"before": len(items), "after": sum(i.copies for i in items)}
     return summary
+
+
+def split_problems(
+    spec: SplitSection,
+    assigned: dict[str, Any],
+    written: dict[str, int],
+    evaluates: bool,
+    max_prompts: int,
+) -> tuple[list[str], str | None]:
+    """What is wrong with the splits as written: ``(problems, why the run must stop)``.
+
+    A split with a share above 0 that came out empty is a problem; so is a test split with
+    fewer examples than the evaluation would answer (``eval.max_prompts``). Each message gives
+    the group counts and what to change. The run stops (here, before training) when the
+    evaluation would run on an empty test split: it would fail after training otherwise. A
+    test split that is only smaller than ``max_prompts`` is evaluated on what it holds, so it
+    is reported without stopping the run.
+    """
+    groups = assigned.get("groups", {})
+    total_groups = sum(groups.values())
+    by = f"`split.group_by: {spec.group_by}`"
+    layout = ", ".join(f"{groups.get(n, 0)} to {n}" for n in SPLITS)
+    smaller = (
+        "smaller groups (`split.group_by: none` puts each example in a group of its own)"
+        if spec.group_by != "none"
+        else "more data"
+    )
+    problems: list[str] = []
+    for name in SPLITS:
+        share = getattr(spec, name)
+        if share > 0 and not written.get(name):
+            problems.append(
+                f"split.{name} is {share:g} but the {name} split is empty: the {total_groups} "
+                f"group(s) by {by} went {layout}. Change: a larger split.{name}, or {smaller}"
+            )
+    test = written.get("test", 0)
+    if not evaluates or test >= max_prompts:
+        return problems, None
+    change = f"a larger split.test (now {spec.test:g}), {smaller}, or eval.enabled: false"
+    went = f"{groups.get('test', 0)} of {total_groups} group(s) by {by} went to test"
+    if test:
+        problems.append(
+            f"the test split holds {test} example(s), fewer than eval.max_prompts "
+            f"({max_prompts}): the evaluation answers only those; {went}. Change: "
+            f"eval.max_prompts: {test}, {change}"
+        )
+        return problems, None
+    stop = (
+        f"the test split is empty and the evaluation needs test prompts; {went}. Change: {change}"
+    )
+    problems.append(stop)
+    return problems, stop

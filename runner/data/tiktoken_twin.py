@@ -193,23 +193,17 @@ class FastBPE:
         return (np.searchsorted(char_starts, byte_starts, side="right") - 1 + offset).tolist()
 
 
-# Bump when what ``_twin_parts`` checks or returns changes: cached verdicts are keyed on it.
-TWIN_FORMAT = 1
-
-
 def twin_of(tokenizer_json: Path, tokenizer: Any) -> FastBPE | None:
     """A ``FastBPE`` for the tokenizer saved in ``tokenizer_json``, or None when tiktoken
     cannot be made to agree with it (see the module docstring) or is not installed.
 
-    Checking agreement runs the tokenizer's BPE on every merge (seconds for a 150k vocabulary),
-    so the verdict and the twin's tables are cached in the user cache
-    (``runner.models.cache``), keyed on the file's content and the library versions."""
+    Checking agreement runs the tokenizer's BPE on every merge: about a second for a 150k
+    vocabulary, once per data stage (worker processes inherit the twin)."""
     try:
         import tiktoken
     except ImportError:
         return None
-    data = tokenizer_json.read_bytes()
-    parts = _cached_parts(data, tokenizer)
+    parts = _twin_parts(json.loads(tokenizer_json.read_text(encoding="utf-8")), tokenizer)
     if parts is None:
         return None
     pattern, ranks, ids, lengths, added, plain, nfc = parts
@@ -217,75 +211,6 @@ def twin_of(tokenizer_json: Path, tokenizer: Any) -> FastBPE | None:
         name=f"twin:{tokenizer_json}", pat_str=pattern, mergeable_ranks=ranks, special_tokens={}
     )
     return FastBPE(encoding, ids, lengths, added, plain, nfc)
-
-
-def _cached_parts(data: bytes, tokenizer: Any) -> tuple | None:
-    """``_twin_parts`` of ``data``, from the cache when an earlier run computed them.
-
-    The cache holds plain data only (JSON, raw bytes, ``.npy`` without pickles). When the cache
-    cannot be written, the parts are computed here and not kept."""
-    import hashlib
-
-    from runner.models.cache import build_once
-    from runner.versions import version_of
-
-    key = hashlib.sha256(
-        b"%d|%s|%s|"
-        % (
-            TWIN_FORMAT,
-            version_of("tiktoken").encode(),
-            version_of("tokenizers").encode(),
-        )
-        + data
-    ).hexdigest()
-    computed: list[tuple | None] = []
-
-    def build(folder: Path) -> None:
-        parts = _twin_parts(json.loads(data.decode("utf-8")), tokenizer)
-        computed.append(parts)
-        _save_parts(folder, parts)
-
-    try:
-        folder = build_once("token-twins", "twin", key, build)
-    except OSError:
-        return _twin_parts(json.loads(data.decode("utf-8")), tokenizer)
-    if computed:
-        return computed[0]
-    try:
-        return _load_parts(folder)
-    except (OSError, ValueError, KeyError):  # a damaged cache entry: compute again
-        return _twin_parts(json.loads(data.decode("utf-8")), tokenizer)
-
-
-def _save_parts(folder: Path, parts: tuple | None) -> None:
-    if parts is None:
-        (folder / "twin.json").write_text(json.dumps({"agrees": False}))
-        return
-    pattern, ranks, ids, lengths, added, plain, nfc = parts
-    by_rank = sorted(ranks.items(), key=lambda item: item[1])
-    (folder / "tokens.bin").write_bytes(b"".join(token for token, _ in by_rank))
-    np.save(folder / "ids.npy", ids, allow_pickle=False)
-    np.save(folder / "lengths.npy", lengths, allow_pickle=False)
-    meta = {"agrees": True, "pattern": pattern, "added": added, "plain": plain, "nfc": nfc}
-    (folder / "twin.json").write_text(json.dumps(meta))
-
-
-def _load_parts(folder: Path) -> tuple | None:
-    meta = json.loads((folder / "twin.json").read_text())
-    if not meta["agrees"]:
-        return None
-    ids = np.load(folder / "ids.npy", allow_pickle=False)
-    lengths = np.load(folder / "lengths.npy", allow_pickle=False)
-    blob = (folder / "tokens.bin").read_bytes()
-    ends = np.cumsum(lengths).tolist()
-    if len(ids) != len(lengths) or (ends and ends[-1] != len(blob)):
-        raise ValueError("inconsistent token twin cache")
-    ranks: dict[bytes, int] = {}
-    start = 0
-    for rank, end in enumerate(ends):
-        ranks[blob[start:end]] = rank
-        start = end
-    return meta["pattern"], ranks, ids, lengths, meta["added"], meta["plain"], meta["nfc"]
 
 
 def _twin_parts(spec: dict[str, Any], tokenizer: Any) -> tuple | None:

@@ -70,19 +70,7 @@ class TokenCounter:
         return [start for start, _ in encoded["offset_mapping"]]
 
     def fits(self, text: str, limit: int) -> bool:
-        """``count(text) <= limit``, without tokenizing when the text is short enough that it
-        must fit (see ``surely_fits``)."""
-        return surely_fits(text, limit) or self.count(text) <= limit
-
-
-def surely_fits(text: str, limit: int) -> bool:
-    """True when ``text`` has at most ``limit`` tokens whatever the tokenizer: every token of a
-    byte-level or byte-fallback tokenizer covers at least one byte, and a sentencepiece-style
-    normaliser prepends at most one "▁" (hence the + 1; tests check the bound on real files
-    for every built-in tokenizer)."""
-    if 4 * len(text) + 1 <= limit:  # at most 4 bytes a character: no need to encode
-        return True
-    return len(text) < limit and len(text.encode("utf-8")) + 1 <= limit
+        return self.count(text) <= limit
 
 
 def chunk_text(
@@ -94,8 +82,6 @@ def chunk_text(
     A single line longer than the limit is cut between tokens. Concatenating the pieces gives
     back ``text`` exactly.
     """
-    if surely_fits(text, limit):
-        return [text]
     starts = counter.token_starts(text)  # tokenized once: counts of every span come from here
     if len(starts) <= limit:
         return [text]
@@ -106,8 +92,8 @@ def chunk_text(
         position = text.find("\n", position + 1)
     line_offsets.append(len(text))
     # Index of the first token starting at or after each line start: the token count of a run
-    # of whole lines is a subtraction, with no search per comparison.
-    line_tokens = _first_tokens(starts, line_offsets)
+    # of whole lines is a subtraction.
+    line_tokens = [bisect.bisect_left(starts, offset) for offset in line_offsets]
 
     preferred = sorted({c for c in cut_lines if 0 < c < len(line_offsets) - 1})
     # Pieces as (start char, end char, first token, end token).
@@ -149,14 +135,3 @@ def chunk_text(
         else:
             merged.append([start, end, first])
     return [text[a:b] for a, b, _ in merged if a < b]
-
-
-def _first_tokens(starts: list[int], offsets: list[int]) -> list[int]:
-    """For each offset (ascending), how many tokens start before it: one merge pass."""
-    result = []
-    token, count = 0, len(starts)
-    for offset in offsets:
-        while token < count and starts[token] < offset:
-            token += 1
-        result.append(token)
-    return result

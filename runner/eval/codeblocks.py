@@ -5,31 +5,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from runner.languages import canonical
+
 # A fence opens with three or more backticks or tildes and an optional info string; it closes with
 # a fence of the same character at least as long. An unclosed fence runs to the end of the answer
 # (a generation cut off by the token limit still has code worth checking).
 _FENCE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$", re.M)
 
-# Fence tags people write, mapped to the grammar names used by the syntax check.
-LANGUAGE_ALIASES: dict[str, str] = {
-    "py": "python",
-    "python3": "python",
-    "js": "javascript",
-    "jsx": "javascript",
-    "node": "javascript",
-    "mjs": "javascript",
-    "ts": "typescript",
-    "rs": "rust",
-}
-
 
 def normalize_language(tag: str | None) -> str | None:
-    """``Python`` -> ``python``, ``rs`` -> ``rust``; ``None`` or ``""`` stays ``None``."""
-    if not tag:
+    """A fence tag as the language name the grammars use (``Python`` -> ``python``, ``rs`` ->
+    ``rust``, ``golang`` -> ``go``: ``runner.languages.canonical``); ``None`` or ``""`` stays
+    ``None``."""
+    if not tag or not tag.strip():
         return None
-    name = tag.strip().split()[0].lower() if tag.strip() else ""
-    name = name.lstrip("{.").rstrip("}")
-    return LANGUAGE_ALIASES.get(name, name) or None
+    name = tag.strip().split()[0].lstrip("{.").rstrip("}")
+    return canonical(name) if name else None
 
 
 @dataclass(frozen=True)

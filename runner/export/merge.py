@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from runner import proc
 from runner.errors import StageError
 from runner.export import EXPORTS
+from runner.logs import OFFLINE
 from runner.recipe.fields import Operation
 from runner.run.context import Outcome, StageContext
 
@@ -53,15 +54,6 @@ TOKENIZER_FILES = (
 )
 FLOAT_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
 TORCH_DTYPES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
-
-# Axolotl sends telemetry by default; nothing here may reach the network.
-QUIET_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "WANDB_DISABLED": "true",
-    "WANDB_MODE": "disabled",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "DO_NOT_TRACK": "1",
-}
 
 
 def find_adapter(train_dir: Path) -> Path:
@@ -193,7 +185,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         merge_argv(axolotl_yaml, adapter, work),
         stage=STAGE,
         log_file=ctx.log_file,
-        env={**QUIET_ENV, "PATH": _path_with_venv()},
+        env={**OFFLINE, "PATH": _path_with_venv()},
         cwd=train_dir,
     )
     produced = work / "merged"

@@ -41,7 +41,10 @@ class SmokeSection(Section):
 
     prompts: int = Field(3, ge=1)
     """Held-out prompts each GGUF answers."""
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Tokens an answer may take before it counts as not stopping. Default: one and a half
+    times the longest reference answer among the prompts, plus 32, at least 64 (a model that
+    learned answers of 300 tokens cannot stop within 64)."""
     require_stop: bool = True
     """Fail when the model hits the token limit instead of an end token."""
 
@@ -280,6 +283,12 @@ def adapter_test(
         )
 
 
+def answer_budget(tokenizer: Any, cases: list[Any]) -> int:
+    """The default token limit: 1.5 x the longest reference answer + 32, at least 64."""
+    longest = max(len(tokenizer(c.reference, add_special_tokens=False)["input_ids"]) for c in cases)
+    return max(64, longest * 3 // 2 + 32)
+
+
 def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     """Smoke-test every GGUF the gguf stage wrote; write ``smoke.json``; fail on any failure."""
     from transformers import AutoTokenizer
@@ -305,19 +314,20 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     cases = held.rows[: options.prompts]
     prompts = [template.render(c.prompt, add_generation_prompt=True) for c in cases]
     tokenizer = AutoTokenizer.from_pretrained(str(train_dir))
+    max_new_tokens = options.max_new_tokens or answer_budget(tokenizer, cases)
     results = smoke_test(
         targets,
         prompts,
         tokenizer,
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         require_stop=options.require_stop,
         log_file=ctx.log_file,
     )
     hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    n_ctx = max(hf_counts) + options.max_new_tokens + 16
+    n_ctx = max(hf_counts) + max_new_tokens + 16
     ollama_targets = recipe.exports("ollama")
     modelfile = ollama_targets[0] if ollama_targets else None
-    request = server_request(modelfile, options.max_new_tokens)
+    request = server_request(modelfile, max_new_tokens)
     for target, result in zip(targets, results, strict=True):
         if not result.loads:
             continue
@@ -329,11 +339,12 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             require_stop=options.require_stop,
         )  # fmt: skip
         if target.adapter is not None:
-            adapter_test(result, target, prompts, options.max_new_tokens, n_ctx, ctx.log_file)
+            adapter_test(result, target, prompts, max_new_tokens, n_ctx, ctx.log_file)
     report = {
         "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
         "require_stop": options.require_stop,
+        "max_new_tokens": max_new_tokens,
         "server_request": request,
         "models": {r.kind: _result_dict(r) for r in results},
     }

@@ -9,13 +9,23 @@ mistake becomes a ``Located`` problem with its file, line and key.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.paths import check_path_text, display_path
 from runner.recipe.problems import Located, Origin, Problem, RecipeErrors, translate
-from runner.recipe.yamlfile import KeyPath, Mark, YamlProblem, dotted, load_value, read_yaml
+from runner.recipe.yamlfile import (
+    MAX_BYTES,
+    KeyPath,
+    Mark,
+    YamlProblem,
+    dotted,
+    load_value,
+    parse_yaml,
+    read_yaml,
+)
 from runner.registry import did_you_mean
 
 if TYPE_CHECKING:
@@ -24,6 +34,23 @@ if TYPE_CHECKING:
 SET_ORIGIN = "--set"
 # A chain of shared bases is a few files long; a longer one is almost surely a mistake.
 MAX_EXTENDS = 32
+
+
+# (the path as written, the path it names once resolved) -> why it may not be read, or None
+PathCheck = Callable[[str, Path], "str | None"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a recipe from someone else may do (the job API), checked while it is loaded so that
+    every refusal has its file, line and key like any other mistake.
+
+    ``check_path`` sees every local path the recipe names (the values the typed recipe marks as
+    paths, and ``extends:`` files); ``rules`` are extra rules like those of ``rules.py``.
+    """
+
+    check_path: PathCheck | None = None
+    rules: tuple[Callable[[Recipe], Iterable[Problem]], ...] = ()
 
 
 @dataclass
@@ -42,6 +69,7 @@ class _Loaded:
     lines: dict[str, list[str]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     problems: list[Located] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -106,10 +134,14 @@ def _fail(path: Path, message: str, key: str = "(file)", mark: Mark | None = Non
     return RecipeErrors([Located(display_path(path), line, column, key, message)])
 
 
-def _read(path: Path, chain: tuple[Path, ...]) -> Any:
+def _read(path: Path, chain: tuple[Path, ...], text: str | None = None) -> Any:
     who = f" (extended by {display_path(chain[-1])})" if chain else ""
     try:
-        return read_yaml(path)
+        if text is None:
+            return read_yaml(path)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise YamlProblem(path, Mark(1, 1), f"a recipe may be at most {MAX_BYTES:,} bytes")
+        return parse_yaml(text, path)
     except YamlProblem as exc:
         raise _fail(exc.path, exc.message, "(yaml)", exc.mark) from None
     except FileNotFoundError:
@@ -120,15 +152,18 @@ def _read(path: Path, chain: tuple[Path, ...]) -> Any:
         raise _fail(path, f"cannot read{who}: {exc.strerror or exc}") from None
 
 
-def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_Layer]:
-    """Layers of ``path`` and everything it extends, bases first."""
+def _read_chain(
+    path: Path, loaded: _Loaded, chain: tuple[Path, ...], text: str | None = None
+) -> list[_Layer]:
+    """Layers of ``path`` (or of ``text``, read as if it were that file) and everything it
+    extends, bases first."""
     path = path.absolute()
     if path in chain:
         cycle = " -> ".join(display_path(p) for p in (*chain, path))
         raise _fail(chain[-1], f"extends cycle: {cycle}", "extends")
     if len(chain) >= MAX_EXTENDS:
         raise _fail(chain[-1], f"extends goes more than {MAX_EXTENDS} files deep", "extends")
-    doc = _read(path, chain)
+    doc = _read(path, chain, text)
     loaded.lines[str(path)] = doc.lines
     if path not in loaded.files:
         loaded.files.append(path)
@@ -165,6 +200,9 @@ def _read_chain(path: Path, loaded: _Loaded, chain: tuple[Path, ...]) -> list[_L
         except ValueError as exc:
             raise _fail(path, str(exc), dotted(key), at) from None
         target = path.parent / Path(parent).expanduser()
+        refused = loaded.limits.check_path and loaded.limits.check_path(parent, target)
+        if refused:
+            raise _fail(path, refused, dotted(key), at) from None
         if not target.is_file():
             what = "is a folder, not a recipe file" if target.is_dir() else "not found"
             raise RecipeErrors(
@@ -303,6 +341,11 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded) -> list[Problem]:
             Path.cwd() if origin is None or origin.file == SET_ORIGIN else Path(origin.file).parent
         )
         expanded = Path(value).expanduser()
+        resolved = (base / expanded).resolve()
+        refused = loaded.limits.check_path and loaded.limits.check_path(value, resolved)
+        if refused:
+            warnings.append(Problem(at, refused))
+            return value
         if expanded.is_absolute():
             warnings.append(
                 Problem(
@@ -312,7 +355,7 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded) -> list[Problem]:
                     warning=True,
                 )
             )
-        return str((base / expanded).resolve())
+        return str(resolved)
 
     resolved = walk(document, ())
     document.clear()
@@ -320,12 +363,40 @@ def _resolve_paths(document: dict[str, Any], loaded: _Loaded) -> list[Problem]:
     return warnings
 
 
-def _document(path: Path, overrides: Any, loaded: _Loaded) -> dict[str, Any]:
-    layers = _read_chain(path, loaded, ())
+def _apply_laptop(document: dict[str, Any], loaded: _Loaded) -> None:
+    """The `--laptop` overrides (runner/recipe/laptop.py), each listed as a warning."""
+    import json
+
+    from runner.recipe.laptop import LAPTOP_ORIGIN, describe_change, laptop_overrides
+
+    changes = []
+    for dotted_key, value in laptop_overrides(document).items():
+        key = tuple(int(p) if p.isdigit() else p for p in dotted_key.split("."))
+        before = document
+        for part in key:
+            before = before.get(part) if isinstance(before, dict) else None
+        if before == value:
+            continue
+        _set_at(document, key, value)
+        for k in [k for k in loaded.origins if k[: len(key)] == key]:
+            del loaded.origins[k]
+        loaded.origins[key] = Origin(LAPTOP_ORIGIN)
+        changes.append(describe_change(dotted_key, before, value, json.dumps))
+    if changes:
+        message = "trying the recipe on this CPU with " + "; ".join(changes)
+        loaded.problems.append(Located(LAPTOP_ORIGIN, 0, 0, "(recipe)", message, warning=True))
+
+
+def _document(
+    path: Path, overrides: Any, loaded: _Loaded, text: str | None = None, laptop: bool = False
+) -> dict[str, Any]:
+    layers = _read_chain(path, loaded, (), text)
     document: dict[str, Any] = {}
     for layer in layers:
         document = _merge(document, layer.data)
         _apply_origins(loaded, layer)
+    if laptop:
+        _apply_laptop(document, loaded)
     _apply_overrides(document, overrides, loaded)
     return document
 
@@ -337,10 +408,12 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
         problems = _resolve_paths(document, loaded)
         recipe, more = _validate(document)
         problems.extend(more)
-        if recipe is not None and not loaded.problems:
+        if recipe is not None and not any(not p.warning for p in loaded.problems):
             from runner.recipe.rules import check_rules
 
             problems.extend(check_rules(recipe))
+            for rule in loaded.limits.rules:
+                problems.extend(rule(recipe))
     located = loaded.problems + [_locate(loaded, p) for p in problems]
     errors = [p for p in located if not p.warning]
     if errors:
@@ -351,15 +424,47 @@ def _build(document: dict[str, Any], loaded: _Loaded, path: Path) -> Recipe:
     return recipe.attach(path.absolute(), origins, tuple(loaded.files), warnings)
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once."""
+def load_recipe(
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    limits: Limits | None = None,
+    laptop: bool = False,
+) -> Recipe:
+    """Load and validate a recipe; raise `RecipeErrors` listing every problem at once.
+
+    ``laptop`` applies the `--laptop` overrides (runner/recipe/laptop.py) before ``overrides``.
+    """
     try:
         check_path_text(str(path))
     except ValueError as exc:
         raise _fail(Path(str(path).replace("\x00", "\\0")), str(exc)) from None
-    loaded = _Loaded()
-    document = _document(Path(path), overrides, loaded)
+    loaded = _Loaded(limits=limits or Limits())
+    document = _document(Path(path), overrides, loaded, laptop=laptop)
     return _build(document, loaded, Path(path))
+
+
+def load_recipe_text(
+    text: str,
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    shown_as: str = "recipe",
+    limits: Limits | None = None,
+) -> Recipe:
+    """``load_recipe`` of YAML text (the job API), read as if it were the file ``path``:
+    relative paths and ``extends:`` resolve against its folder. Problems in the text name it
+    ``shown_as`` instead of the file, with their line and column in the text."""
+    path = Path(path).absolute()
+    loaded = _Loaded(limits=limits or Limits())
+    try:
+        document = _document(path, overrides, loaded, text)
+        return _build(document, loaded, path)
+    except RecipeErrors as exc:
+        shown = display_path(path)
+        raise RecipeErrors(
+            [replace(p, file=shown_as) if p.file == shown else p for p in exc.problems]
+        ) from None
 
 
 def recipe_from_dict(data: dict[str, Any], path: str | Path = "recipe.yaml") -> Recipe:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,13 @@ MANIFEST = "stage.manifest.json"
 LOCK = "run.lock.json"
 
 
+def _tmp_name(path: Path) -> Path:
+    """A sibling name no other process or thread writes (runs may happen at the same time)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = _tmp_name(path)
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
 
@@ -42,7 +48,7 @@ def relink(link: Path, target: Path) -> None:
     rel = os.path.relpath(target, link.parent)
     if link.is_symlink() and os.readlink(link) == rel:
         return
-    tmp = link.with_name(f".{link.name}.tmp{os.getpid()}")
+    tmp = _tmp_name(link)
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(rel)

@@ -92,6 +92,9 @@ DATA_READS = (
     "model.revision",
     "model.trust_remote_code",
     "train.seq_len",
+    # A test split too small for the evaluation stops the run here, before training.
+    "eval.enabled",
+    "eval.max_prompts",
 )
 
 SPECS: dict[str, StageSpec] = {
@@ -103,7 +106,15 @@ SPECS: dict[str, StageSpec] = {
             "runner.data.build:run",
             f"{_HERE}:always",
             reads=DATA_READS,
-            tools=("datasets", "transformers", "tokenizers", "tree-sitter", "detect-secrets"),
+            tools=(
+                "datasets",
+                "transformers",
+                "tokenizers",
+                "tree-sitter",
+                "tree-sitter-language-pack",
+                "pygments",
+                "detect-secrets",
+            ),
             writes="train/val/test JSONL (messages + meta), dropped rows with reasons, stats",
         ),
         StageSpec(

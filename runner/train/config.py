@@ -68,7 +68,9 @@ class TrainSection(Section):
     optimizer: str = "adamw_torch"
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0)
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: Literal["auto", True, False] = "auto"
+    """`auto` turns it on where the memory estimate says the run would not fit without it (and on
+    a GPU of unknown size for bases of 3B parameters or more); see `recipe plan`."""
     seed: Seed = 42
     save_steps: int | None = Field(None, ge=1)
     eval_steps: int | None = Field(None, ge=1)
@@ -225,7 +227,7 @@ def _strategy(recipe: Recipe) -> dict[str, Any]:
     return {}
 
 
-def _training(recipe: Recipe) -> dict[str, Any]:
+def _training(recipe: Recipe, checkpointing: bool) -> dict[str, Any]:
     t = recipe.train
     out: dict[str, Any] = {
         "num_epochs": t.epochs,
@@ -237,7 +239,7 @@ def _training(recipe: Recipe) -> dict[str, Any]:
         "optimizer": t.optimizer,
         "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm,
-        "gradient_checkpointing": t.gradient_checkpointing,
+        "gradient_checkpointing": checkpointing,
         "seed": t.seed,
         "logging_steps": t.logging_steps,
     }
@@ -260,6 +262,8 @@ def render_axolotl_config(
     val_examples: int | None = None,
     pad_token: str | None = None,
     base_eos: str | None = None,
+    gradient_checkpointing: bool | None = None,
+    plugins: list[str] | None = None,
 ) -> dict[str, Any]:
     """The Axolotl config for ``recipe``, as a plain dict in a stable key order.
 
@@ -272,9 +276,14 @@ def render_axolotl_config(
     ``base_eos`` is the base tokenizer's eos token (``None`` at plan time): when the end of turn
     differs from it and llama.cpp would not stop on it, the end of turn becomes the eos
     (``runner.train.labels.eos_override``).
+    ``gradient_checkpointing`` is ``train.gradient_checkpointing`` resolved by the memory estimate
+    (``runner.train.estimate.gradient_checkpointing``); ``None`` reads an explicit setting only.
+    ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
     Keys under the recipe's ``axolotl:`` section are merged last and win.
     """
     cfg: dict[str, Any] = {"base_model": base_model}
+    if plugins:
+        cfg["plugins"] = list(plugins)
     if recipe.model.revision:
         cfg["revision_of_model"] = recipe.model.revision
     if recipe.model.trust_remote_code:
@@ -315,7 +324,9 @@ def render_axolotl_config(
         cfg["eval_sample_packing"] = False  # small eval sets break packing (axolotl#999)
     cfg["excess_length_strategy"] = "drop"
 
-    cfg.update(_training(recipe))
+    if gradient_checkpointing is None:
+        gradient_checkpointing = recipe.train.gradient_checkpointing is True
+    cfg.update(_training(recipe, gradient_checkpointing))
     # The runner owns resume: an interrupted train stage keeps its output folder, and Axolotl
     # continues from the newest checkpoint-* in it (axolotl#1134, #2633).
     cfg["auto_resume_from_checkpoints"] = True

@@ -3,7 +3,8 @@
 The model that never stops is the most reported failure after template mismatches: the
 end-of-turn token was never trained, or it was masked because pad == eos
 (axolotl-ai-cloud/axolotl#1608, PR #3756; unslothai/unsloth#384). These checks read what
-Axolotl itself tokenized (its prepared dataset), so they test the real labels, not a guess.
+Axolotl itself tokenized (inside its training process: ``runner.train.plugin``), so they test
+the real labels, not a guess.
 """
 
 from __future__ import annotations
@@ -125,22 +126,6 @@ def pad_override(
     )
 
 
-def count_over_length(
-    tokenizer: Any, template_source: str, rows: Iterable[Any], seq_len: int
-) -> tuple[int, int]:
-    """``(over, total)``: how many conversations are longer than ``seq_len`` once rendered and
-    tokenized."""
-    over = total = 0
-    for row in rows:
-        text = tokenizer.apply_chat_template(
-            row.messages, chat_template=template_source, tokenize=False
-        )
-        total += 1
-        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > seq_len:
-            over += 1
-    return over, total
-
-
 @dataclass
 class LabelReport:
     rows: int = 0
@@ -204,21 +189,6 @@ def prepared_count(prepared_dir: Path) -> int:
     return len({p.parent for p in prepared_dir.rglob("dataset_info.json")})
 
 
-def prepared_rows(prepared_dir: Path) -> Iterable[tuple[Sequence[int], Sequence[int]]]:
-    """``(input_ids, labels)`` of every dataset Axolotl saved under ``dataset_prepared_path``."""
-    from datasets import load_from_disk
-
-    folders = sorted({p.parent for p in prepared_dir.rglob("dataset_info.json")})
-    if not folders:
-        raise StageError("train", f"`axolotl preprocess` saved no dataset under {prepared_dir}")
-    for folder in folders:
-        dataset = load_from_disk(str(folder))
-        if "labels" not in dataset.column_names:
-            continue
-        for row in dataset.select_columns(["input_ids", "labels"]):
-            yield row["input_ids"], row["labels"]
-
-
 # Axolotl finds an end-of-turn token up to 3 tokens after a trained answer ("template padding",
 # chat_template.py) and trains that token alone, so the template text between the answer and it
 # stays masked: DeepSeek-Coder's '\n<|EOT|>' trains '<|EOT|>' but never the '\n' before it, and
@@ -247,38 +217,3 @@ def fill_end_gaps(
                 out[i] = input_ids[i]
             filled += gap
     return out, filled
-
-
-def train_end_gaps(prepared_dir: Path, end_ids: set[int]) -> int:
-    """Rewrite Axolotl's prepared datasets with ``fill_end_gaps``; the number of tokens filled.
-
-    Training reads these folders (``dataset_prepared_path``), so the fix reaches the trainer and
-    ``check_labels`` then sees the labels it trains on. A dataset with no gap is left untouched.
-    """
-    import shutil
-
-    from datasets import load_from_disk
-
-    total = 0
-    for folder in sorted({p.parent for p in prepared_dir.rglob("dataset_info.json")}):
-        dataset = load_from_disk(str(folder))
-        if "labels" not in dataset.column_names:
-            continue
-        counts = [
-            fill_end_gaps(row["labels"], row["input_ids"], end_ids)[1]
-            for row in dataset.select_columns(["input_ids", "labels"])
-        ]
-        if not any(counts):
-            continue
-
-        def fill(row: dict) -> dict:
-            return {"labels": fill_end_gaps(row["labels"], row["input_ids"], end_ids)[0]}
-
-        tmp = prepared_dir.parent / f".{folder.name}.filling"  # outside, so never counted
-        shutil.rmtree(tmp, ignore_errors=True)
-        dataset.map(fill, features=dataset.features).save_to_disk(str(tmp))
-        del dataset
-        shutil.rmtree(folder)
-        tmp.rename(folder)
-        total += sum(counts)
-    return total

@@ -22,6 +22,9 @@ class ComputeSection(Section):
     """DeepSpeed ZeRO stage."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     flash_attention: Literal["auto", True, False] = "auto"
+    gpu: str | None = None
+    """The GPU to size the run for in `recipe plan`'s estimate: a name (a100-80gb, h100, l4,
+    rtx4090...) or a memory size (24GB); default: the GPU this machine has."""
 
 
 def processes(recipe: Recipe, *, cuda: bool) -> int:
@@ -57,8 +60,3 @@ def launch_command(
         "--num_machines",
         "1",
     ]
-
-
-def preprocess_command(config_path: str, *, axolotl: str = "axolotl") -> list[str]:
-    """Tokenize the dataset into the config's ``dataset_prepared_path`` before training."""
-    return [axolotl, "preprocess", config_path]

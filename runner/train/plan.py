@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import UserError
 from runner.train.config import render_axolotl_config, render_notes
+from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
 from runner.train.labels import eos_override_note
 from runner.train.launch import launch_command
@@ -41,6 +42,7 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
         cuda=cuda,
         template_source=source,
         end_of_turn=end,
+        gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
     )
     if note := eos_override_note(cfg):
         notes.append(note)

@@ -1,8 +1,11 @@
 """Follow Axolotl's training output: step, loss and ETA for a progress bar; stop on a NaN loss.
 
-The Hugging Face trainer under Axolotl prints a tqdm bar (`` 40%|####  | 4/10 [00:03<00:04]``)
-and one dict per logging step (``{'loss': 2.31, 'grad_norm': ..., 'epoch': 0.4}``; recent
-versions quote the numbers). Only those two line shapes are read; everything else goes to the log.
+Our plugin in the training process prints one line per optimizer step
+(``recipe-runner: step 4/10 eta 00:21``, ``runner.train.plugin.STEP_LINE``); the Hugging Face
+trainer prints one dict per logging step (``{'loss': 2.31, 'grad_norm': ..., 'epoch': 0.4}``;
+recent versions quote the numbers) and, when its logging is not quieted, a tqdm bar
+(`` 40%|####  | 4/10 [00:03<00:04]``). Only those line shapes are read; everything else goes to
+the log.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from runner.errors import StageError
 
 # The trainer's own bar has no description before the percentage (dataset-map bars do).
 _BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]<]*)(?:<([^,\]]*))?")
+_STEP = re.compile(r"^recipe-runner: step (\d+)/(\d+) eta (\S+)")
 _LOSS = re.compile(r"['\"]loss['\"]:\s*['\"]?([-+\w.]+)['\"]?")
 _EPOCH = re.compile(r"['\"]epoch['\"]:\s*['\"]?([\d.]+)['\"]?")
 
@@ -41,6 +45,11 @@ class TrainProgress:
         """
         if "resume from checkpoint at" in line or "Resuming from last checkpoint at" in line:
             self.resumed_from = line.rsplit(" at ", 1)[-1].strip()
+        step = _STEP.match(line)
+        if step:
+            self.step, self.total = int(step.group(1)), int(step.group(2))
+            self.eta = "" if step.group(3) == "?" else step.group(3)
+            return True
         bar = _BAR.match(line)
         if bar:
             step, total = int(bar.group(1)), int(bar.group(2))

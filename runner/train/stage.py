@@ -1,10 +1,12 @@
 """Stage "train": write the Axolotl config, check the data as Axolotl tokenizes it, train.
 
-Runs the real ``axolotl preprocess`` and ``axolotl train`` as subprocesses. Before the first
-step: QLoRA without CUDA is refused (unless ``model.cpu_fallback``), the tokenizer's pad token
-must not be an end-of-turn token, every trained turn in Axolotl's own labels must end with a
-trained end-of-turn token, and examples longer than ``train.seq_len`` are counted. The output
-folder survives an interruption, and a second attempt resumes from its newest checkpoint.
+Runs the real ``axolotl train`` once, as a subprocess in the stage folder. QLoRA without CUDA is
+refused (unless ``model.cpu_fallback``) and the tokenizer's pad token must not be an end-of-turn
+token before it starts; inside it, recipe-runner's Axolotl plugin (``runner.train.plugin``)
+checks every config key, trains the template tokens Axolotl leaves masked before an end token,
+and refuses to train unless every trained turn of Axolotl's own labels ends with a trained
+end-of-turn token; rows longer than ``train.seq_len`` are counted. The output folder survives an
+interruption, and a second attempt resumes from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ import json
 import os
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import proc
 from runner.errors import StageError, UserError
+from runner.logs import OFFLINE
 from runner.run.context import Outcome, StageContext
 from runner.train import labels
 from runner.train.config import dump_yaml, render_axolotl_config, render_notes
 from runner.train.data import prepare_training_data
+from runner.train.estimate import gradient_checkpointing
 from runner.train.hardware import cuda_available
-from runner.train.launch import launch_command, preprocess_command
+from runner.train.launch import launch_command
 from runner.train.progress import TrainProgress
 
 if TYPE_CHECKING:
@@ -32,24 +35,14 @@ if TYPE_CHECKING:
 
 STAGE = "train"
 
-# Axolotl, Hugging Face and W&B send telemetry or reach the network by default.
-QUIET_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_DISABLED": "true",
-    "WANDB_MODE": "disabled",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
 
 def axolotl_env() -> dict[str, str]:
-    """Telemetry off, and this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs
-    ``accelerate`` by name (``os.execvpe``)."""
+    """Telemetry off; output unbuffered, so each logged loss reaches the progress as it happens;
+    this interpreter's ``bin/`` first on PATH: ``axolotl train`` execs ``accelerate`` by name
+    (``os.execvpe``)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**QUIET_ENV, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    path = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return {**OFFLINE, "PYTHONUNBUFFERED": "1", "PATH": path}
 
 
 def axolotl_executable() -> str:
@@ -95,15 +88,10 @@ def refuse_untrainable(recipe: Recipe) -> Path:
     return base_dir
 
 
-def _load_tokenizer(base_dir: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(base_dir))
-
-
 def run(recipe: Recipe, ctx: StageContext) -> Outcome:
+    from runner.models.tokenizer_files import TokenizerFiles
     from runner.prompt.template import TEMPLATE_ARTIFACT, load_template, save_template
-    from runner.train.check import check_axolotl_keys
+    from runner.train import plugin
 
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
@@ -111,20 +99,11 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     template = load_template(
         recipe.prompt.template, base_dir, system_fallback=recipe.prompt.system_fallback
     )
-    tokenizer = _load_tokenizer(base_dir)
+    tokenizer = TokenizerFiles(base_dir)
     end_tokens = [template.end_of_turn]
     end_ids = labels.end_token_ids(tokenizer, end_tokens)
     pad, pad_note = labels.pad_override(tokenizer, end_tokens, template.source)
-
     data = prepare_training_data(ctx.require("data"), ctx.out / "data", recipe.prompt.train_on)
-    seq_len = recipe.train.seq_len
-    over, total = labels.count_over_length(tokenizer, template.source, data.rows, seq_len)
-    if over == total:
-        raise StageError(
-            STAGE,
-            f"all {total} training examples are longer than train.seq_len ({seq_len} tokens); "
-            "raise train.seq_len or chunk the sources shorter",
-        )
 
     # Paths inside the config are relative to its folder (Axolotl runs there), so the config
     # stays true once the finished folder is renamed into the store.
@@ -140,54 +119,42 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         val_examples=data.counts["val"],
         pad_token=pad,
         base_eos=tokenizer.eos_token,
+        gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
+        plugins=[plugin.PLUGIN],
     )
     notes = [*data.notes, *render_notes(recipe, cuda=cuda, train_examples=data.counts["train"])]
     if pad_note:
         notes.append(pad_note)
     if eos_note := labels.eos_override_note(cfg):
         notes.append(eos_note)
-    if over:
-        notes.append(
-            f"{over} of {total} training examples are longer than train.seq_len ({seq_len} tokens) "
-            "and are dropped by Axolotl"
-        )
     config_path = ctx.out / "axolotl.yaml"
     config_path.write_text(dump_yaml(cfg), encoding="utf-8")
     save_template(template, ctx.out)
+    settings = {"end_ids": sorted(end_ids), "train_examples": data.counts["train"]}
+    (ctx.out / plugin.SETTINGS).write_text(json.dumps(settings) + "\n", encoding="utf-8")
+    result_file = ctx.out / plugin.RESULT
+    result_file.unlink(missing_ok=True)
+    if labels.prepared_count(ctx.out / "prepared") == 1 + (data.counts["val"] > 0):
+        notes.append("reused the tokenized data of the interrupted attempt")
 
     axolotl = axolotl_executable()
-    env = axolotl_env()
-    # Checking every key against Axolotl's model imports Axolotl here (seconds); it runs while
-    # `axolotl preprocess` starts, and its verdict is read before any training step.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(check_axolotl_keys, cfg)
-        expected = 1 + (data.counts["val"] > 0)
-        if labels.prepared_count(ctx.out / "prepared") == expected:
-            notes.append("reused the tokenized data of the interrupted attempt")
-        else:
-            try:
-                proc.run(
-                    preprocess_command(config_path.name, axolotl=axolotl),
-                    stage=STAGE,
-                    log_file=ctx.log_file,
-                    env=env,
-                    cwd=ctx.out,
-                )
-            except StageError:
-                _raise_config_problems(checking.result())
-                raise
-        _raise_config_problems(checking.result())
-    if filled := labels.train_end_gaps(ctx.out / "prepared", end_ids):
+    try:
+        progress = _train(recipe, config_path, cuda, axolotl, axolotl_env(), ctx)
+    except StageError:
+        _raise_check_failure(result_file)
+        raise
+    checked = _check_result(result_file, ctx)
+    if checked["filled"]:
         notes.append(
-            f"trained {filled} template tokens between answers and their end-of-turn token, "
-            "which Axolotl leaves masked (it trains the end token alone)"
+            f"trained {checked['filled']} template tokens between answers and their end-of-turn "
+            "token, which Axolotl leaves masked (it trains the end token alone)"
         )
-    checked = labels.check_labels(labels.prepared_rows(ctx.out / "prepared"), end_ids)
-    problem = checked.problem()
-    if problem:
-        raise StageError(STAGE, problem)
-
-    progress = _train(recipe, config_path, cuda, axolotl, env, ctx)
+    over = checked["dropped_over_length"]
+    if over:
+        notes.append(
+            f"{over} of {data.counts['train']} training examples are longer than train.seq_len "
+            f"({recipe.train.seq_len} tokens) and were dropped by Axolotl"
+        )
     history = _loss_history(ctx.out, progress)
     _drop_checkpoints(ctx.out)
     with (ctx.out / "losses.jsonl").open("w", encoding="utf-8") as fh:
@@ -201,7 +168,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "cuda": cuda,
             "examples": data.counts,
             "over_seq_len": over,
-            "trained_turns_checked": checked.trained_turns,
+            "trained_turns_checked": checked["trained_turns"],
             "steps": history[-1]["step"] if history else progress.step,
             "first_loss": history[0]["loss"] if history else None,
             "last_loss": history[-1]["loss"] if history else None,
@@ -217,6 +184,32 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     )
 
 
+def _check_result(result_file: Path, ctx: StageContext) -> dict[str, Any]:
+    """The checks' verdict written inside Axolotl (``runner.train.plugin``); without it the
+    checks did not run (Axolotl only logs a plugin it cannot import), and training is not
+    trusted."""
+    try:
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise StageError(
+            STAGE,
+            "Axolotl trained without recipe-runner's label checks (its plugin did not run; "
+            f"see {ctx.log_file})",
+        ) from None
+
+
+def _raise_check_failure(result_file: Path) -> None:
+    """After Axolotl failed: the checks' own reason, when one of them stopped it."""
+    try:
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if result.get("config_problems"):
+        _raise_config_problems(result["config_problems"])
+    if result.get("problem"):
+        raise StageError(STAGE, result["problem"])
+
+
 def _raise_config_problems(problems: list[str]) -> None:
     if problems:
         raise UserError("the Axolotl config has problems:\n  " + "\n  ".join(problems))
@@ -229,8 +222,12 @@ def _train(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from runner.logs import progress_wanted, terminal
+
     progress = TrainProgress()
-    console = Console(stderr=True)
+    console = Console(file=terminal())
+    shown = progress_wanted()
+    lines = PlainProgress(terminal(), enabled=shown and not console.is_terminal)
     columns = (
         TextColumn("train"),
         BarColumn(),
@@ -239,7 +236,7 @@ def _train(
         TextColumn("eta {task.fields[eta]}"),
     )
     with Progress(
-        *columns, console=console, transient=False, disable=not console.is_terminal
+        *columns, console=console, transient=False, disable=not (shown and console.is_terminal)
     ) as bar:
         task = bar.add_task("train", total=None, loss="-", eta="-")
 
@@ -253,12 +250,32 @@ def _train(
                     loss="-" if loss is None else f"{loss:.4f}",
                     eta=progress.eta or "-",
                 )
+                lines.update(progress)
 
         argv = launch_command(recipe, config_path.name, cuda=cuda, axolotl=axolotl)
         proc.run(argv, stage=STAGE, log_file=ctx.log_file, env=env, on_line=on_line, cwd=ctx.out)
-    if not console.is_terminal and progress.last_loss is not None:
-        print(f"train: {progress.step} steps, last loss {progress.last_loss:.4f}", file=sys.stderr)
     return progress
+
+
+class PlainProgress:
+    """Without a terminal (a pipe, a CI log): one plain line per tenth of the steps."""
+
+    def __init__(self, stream: Any, enabled: bool):
+        self.stream, self.enabled, self.shown = stream, enabled, -1
+
+    def update(self, progress: TrainProgress) -> None:
+        if not self.enabled or not progress.total:
+            return
+        tenth = progress.step * 10 // progress.total
+        if tenth <= self.shown or progress.last_loss is None:
+            return
+        self.shown = tenth
+        eta = f", eta {progress.eta}" if progress.eta and progress.step < progress.total else ""
+        print(
+            f"train: step {progress.step}/{progress.total}, loss {progress.last_loss:.4f}{eta}",
+            file=self.stream,
+            flush=True,
+        )
 
 
 def _loss_history(out: Path, progress: TrainProgress) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "runner.errors",
         "runner.paths",
+        "runner.logs",
         "runner.versions",
         "runner.hashing",
         "runner.proc",
@@ -21,11 +22,18 @@ LAYERS: list[tuple[str, ...]] = [
         "runner.dataset",
     ),
     ("runner.recipe.fields", "runner.recipe.yamlfile", "runner.run.context"),
-    ("runner.llamacpp", "runner.models", "runner.prompt", "runner.grammars"),
+    (
+        "runner.llamacpp",
+        "runner.models",
+        "runner.prompt",
+        "runner.grammars",
+        "runner.languages",
+    ),
     ("runner.data", "runner.train", "runner.export", "runner.eval"),
     ("runner.recipe",),
     ("runner.run",),
     ("runner.pipeline", "runner.doctor"),
+    ("runner.serve",),
     ("runner.commands", "runner.cli"),
 ]
 

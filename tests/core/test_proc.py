@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runner.proc import CommandFailed, run
+from runner.proc import CommandFailed, capture, run
 
 
 def test_output_is_logged_and_streamed(tmp_path):
@@ -70,3 +70,12 @@ def test_timeout_also_stops_the_commands_children(tmp_path):
         run([sys.executable, "-c", parent], stage="train", log_file=tmp_path / "x.log", timeout=1)
     time.sleep(4)
     assert not marker.exists()
+
+
+def test_capture_returns_output_without_logging_it(tmp_path):
+    log = tmp_path / "x.log"
+    out = capture(["printf", "secret-diff"], stage="data", log_file=log)
+    assert out == b"secret-diff"
+    assert log.read_text() == "$ printf secret-diff  (output captured, not logged)\n"
+    with pytest.raises(CommandFailed, match=r"`ls /nope` exited with status 2: ls: cannot"):
+        capture(["ls", "/nope"], stage="data", log_file=log)

@@ -146,7 +146,8 @@ def test_repo_build_with_pool(recipe_factory, tmp_path, tokens):
     src.mkdir()
     for i in range(20):
         (src / f"m{i}.py").write_text(
-            f'def f{i}(x):\n    """Return x plus {i}, documented."""\n    return x + {i}\n'
+            f'def f{i}(x):\n    """Return x plus {i}, the offset this module adds."""\n'
+            f"    return x + {i}\n"
         )
     (src / "conf.py").write_text('API_TOKEN = "ghp_Zx9Y8w7V6u5T4s3R2q1P0o9N8m7L6k5J4i3H"\n')
     recipe = recipe_factory(
@@ -168,7 +169,7 @@ def test_repo_build_with_pool(recipe_factory, tmp_path, tokens):
     assert report["filters"][1]["altered"] == {"redacted secret": 1}
 
 
-@pytest.mark.parametrize("name", ["zignet", "meton", "agent-logs", "hyperswitch", "qi"])
+@pytest.mark.parametrize("name", ["zignet", "meton", "agent-logs", "hyperswitch", "qi", "polyglot"])
 def test_example_recipes_build(name, tmp_path, tokens):
     from runner.recipe.load import load_recipe
 
@@ -178,3 +179,132 @@ def test_example_recipes_build(name, tmp_path, tokens):
     for split in ("train", "val", "test"):
         for row in rows(out / f"{split}.jsonl"):
             assert row["messages"][-1]["role"] == "assistant"
+    report = json.loads((out / "report.json").read_text())
+    for files in report["files"].values():
+        assert files["listed"] == (
+            files["with_examples"] + files["skipped"] + files["without_examples"]
+        )
+        assert "no example and no reason given" not in files["without_examples_by_reason"]
+
+
+def test_polyglot_example(tmp_path, tokens):
+    """The polyglot fixture: units from Go, Elixir and Kotlin by one rule, ReScript without a
+    grammar still in, every file accounted for, the dev password redacted."""
+    from runner.recipe.load import load_recipe
+
+    recipe = load_recipe(REPO / "recipes/examples/polyglot.yaml", ["model.base=tiny:qwen2"])
+    _, out = build(recipe, tmp_path, tokens)
+    report = json.loads((out / "report.json").read_text())
+    files = report["files"]["ledger"]
+    assert files["skipped_by_reason"] == {
+        "excluded": 1,
+        "generated": 1,
+        "lock file": 1,
+        "vendored": 1,
+    }
+    assert (files["listed"], files["with_examples"], files["without_examples"]) == (17, 13, 0)
+    languages = report["languages"]
+    for language in ("go", "elixir", "kotlin"):
+        assert languages[language]["extracted"]["explain_code"] >= 1, language
+    assert languages["rescript"]["extracted"] == {"file_completion": 2, "complete_code": 4}
+    assert languages["bash"]["files"] == 1  # bin/release, by its shebang
+    written = "".join((out / f"{n}.jsonl").read_text() for n in ("train", "val", "test"))
+    assert (
+        "Sup3r-Secr3t-Dev" not in written
+        and "Sup3r-Secr3t-Dev" not in (out / "rejected.jsonl").read_text()
+    )
+    rejected = rows(out / "rejected.jsonl")
+    short = [r for r in rejected if r["reason"] == "documentation too short"]
+    detail = ("internal/ledger/format.go", "function 'Clone': 4 words < 8")
+    assert sorted((r["stage"], r["file"], r["detail"]) for r in short) == [
+        ("extract:explain_code", *detail),
+        ("extract:implement_from_docstring", *detail),
+    ]
+
+
+def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
+    recipe_factory, tmp_path, tokens
+):
+    """Redacting a multi-line key inside a report sample once broke the sample's JSON
+    (the sample was redacted as JSON text); the sample's strings are redacted instead."""
+    src = tmp_path / "src"
+    src.mkdir()
+    body = "MIIEowIBAAKCAQEAzd3PmUS0x7qv9q7hW0B3kz1Ue6Yd\nq7hW0B3kz1Ue6YdMIIEowIBAAKCAQEAzd3Pm"
+    (src / "deploy.pem").write_text(
+        f'-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"quoted"\n'
+    )
+    (src / "app.py").write_text('def main():\n    """Start the app."""\n    return 0\n')
+    # complete_code cuts the key block in two: redaction runs on the file before it is cut, so
+    # the half in the answer (no BEGIN line) is not missed (it was, on a real repository).
+    extract = [{"type": "complete_code", "split_at": 0.4}, {"type": "file_completion"}]
+    recipe = recipe_factory(
+        [{"type": "repo", "path": str(src), "extract": extract}],
+        filters=[{"type": "secrets"}, {"type": "emails"}],
+    )
+    _, out = build(recipe, tmp_path, tokens)
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "report.json"):
+        text = (out / name).read_text()
+        assert "MIIEowIBAAKCAQEA" not in text and "q7hW0B3kz1Ue6Yd" not in text, name
+    report = json.loads((out / "report.json").read_text())
+    [sample] = [
+        s
+        for s in report["samples"]["repo0"]
+        if "deploy.pem" in s["after"]["messages"][0]["content"]
+    ]
+    assert "<REDACTED_SECRET>" in sample["before"]["text"]
+    assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()
+
+
+def three_files_of_sixteen(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in range(3):
+        (src / f"m{f}.py").write_text(
+            "\n\n".join(f"def f{f}_{i}(x):\n    y = x * {i}\n    return y + {f}" for i in range(16))
+        )
+    return [{"type": "repo", "path": str(src), "extract": [{"type": "complete_code"}]}]
+
+
+def test_a_split_too_small_for_eval_stops_the_run_before_training(recipe_factory, tmp_path, tokens):
+    """48 examples from 3 files with train 0.8 / val 0.1 / test 0.1: whole files go to one split
+    each, so val and test come out empty; a run that would evaluate must stop here."""
+    recipe = recipe_factory(three_files_of_sixteen(tmp_path))
+    ctx = StageContext(stage="data", out=tmp_path / "data", run_dir=tmp_path)
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.summary["counts"] == {"train": 48}
+    assert (outcome.failure.exit_code, outcome.failure.kind) == (2, "split too small")
+    assert outcome.failure.message == (
+        "the test split is empty and the evaluation needs test prompts; 0 of 3 group(s) by "
+        "`split.group_by: source_file` went to test. Change: a larger split.test (now 0.1), "
+        "smaller groups (`split.group_by: none` puts each example in a group of its own), or "
+        "eval.enabled: false"
+    )
+    assert outcome.notes[0] == (
+        "split.val is 0.1 but the val split is empty: the 3 group(s) by `split.group_by: "
+        "source_file` went 3 to train, 0 to val, 0 to test. Change: a larger split.val, or "
+        "smaller groups (`split.group_by: none` puts each example in a group of its own)"
+    )
+    assert "## Split problems" in (ctx.out / "report.md").read_text()
+
+
+def test_split_problems_follow_the_recipe(recipe_factory, tmp_path, tokens):
+    sources = three_files_of_sixteen(tmp_path)
+    ctx = StageContext(stage="data", out=tmp_path / "a", run_dir=tmp_path)
+    # Each example its own group: 5 test examples, fewer than the default max_prompts (20):
+    # reported, not fatal (the evaluation answers those 5).
+    recipe = recipe_factory(sources, split={"group_by": "none"})
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.summary["counts"]["test"] == 5 and outcome.failure is None
+    assert outcome.notes == [
+        "the test split holds 5 example(s), fewer than eval.max_prompts (20): the evaluation "
+        "answers only those; 5 of 48 group(s) by `split.group_by: none` went to test. Change: "
+        "eval.max_prompts: 5, a larger split.test (now 0.1), more data, or eval.enabled: false"
+    ]
+    ctx = StageContext(stage="data", out=tmp_path / "b", run_dir=tmp_path)
+    recipe = recipe_factory(sources, split={"group_by": "none"}, eval={"max_prompts": 5})
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.failure is None and outcome.notes == []
+    ctx = StageContext(stage="data", out=tmp_path / "c", run_dir=tmp_path)
+    recipe = recipe_factory(sources, eval={"enabled": False})
+    outcome = run(recipe, ctx, tokens=tokens, progress=False)
+    assert outcome.failure is None and len(outcome.notes) == 2  # empty val and test, reported

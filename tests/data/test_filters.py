@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from runner.data.example import Example
@@ -21,7 +23,7 @@ def chat(user, assistant, **meta):
 
 
 def verdict(spec, example, tokens=None):
-    result = FILTERS.get(spec["type"])(options(FILTERS, spec), tokens)(example)
+    result = FILTERS.get(spec["type"])(options(FILTERS, spec), tokens).filter(example)
     return None if result is None else (result.action, result.reason, result.detail)
 
 
@@ -86,6 +88,18 @@ CASES = [
         chat("q", f"Here:\n```zig\n{ZIG_BAD}\n```"),
         ("drop", "syntax error", "zig: missing ')' at line 1"),
     ),
+    # Prose is not Zig (the pack's own Zig grammar took it for container fields).
+    (
+        {"type": "syntax", "language": "zig"},
+        chat("q", "I think so"),
+        ("drop", "syntax error", "zig: parse error at line 1: 'I think so'"),
+    ),
+    (
+        {"type": "syntax"},
+        chat("q", "```go\nfunc add(a int, b int) int {\n\treturn a +\n}\n```"),
+        ("drop", "syntax error", "go: parse error at line 2: 'return a +'"),
+    ),
+    ({"type": "syntax", "language": "kotlin"}, chat("q", "fun add(a: Int) = a + 1"), None),
     (
         {"type": "syntax"},
         chat("q", "def f(:\n  pass", language="python"),
@@ -210,8 +224,35 @@ def test_near_dedupe_catches_small_edits_only():
     other = chat("q", " ".join(f"other{i}" for i in range(200)), id="c")
     assert near.check(near.key(base), base) is None
     result = near.check(near.key(edited), edited)
-    assert (result.reason, result.detail) == ("near duplicate", "Jaccard >= 0.8 with a")
+    assert result.reason == "near duplicate"
+    # 5 of 196 shingles differ: a true Jaccard of 191/201 = 0.95, estimated from 128 hashes.
+    found = re.fullmatch(r"estimated Jaccard (0\.\d\d) >= 0\.8 with a", result.detail)
+    assert found and 0.9 <= float(found.group(1)) <= 1.0, result.detail
     assert near.check(near.key(other), other) is None
+
+
+def test_lsh_candidate_below_the_threshold_is_not_a_near_duplicate():
+    """LSH proposes any pair that agrees on one band; the estimated Jaccard decides."""
+    import numpy as np
+
+    from runner.data.minhash import NearIndex
+
+    index = NearIndex(0.85, 128)
+    rows = index.lsh.r  # hash values per band
+    first = np.arange(1, 129, dtype=np.uint64) * 7919
+    second = first + 1  # every hash value differs...
+    second[:rows] = first[:rows]  # ...but the first band is equal
+    index.add("a", first)
+    assert "a" in index.lsh.query(as_lean(second))  # LSH proposes it
+    assert index.match(second) is None  # estimated Jaccard rows/128 < 0.85
+    assert index.rejected_candidates == 1
+    assert index.match(first.copy()) == ("a", 1.0)
+
+
+def as_lean(values):
+    from runner.data.minhash import as_minhash
+
+    return as_minhash(values)
 
 
 # Every planted secret must disappear; the placeholder must appear once per secret.
@@ -238,7 +279,7 @@ PLANTED = {
 def test_planted_secret_is_redacted(name):
     line = PLANTED[name]
     example = chat("config:\n" + line, "see above: " + line)
-    result = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets"}))(example)
+    result = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets"})).filter(example)
     assert result is not None and result.action == "alter"
     secret_part = line.split("\n")[1] if "PRIVATE KEY" in line else line
     for message in example.messages:
@@ -262,9 +303,8 @@ def test_planted_secrets_fixture_all_at_once():
     """One file holding every planted secret: all redacted, each counted."""
     text = "\n".join(PLANTED.values())
     example = Example(id="f", source="s", text=text, metadata={"path": "settings.env"})
-    result = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets", "placeholder": "[X]"}))(
-        example
-    )
+    secrets = FILTERS.get("secrets")(options(FILTERS, {"type": "secrets", "placeholder": "[X]"}))
+    result = secrets.filter(example)
     assert result.action == "alter" and result.count >= len(PLANTED)
     for secret in (
         "MIIEowIBAAKCAQEAzd3PmUS0x7qv9",

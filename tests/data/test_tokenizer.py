@@ -1,8 +1,7 @@
 """Token counting shortcuts give the tokenizer's own answers on real files.
 
-The data stage chunks by token counts, so its faster paths (the tiktoken twin, the byte bound
-that skips tokenizing, the unit start lines without building units) must agree exactly with the
-slow ones; these tests compare them on real source files.
+The data stage chunks by token counts, so its faster path (the tiktoken twin) must agree
+exactly with the tokenizer; these tests compare them on real source files.
 """
 
 from __future__ import annotations
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from runner.data.tiktoken_twin import twin_of
-from runner.data.tokenizer import TokenCounter, chunk_text, surely_fits
-from runner.data.units import parse_units, unit_start_lines
+from runner.data.tokenizer import TokenCounter, chunk_text
+from runner.data.units import parse_units
 
-from .conftest import REPO, tokenizer_json
+from .conftest import tokenizer_json
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 ODD = [
@@ -82,60 +81,14 @@ def test_sentencepiece_tokenizer_gets_no_twin():
     assert twin_of(path, Tokenizer.from_file(str(path))) is None
 
 
-def test_twin_is_cached_per_tokenizer_file(corpus, tmp_path, monkeypatch):
-    """The second build of a twin reads the user cache (no BPE check) and answers the same; a
-    negative verdict is cached too; a damaged entry is computed again."""
-    from tokenizers import Tokenizer
-
-    qwen, llama = tokenizer_json("qwen2"), tokenizer_json("llama")  # built before the switch
-    monkeypatch.setenv("RECIPE_RUNNER_CACHE", str(tmp_path))
-    tokenizer = Tokenizer.from_file(str(qwen))
-    first = twin_of(qwen, tokenizer)
-    [entry] = (tmp_path / "token-twins").glob("twin-*")
-    second = twin_of(qwen, tokenizer)
-    (entry / "tokens.bin").write_bytes(b"damaged")
-    third = twin_of(qwen, tokenizer)
-    for twin in (first, second, third):
-        assert twin is not None
-        for text in corpus[:8] + corpus[-3:]:
-            encoded = tokenizer.encode(text, add_special_tokens=False)
-            assert twin.encode(text) == encoded.ids
-            assert twin.token_starts(text) == [start for start, _ in encoded.offsets]
-    assert twin_of(llama, Tokenizer.from_file(str(llama))) is None
-    assert len(list((tmp_path / "token-twins").glob("twin-*"))) == 2
-    assert twin_of(llama, Tokenizer.from_file(str(llama))) is None
-
-
-@pytest.mark.parametrize("family", ["qwen2", "deepseek-coder", "llama"])
-def test_byte_bound_holds_for_every_builtin_tokenizer(family, corpus):
-    """``surely_fits`` skips tokenizing texts of at most limit - 1 bytes: no text may have more
-    tokens than bytes + 1 (llama's normaliser prepends a word marker)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_json(family)))
-    for text in corpus:
-        count = len(tokenizer.encode(text, add_special_tokens=False).ids)
-        assert count <= len(text.encode("utf-8")) + 1, (family, text[:80])
-        assert not surely_fits(text, count - 1), (family, text[:80])
-
-
 @pytest.mark.parametrize("limit", [64, 512, 2048])
 def test_fast_chunks_equal_slow_chunks_on_real_files(tokens, hf_tokens, corpus, limit):
     for text in corpus:
-        cuts, _ = unit_start_lines(text, "python")
+        cuts = [unit.start_line - 1 for unit in parse_units(text, "python")[0]]
         fast = chunk_text(text, limit, tokens, cuts)
         slow = chunk_text(text, limit, hf_tokens, cuts)
         assert fast == slow
         assert "".join(fast) == text
-
-
-def test_unit_start_lines_equal_parsed_units(corpus):
-    samples = [(text, "python") for text in corpus]
-    for path in (REPO / "tests").rglob("*.py"):
-        samples.append((path.read_text(encoding="utf-8"), "python"))
-    for text, language in samples:
-        units, parses = parse_units(text, language)
-        assert unit_start_lines(text, language) == ([u.start_line - 1 for u in units], parses)
 
 
 def test_counter_without_twin_still_counts(hf_tokens):

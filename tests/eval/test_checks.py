@@ -86,7 +86,26 @@ def test_every_registered_check_type_is_in_the_schema():
             False,
             "block 1: javascript: missing '}' at line 1",
         ),
-        ({"type": "syntax"}, "```bash\nls -la\n```", False, "no code to parse (language: bash)"),
+        # Every grammar of tree-sitter-language-pack: Go, Elixir, Kotlin, bash...
+        ({"type": "syntax"}, "```bash\nls -la\n```", True, "1 block(s) parse (bash)"),
+        (
+            {"type": "syntax"},
+            "```golang\nfunc add(a int, b int) int {\n\treturn a + b\n}\n```",
+            True,
+            "1 block(s) parse (go)",
+        ),
+        (
+            {"type": "syntax"},
+            "```elixir\ndef add(a, b) do\n  a + \nend\n```",
+            False,
+            "block 1: elixir: missing 'end' at line 4",
+        ),
+        (
+            {"type": "syntax"},
+            "```rescript\nlet add = (a, b) => a + b\n```",
+            False,
+            "no code to parse (language: rescript)",
+        ),
         ({"type": "syntax"}, "just words", False, "no code to parse (language: unknown)"),
         (
             {"type": "forbid", "patterns": [r"\busingnamespace\b", "std\\.mem\\.copy\\("]},
@@ -169,8 +188,8 @@ def test_stops_fails_on_token_limit():
             "eval.checks[0].patterns[0]: '(' is not a valid regular expression",
         ),
         (
-            {"type": "syntax", "language": "cobol"},
-            "eval.checks[0].language: language 'cobol' has no grammar",
+            {"type": "syntax", "language": "rescript"},
+            "eval.checks[0].language: language 'rescript' has no grammar",
         ),
         ({"type": "syntaxx"}, "eval.checks[0].type: 'syntaxx' is not a known check; did you mean"),
     ],

@@ -251,3 +251,22 @@ def test_server_request_carries_the_modelfile_parameters(tmp_path):
     }
     # Without a Modelfile: greedy and seeded.
     assert server_request(None, 64) == {"max_tokens": 64, "temperature": 0.0, "seed": 0}
+
+
+def test_the_default_token_limit_follows_the_longest_reference_answer():
+    from transformers import AutoTokenizer
+
+    from runner.dataset import Conversation
+    from runner.export.smoke import answer_budget
+    from runner.models import resolve_base
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base("tiny:qwen2"))
+
+    def case(answer):
+        messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+        return Conversation("x", messages)
+
+    assert answer_budget(tokenizer, [case("short")]) == 64
+    long_answer = "def f(x):\n    return x + 1\n" * 40
+    tokens = len(tokenizer(long_answer, add_special_tokens=False)["input_ids"])
+    assert answer_budget(tokenizer, [case("short"), case(long_answer)]) == tokens * 3 // 2 + 32

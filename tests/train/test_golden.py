@@ -15,6 +15,7 @@ import yaml
 
 from runner.recipe.load import load_recipe
 from runner.train.config import dump_yaml, render_axolotl_config
+from runner.train.estimate import gradient_checkpointing
 from runner.train.launch import launch_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,7 @@ def render(recipe, cuda: bool) -> dict:
         cuda=cuda,
         template_source=source,
         end_of_turn=end,
+        gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda, detect=False),
     )
 
 

@@ -74,23 +74,6 @@ def test_an_end_string_of_several_tokens_is_refused(qwen_tokenizer):
         train_labels.end_token_ids(qwen_tokenizer, ["### End"])
 
 
-def test_count_over_length(qwen_tokenizer):
-    from runner.dataset import Conversation
-
-    rows = [
-        Conversation(
-            "a", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
-        ),
-        Conversation(
-            "b", [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "x"}]
-        ),
-    ]
-    source = (
-        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-    )
-    assert train_labels.count_over_length(qwen_tokenizer, source, rows, 64) == (1, 2)
-
-
 @pytest.mark.parametrize(
     "input_ids, labels, filled, expected, passes",
     [
@@ -115,20 +98,94 @@ def test_fill_end_gaps(input_ids, labels, filled, expected, passes):
     assert (report.problem() is None) is passes
 
 
-def test_train_end_gaps_rewrites_the_prepared_dataset(tmp_path):
+def trainer_with(rows, eval_rows=None):
+    from types import SimpleNamespace
+
     from datasets import Dataset
 
-    prepared = tmp_path / "prepared"
-    rows = {"input_ids": [[1, 2, 3, 4, 9, 4], [1, 3, 9]], "labels": [[N, N, 3, N, 9, N], [N, 3, 9]]}
-    Dataset.from_dict(rows).save_to_disk(str(prepared / "abc123"))
-    assert (
-        "ends with token id 3"
-        in train_labels.check_labels(train_labels.prepared_rows(prepared), {EOT}).problem()
+    return SimpleNamespace(
+        train_dataset=Dataset.from_dict(rows),
+        eval_dataset=Dataset.from_dict(eval_rows) if eval_rows else None,
     )
-    assert train_labels.train_end_gaps(prepared, {EOT}) == 1
-    assert [r[1] for r in train_labels.prepared_rows(prepared)] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
-    assert train_labels.check_labels(train_labels.prepared_rows(prepared), {EOT}).problem() is None
-    assert train_labels.prepared_count(prepared) == 1 and sorted(
-        p.name for p in tmp_path.iterdir()
-    ) == ["prepared"]
-    assert train_labels.train_end_gaps(prepared, {EOT}) == 0  # idempotent
+
+
+def plugin_run(tmp_path, trainer, train_examples):
+    """The plugin's hook as Axolotl calls it once the trainer exists."""
+    import json
+
+    from runner.train import plugin
+
+    (tmp_path / plugin.SETTINGS).write_text(
+        json.dumps({"end_ids": [EOT], "train_examples": train_examples})
+    )
+    cfg = {"output_dir": str(tmp_path)}
+    try:
+        plugin.RecipeRunnerChecks().post_trainer_create(cfg, trainer)
+        error = None
+    except RuntimeError as exc:
+        error = str(exc)
+    return json.loads((tmp_path / plugin.RESULT).read_text()), error
+
+
+def test_the_plugin_trains_the_masked_gap_before_the_end_token(tmp_path):
+    rows = {"input_ids": [[1, 2, 3, 4, 9, 4], [1, 3, 9]], "labels": [[N, N, 3, N, 9, N], [N, 3, 9]]}
+    trainer = trainer_with(rows, eval_rows=rows)
+    result, error = plugin_run(tmp_path, trainer, train_examples=3)
+    assert error is None
+    assert result == {
+        "filled": 2,  # one token in each of the two datasets
+        "rows": 2,
+        "trained_turns": 2,
+        "dropped_over_length": 1,  # three training examples, two rows left after Axolotl's drop
+        "problem": None,
+    }
+    assert trainer.train_dataset["labels"] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
+    assert trainer.eval_dataset["labels"] == [[N, N, 3, 4, 9, N], [N, 3, 9]]
+
+
+def test_the_plugin_stops_training_that_would_never_learn_to_stop(tmp_path):
+    rows = {"input_ids": [[1, 2, 3, 4, 5]], "labels": [[N, N, 3, 4, 5]]}
+    result, error = plugin_run(tmp_path, trainer_with(rows), train_examples=1)
+    assert error == result["problem"]
+    assert "does not end with a trained end-of-turn token" in error
+
+
+def test_the_plugin_checks_config_keys_when_axolotl_reads_the_config(tmp_path):
+    from runner.train import plugin
+
+    cfg = {"output_dir": str(tmp_path), "base_model": "x", "lerning_rate": 0.1}
+    with pytest.raises(RuntimeError, match="lerning_rate: not a key Axolotl"):
+        plugin.RecipeRunnerChecks().register(cfg)
+
+
+def test_the_plugin_passes_a_rendered_config_through_axolotls_own_loader(tmp_path):
+    """What `axolotl train` does: load_cfg(config, **command-line options) calls the plugin's
+    register with the options merged in; a generated config passes, a typo in it does not."""
+    from dataclasses import asdict
+
+    import yaml
+    from axolotl.cli.args import TrainerCliArgs
+    from axolotl.cli.config import load_cfg
+
+    from runner.models import resolve_base
+    from runner.train import plugin
+    from tests.train.test_config import recipe, render
+
+    cfg = render(recipe(), cuda=False)
+    base = str(resolve_base("tiny:qwen2"))
+    cfg.update(
+        plugins=[plugin.PLUGIN],
+        output_dir=str(tmp_path / "out"),
+        base_model=base,
+        tokenizer_config=base,
+    )
+    config = tmp_path / "axolotl.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    loaded = load_cfg(str(config), **asdict(TrainerCliArgs()))
+    assert loaded.base_model == base  # accepted, command-line options and all
+    assert not (tmp_path / "out" / plugin.RESULT).exists()  # written only on a problem here
+
+    cfg["lerning_rate"] = 0.1
+    config.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(RuntimeError, match="lerning_rate: not a key Axolotl"):
+        load_cfg(str(config), **asdict(TrainerCliArgs()))

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner.data.example import Example, stable_id
-from runner.data.languages import FENCE
 from runner.data.outcome import Rejection
 from runner.data.tokenizer import TokenCounter
 from runner.recipe.fields import Operation
@@ -89,7 +88,7 @@ class Extractor:
 
 def fenced(code: str, language: str | None) -> str:
     """Code in a Markdown fence whose info string names the language."""
-    info = FENCE.get(language or "", language or "")
+    info = language or ""
     ticks = "```"
     while ticks in code:
         ticks += "`"

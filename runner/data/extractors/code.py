@@ -1,11 +1,19 @@
 """Code extractors: explain, complete, document, implement from docstring, whole files.
 
-Units are cut at function/class boundaries by tree-sitter (``runner.data.units``). Each example
-records whether its code parsed (``meta.parses``) so the syntax filter need not parse again.
+Units are cut at function/class boundaries by tree-sitter (``runner.data.units``), in any
+language tree-sitter-language-pack has a grammar for. Each example records whether its code
+parsed (``meta.parses``) so the syntax filter need not parse again. Files without a grammar
+still count: ``file_completion`` takes any text file, ``complete_code`` falls back to blocks cut
+at blank lines, and an extractor that cannot use a file says why in a rejected row naming it.
+
+An answer must be worth training on: documentation of a few words ("Caller owns returned
+memory." for a 40-line function), a licence header or a TODO does not explain or specify code;
+such units are dropped with the reason (``min_answer_words``, ``min_doc_words``).
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterator
 from typing import Literal
@@ -14,30 +22,71 @@ from pydantic import Field
 
 from runner.data.example import Example
 from runner.data.extractors.base import Extractor, ExtractorOptions, fenced
-from runner.data.languages import has_parser
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
 from runner.data.tokenizer import chunk_text
-from runner.data.units import Unit, parse_units, unit_start_lines, walk_units
+from runner.data.units import Unit, parse_units, text_blocks, walk_units
+from runner.grammars import has_parser
+
+LICENCE = re.compile(
+    r"(?i)\b(?:copyright|licen[cs]ed? under|spdx-license-identifier|all rights reserved)\b"
+)
+TODO = re.compile(r"(?i)^\W*(?:todo|fixme|xxx|hack)\b")
+WORD = re.compile(r"[^\W_]+")
+
+
+def doc_problem(doc: str, minimum: int) -> tuple[str, str] | None:
+    """``(reason, detail)`` when documentation does not describe code, else None."""
+    if LICENCE.search(doc):
+        return "not a description", "a licence or copyright notice"
+    if TODO.match(doc):
+        return "not a description", "a TODO note"
+    count = len(WORD.findall(doc))
+    if count < minimum:
+        return "documentation too short", f"{count} words < {minimum}"
+    return None
 
 
 class UnitExtractor(Extractor):
     """Base of the extractors that make one example per documented unit."""
 
     needs_doc = True
+    min_words = 0  # the least documentation, in words, an example may stand on
 
-    def extract(self, doc: Example) -> Iterator[Example | Rejection]:
+    def units(self, doc: Example) -> Iterator[Unit | Rejection]:
+        """The file's units, or one rejection saying why the file gives none."""
         language = doc.metadata.get("language")
         if not has_parser(language):
+            yield self.reject(
+                doc, "no grammar", f"{language or 'unknown language'}: no tree-sitter grammar"
+            )
             return
-        units, _ = parse_units(doc.text, language)
-        for unit in walk_units(units):
+        units = walk_units(parse_units(doc.text, language)[0])
+        if not units:
+            yield self.reject(
+                doc, "no unit", f"no function, method or class in this {language} file"
+            )
+            return
+        yield from units
+
+    def extract(self, doc: Example) -> Iterator[Example | Rejection]:
+        for unit in self.units(doc):
+            if isinstance(unit, Rejection):
+                yield unit
+                continue
             if self.needs_doc and not unit.doc:
                 yield self.reject(
                     doc,
                     "no documentation",
                     f"{unit.kind} '{unit.name}' has no docstring or doc comment",
                     unit.start_line,
+                )
+                continue
+            problem = doc_problem(unit.doc or "", self.min_words) if self.needs_doc else None
+            if problem is not None:
+                reason, detail = problem
+                yield self.reject(
+                    doc, reason, f"{unit.kind} '{unit.name}': {detail}", unit.start_line
                 )
                 continue
             if not self.fits(unit.documented_code):
@@ -77,6 +126,12 @@ class ExplainCode(UnitExtractor):
 
         type: Literal["explain_code"]
         instruction: str = "Explain what the following {language} code from `{path}` does."
+        min_answer_words: int = Field(8, ge=0)
+        """Drop units whose documentation (the answer) has fewer words than this."""
+
+    def __init__(self, options, source_options, tokens):
+        super().__init__(options, source_options, tokens)
+        self.min_words = options.min_answer_words
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
         user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
@@ -102,6 +157,12 @@ class DocumentCode(UnitExtractor):
 
         type: Literal["document_code"]
         instruction: str = "Write documentation for the following {language} code from `{path}`."
+        min_answer_words: int = Field(8, ge=0)
+        """Drop units whose documentation (the answer) has fewer words than this."""
+
+    def __init__(self, options, source_options, tokens):
+        super().__init__(options, source_options, tokens)
+        self.min_words = options.min_answer_words
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
         user = f"{self.filled(doc, unit)}\n\n{fenced(unit.code_without_doc, unit.language)}"
@@ -124,9 +185,15 @@ class ImplementFromDocstring(UnitExtractor):
 
         type: Literal["implement_from_docstring"]
         instruction: str = "Implement `{name}` in {language} as documented:"
+        min_doc_words: int = Field(8, ge=0)
+        """Drop units whose documentation (the specification) has fewer words than this."""
+
+    def __init__(self, options, source_options, tokens):
+        super().__init__(options, source_options, tokens)
+        self.min_words = options.min_doc_words
 
     def unit_example(self, doc: Example, unit: Unit) -> Example:
-        if unit.language == "python":
+        if unit.doc_inside:  # a docstring: it goes under the signature
             indent = " " * 4
             stub = (
                 f"{unit.signature}\n{textwrap.indent(textwrap.dedent(unit.doc_raw or ''), indent)}"
@@ -165,39 +232,37 @@ class CompleteCode(UnitExtractor):
 
     def extract(self, doc: Example) -> Iterator[Example | Rejection]:
         language = doc.metadata.get("language")
-        if not has_parser(language):
+        units, parses = parse_units(doc.text, language) if has_parser(language) else ([], None)
+        units = walk_units(units)
+        # A class is completed method by method.
+        pieces = [(u, u.start_line, u.documented_code) for u in units if not u.children]
+        if not units:  # no grammar, or none of its units here: blocks between blank lines
+            pieces = [(None, line, block) for line, block in text_blocks(doc.text)]
+        if not pieces:
+            yield self.reject(doc, "nothing to complete", "no unit, and no block of 2+ lines")
             return
-        units, _ = parse_units(doc.text, language)
-        for unit in walk_units(units):
-            if unit.children:  # a class is completed method by method
-                continue
-            assert self.tokens is not None
-            chunks = chunk_text(unit.documented_code, self.max_tokens, self.tokens)
+        assert self.tokens is not None
+        path = doc.metadata.get("path", "")
+        for unit, line, code in pieces:
+            name = unit.name if unit else f"block at line {line}"
+            kind = unit.kind if unit else "block"
+            chunks = chunk_text(code, self.max_tokens, self.tokens)
             for number, chunk in enumerate(chunks, start=1):
                 lines = chunk.rstrip("\n").split("\n")
                 if len(lines) < 2:
-                    yield self.reject(
-                        doc,
-                        "too short to split",
-                        f"{unit.kind} '{unit.name}' has one line",
-                        unit.start_line,
-                    )
+                    detail = f"{kind} '{name}' has one line"
+                    yield self.reject(doc, "too short to split", detail, line)
                     continue
                 cut = min(len(lines) - 1, max(1, round(len(lines) * self.split_at)))
                 head, tail = "\n".join(lines[:cut]), "\n".join(lines[cut:])
-                user = f"{self.filled(doc, unit)}\n\n{fenced(head, unit.language)}"
-                meta = self.unit_meta(unit)
+                filled = self.fill(language=language or "text", name=name, path=path)
+                user = f"{filled}\n\n{fenced(head, language)}"
+                meta = self.unit_meta(unit) if unit else {"unit": name, "kind": kind, "line": line}
+                if unit is None and parses is not None:
+                    meta["parses"] = parses  # half a block is not expected to parse alone
                 if len(chunks) > 1:
                     meta["chunk"] = [number, len(chunks)]
-                yield self.make(
-                    doc,
-                    user,
-                    fenced(tail, unit.language),
-                    unit.name,
-                    unit.start_line,
-                    number,
-                    **meta,
-                )
+                yield self.make(doc, user, fenced(tail, language), name, line, number, **meta)
 
 
 @EXTRACTORS.register
@@ -219,7 +284,8 @@ class FileCompletion(Extractor):
         parses = None
         cut_lines: list[int] = []
         if has_parser(language):
-            cut_lines, parses = unit_start_lines(doc.text, language)
+            units, parses = parse_units(doc.text, language)
+            cut_lines = [unit.start_line - 1 for unit in units]
         assert self.tokens is not None
         chunks = chunk_text(doc.text, self.max_tokens, self.tokens, cut_lines)
         path = doc.metadata.get("path", "")

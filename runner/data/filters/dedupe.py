@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from runner.data.example import Example
-from runner.data.filters.base import Filter
+from runner.data.filters.base import IndexFilter
 from runner.data.outcome import Verdict, drop
 from runner.data.registries import FILTERS
 from runner.recipe.fields import Operation
@@ -23,10 +23,8 @@ def normalised_hash(text: str) -> bytes:
 
 
 @FILTERS.register
-class ExactDedupe(Filter):
+class ExactDedupe(IndexFilter):
     """Drops an example whose whitespace-normalised text (all turns) was already kept."""
-
-    stateful = True
 
     class Options(Operation):
         """Drop examples whose normalised text was already seen."""
@@ -47,16 +45,14 @@ class ExactDedupe(Filter):
         self.seen[key] = example.id
         return None
 
-    def stats(self) -> dict[str, Any]:
+    def index_stats(self) -> dict[str, Any]:
         return {"index_size": len(self.seen)}
 
 
 @FILTERS.register
-class NearDedupe(Filter):
-    """Drops an example whose MinHash (word ``ngram`` shingles) matches a kept one at Jaccard
-    ``threshold`` or more, via datasketch's LSH."""
-
-    stateful = True
+class NearDedupe(IndexFilter):
+    """Drops an example whose MinHash (word ``ngram`` shingles) estimates a Jaccard similarity
+    of ``threshold`` or more with a kept one; datasketch's LSH proposes the candidates."""
 
     class Options(Operation):
         """MinHash LSH near-duplicate removal (datasketch)."""
@@ -88,9 +84,18 @@ class NearDedupe(Filter):
             self.index = NearIndex(self.threshold, self.num_perm)
         match = self.index.match(key)
         if match is not None:
-            return drop("near duplicate", f"Jaccard >= {self.threshold} with {match}")
+            first, similarity = match
+            return drop(
+                "near duplicate",
+                f"estimated Jaccard {similarity:.2f} >= {self.threshold} with {first}",
+            )
         self.index.add(example.id, key)
         return None
 
-    def stats(self) -> dict[str, Any]:
-        return {"index_size": self.index.size if self.index else 0}
+    def index_stats(self) -> dict[str, Any]:
+        if self.index is None:
+            return {"index_size": 0, "candidates_below_threshold": 0}
+        return {
+            "index_size": self.index.size,
+            "candidates_below_threshold": self.index.rejected_candidates,
+        }

@@ -39,7 +39,7 @@ class LengthFilter(Filter):
         ) and tokens is None:
             raise RuntimeError("the length filter needs the base tokenizer for token bounds")
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         text = text_of(example, self.field)
         chars = len(text)
         low, high = self.bounds["min_chars"], self.bounds["max_chars"]

@@ -17,9 +17,7 @@ import re
 from collections import Counter
 from typing import Literal
 
-from runner.data.example import Example
-from runner.data.filters.base import Filter
-from runner.data.outcome import Verdict, alter, drop
+from runner.data.filters.base import Redaction
 from runner.data.registries import FILTERS
 from runner.recipe.fields import Operation
 
@@ -210,9 +208,12 @@ def _too_weak(kind: str, secret: str) -> bool:
 
 
 @FILTERS.register
-class SecretsFilter(Filter):
+class SecretsFilter(Redaction):
     """Redacts secrets in every turn with ``placeholder`` (``action: redact``), or drops the
     example (``action: drop``; the row in rejected.jsonl is redacted all the same)."""
+
+    altered_reason = "redacted secret"
+    dropped_reason = "contains secret"
 
     class Options(Operation):
         """Secret and credential redaction: detect-secrets plus private keys, tokens, env
@@ -227,16 +228,5 @@ class SecretsFilter(Filter):
         self.redactor = Redactor(options.placeholder)
         self.action = options.action
 
-    def __call__(self, example: Example) -> Verdict | None:
-        found: Counter[str] = Counter()
-        filename = example.metadata.get("path") or "example.txt"
-        if example.is_raw:
-            example.text = self.redactor.redact(example.text, filename, found)
-        for message in example.messages:
-            message["content"] = self.redactor.redact(message["content"], filename, found)
-        if not found:
-            return None
-        detail = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items()))
-        if self.action == "drop":
-            return drop("contains secret", detail)
-        return alter("redacted secret", detail, sum(found.values()))
+    def redact(self, text: str, filename: str, found: Counter[str]) -> str:
+        return self.redactor.redact(text, filename, found)

@@ -7,9 +7,10 @@ from typing import Literal
 
 from runner.data.example import Example
 from runner.data.filters.base import Filter
-from runner.data.languages import canonical, has_parser, parse_error
 from runner.data.outcome import Verdict, drop, note
 from runner.data.registries import FILTERS
+from runner.grammars import has_parser, parse_error
+from runner.languages import canonical
 from runner.recipe.fields import Operation
 
 FENCE = re.compile(r"^(`{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -55,7 +56,7 @@ class SyntaxFilter(Filter):
         language = example.metadata.get("language")
         return canonical(language) if isinstance(language, str) else None
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         if "parses" in example.metadata and self.language in (
             "auto",
             example.metadata.get("language"),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import Field
 
 from runner.data.example import Example
-from runner.data.filters.base import Filter, text_of
-from runner.data.outcome import Verdict, alter, drop
+from runner.data.filters.base import Filter, Redaction, text_of
+from runner.data.outcome import Verdict, drop
 from runner.data.registries import FILTERS
 from runner.recipe.fields import Operation, Pattern
 
@@ -34,7 +35,7 @@ class KeywordsFilter(Filter):
         self.include = list(options.include)
         self.exclude = list(options.exclude)
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         text = example.content("all")
         if not self.case_sensitive:
             text = text.lower()
@@ -72,7 +73,7 @@ class RegexFilter(Filter):
         self.require = [(p, re.compile(p, re.MULTILINE)) for p in options.require]
         self.forbid = [(p, re.compile(p, re.MULTILINE)) for p in options.forbid]
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         text = text_of(example, self.field)
         for pattern, compiled in self.forbid:
             found = compiled.search(text)
@@ -92,9 +93,12 @@ EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{
 
 
 @FILTERS.register
-class EmailFilter(Filter):
+class EmailFilter(Redaction):
     """Replaces e-mail addresses in every turn with ``placeholder``, except allowed addresses
     or domains; counted per example."""
+
+    altered_reason = "redacted email"
+    dropped_reason = "contains email"
 
     class Options(Operation):
         """E-mail address redaction."""
@@ -103,32 +107,31 @@ class EmailFilter(Filter):
         placeholder: str = "<REDACTED_EMAIL>"
         allow: tuple[str, ...] = ()
         """Addresses or domains to leave alone."""
+        action: Literal["redact", "drop"] = "redact"
+        """`redact` replaces each address; `drop` drops the example (its row in rejected.jsonl
+        is redacted all the same)."""
 
     def __init__(self, options, tokens=None):
         super().__init__(options, tokens)
         self.placeholder = options.placeholder
         self.allow = {a.lower() for a in options.allow}
+        self.action = options.action
 
     def allowed(self, address: str) -> bool:
         address = address.lower()
         return address in self.allow or address.rsplit("@", 1)[1] in self.allow
 
-    def __call__(self, example: Example) -> Verdict | None:
-        count = 0
+    def redact(self, text: str, filename: str, found: Counter[str]) -> str:
+        if "@" not in text:
+            return text
 
         def replace(match: re.Match) -> str:
-            nonlocal count
             if self.allowed(match.group(0)):
                 return match.group(0)
-            count += 1
+            found["address(es)"] += 1
             return self.placeholder
 
-        if example.is_raw:
-            example.text = EMAIL.sub(replace, example.text)
-        for message in example.messages:
-            if "@" in message["content"]:
-                message["content"] = EMAIL.sub(replace, message["content"])
-        return alter("redacted email", f"{count} address(es)", count) if count else None
+        return EMAIL.sub(replace, text)
 
 
 _MISSING = object()
@@ -155,7 +158,7 @@ class QualityFilter(Filter):
         self.min, self.max = options.min, options.max
         self.missing = options.missing
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         value = example.metadata.get(self.field, _MISSING)
         if value is _MISSING or value is None:
             return (
@@ -199,7 +202,7 @@ class MetadataFilter(Filter):
         self.within = list(options.in_) if options.in_ is not None else None
         self.not_in = list(options.not_in) if options.not_in is not None else None
 
-    def __call__(self, example: Example) -> Verdict | None:
+    def filter(self, example: Example) -> Verdict | None:
         if self.field not in example.metadata:
             return drop("missing metadata field", f"no '{self.field}' in metadata")
         value = example.metadata[self.field]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ class Source:
         self.metadata = dict(options.metadata)
         self.skipped: Counter[str] = Counter()
         self.skip_samples: dict[str, list[str]] = {}
+        self.skipped_files: list[tuple[str, str]] = []  # (reason, file): every skipped file
         self._skip_lock = threading.Lock()
 
     # -- listing (main process) -------------------------------------------------------------
@@ -78,6 +80,7 @@ class Source:
         # both count skips.
         with self._skip_lock:
             self.skipped[reason] += 1
+            self.skipped_files.append((reason, shown))
             samples = self.skip_samples.setdefault(reason, [])
             if len(samples) < SKIP_SAMPLES:
                 samples.append(shown)
@@ -85,6 +88,17 @@ class Source:
     @property
     def root(self) -> Path:
         return self.path if self.path.is_dir() else self.path.parent
+
+    def shown(self, task: str) -> str:
+        """How reports and rejected rows name a task: its path relative to the source."""
+        return display_path(Path(task), self.root)
+
+    def task_bytes(self, task: str) -> int:
+        """The input size of a task, for the report's throughput (0 when unknown)."""
+        try:
+            return os.path.getsize(os.path.join(self.root, task))
+        except OSError:
+            return 0
 
     # -- reading (worker) -------------------------------------------------------------------
     def read(self, task: str) -> Iterator[Example | Rejection]:

@@ -83,6 +83,9 @@ class HFDatasetSource(Source):
     def tasks(self) -> Iterator[str]:
         yield self.options.path
 
+    def shown(self, task: str) -> str:
+        return Path(task).name if Path(task).exists() else task
+
     def load(self) -> Any:
         import datasets
 

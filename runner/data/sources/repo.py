@@ -13,11 +13,11 @@ from pydantic import Field
 from runner.data import files as rules
 from runner.data.example import Example, stable_id
 from runner.data.extractors import ExtractorList
-from runner.data.languages import canonical, language_of
 from runner.data.outcome import Rejection
 from runner.data.reading import BadFile, read_text
 from runner.data.registries import SOURCES
 from runner.data.sources.base import Source, SourceOptions
+from runner.languages import canonical, language_of
 
 
 @SOURCES.register
@@ -37,7 +37,10 @@ class RepoSource(Source):
         """Glob patterns of files to skip, on top of .gitignore, vendored, generated and lock
         files."""
         languages: tuple[str, ...] | None = None
-        """Only files of these languages (python, typescript, javascript, rust, zig, ...)."""
+        """Only files of these languages (go, kotlin, elixir, python, rescript, ...)."""
+        language_for: dict[str, str] = {}
+        """Language of the files matching a glob pattern (gitignore style), over what the
+        file's name, extension or shebang line says, e.g. `{"*.inc": php, "bin/*": bash}`."""
         max_file_bytes: int = Field(1_000_000, ge=1)
         """Skip files larger than this."""
         max_unit_tokens: int = Field(1024, ge=16)
@@ -51,12 +54,19 @@ class RepoSource(Source):
         self.exclude = pathspec.GitIgnoreSpec.from_lines(list(options.exclude))
         languages = options.languages
         self.languages = {canonical(x) for x in languages} if languages else None
+        self.language_for = [
+            (pathspec.GitIgnoreSpec.from_lines([pattern]), canonical(language))
+            for pattern, language in options.language_for.items()
+        ]
         self.max_file_bytes = options.max_file_bytes
         self.listing = "walk"
 
     @property
     def root(self) -> Path:
         return Path(os.path.realpath(self.path))
+
+    def shown(self, task: str) -> str:
+        return task  # tasks are already paths relative to the root
 
     def tasks(self) -> Iterator[str]:
         root = self.root
@@ -83,9 +93,12 @@ class RepoSource(Source):
         reason = rules.policy_skip(rel)
         if reason:
             return reason
-        language = language_of(rel)
-        if self.languages is not None and language not in self.languages:
-            return "other language"
+        if self.languages is not None:
+            # By name alone when that says; a file it does not (no extension) is read first
+            # for its shebang line.
+            language = language_of(rel, None, self.language_for)
+            if language is not None and language not in self.languages:
+                return "other language"
         path = root / rel
         if path.is_symlink() and not rules.inside(root, path):
             return "link outside root"
@@ -112,6 +125,9 @@ class RepoSource(Source):
             yield bad_input(self.stage, "unreadable file", exc.strerror or str(exc), task)
             return
         reason = rules.content_skip(head)
+        language = language_of(task, head[:200].decode("utf-8", "replace"), self.language_for)
+        if not reason and self.languages is not None and language not in self.languages:
+            reason = "other language"
         if reason:
             # Counted in the worker's result; the main process merges it into the report.
             yield Rejection(self.stage, f"skipped: {reason}", file=task, action="skip")
@@ -119,8 +135,9 @@ class RepoSource(Source):
         try:
             text = read_text(path, self.stage, task)
         except BadFile as exc:
+            exc.rejection.extra["language"] = language  # for the report's yield per language
             yield exc.rejection
             return
         meta = self.base_metadata(task)
-        meta.update({"path": task, "language": language_of(task)})
+        meta.update({"path": task, "language": language})
         yield Example(id=stable_id(self.name, task), source=self.name, text=text, metadata=meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
 from pydantic import field_validator
@@ -33,8 +34,13 @@ class SyntaxCheck(Check):
         @classmethod
         def _has_grammar(cls, language: str) -> str:
             if language != "auto" and not grammars.has_parser(normalize_language(language)):
-                known = ", ".join(sorted(grammars.GRAMMARS))
-                raise ValueError(f"language {language!r} has no grammar (known: {known}, or auto)")
+                known = sorted(grammars.grammar_names())
+                close = difflib.get_close_matches(language.lower(), known, n=3)
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                raise ValueError(
+                    f"language {language!r} has no grammar ({hint}{len(known)} languages have "
+                    "one: see tree-sitter-language-pack; or auto)"
+                )
             return language
 
     def __init__(self, options: Options):

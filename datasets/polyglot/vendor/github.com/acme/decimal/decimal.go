@@ -1,0 +1,5 @@
+// Package decimal is a vendored copy of somebody else's code.
+package decimal
+
+// Zero is the decimal zero.
+const Zero = 0

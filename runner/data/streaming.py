@@ -1,0 +1,86 @@
+"""Streaming: every source's tasks, listed lazily, turned into ``TaskResult``s by workers.
+
+Results come back in input order whatever the number of processes (``imap``), so the main
+process's decisions (dedupe, caps, splits) do not depend on scheduling.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from runner.data.work import Plan, TaskResult, Worker
+
+# Below this many tasks the work runs in this process: a pool's workers each import the
+# filters' libraries again (detect-secrets, datasketch, grammars: seconds) for a few files.
+# Not a bench speed-up (the bench corpus has thousands of files): tests/data takes 74 s with
+# it and 121 s without, on this 2-core machine.
+POOL_MIN_TASKS = 16
+
+
+def tasks(sources: list[Any], listed: list[int]) -> Iterator[tuple[int, str]]:
+    """Every source's tasks, listed lazily: walking a large tree takes seconds, and the pool
+    reads the first files meanwhile (imap pulls this from its feeder thread)."""
+    for index, source in enumerate(sources):
+        for task in source.tasks():
+            listed[0] += 1
+            yield index, task
+
+
+def results(
+    sources: list[Any],
+    worker: Worker,
+    plan: Plan,
+    *,
+    workers: int | None,
+    progress: Any,
+) -> Iterator[TaskResult]:
+    """The results of every task, in input order. ``progress(total)`` is a context manager
+    yielding ``advance(listed)``."""
+    count = workers if workers is not None else min(2, os.cpu_count() or 1)
+    listed = [0]
+    pending = tasks(sources, listed)
+    head = list(itertools.islice(pending, POOL_MIN_TASKS))
+    pending = itertools.chain(head, pending)
+    with progress(None) as advance:
+        if count <= 1 or len(head) < POOL_MIN_TASKS:
+            for task in pending:
+                yield worker.process(*task)
+                advance(listed[0])
+            return
+        import multiprocessing
+
+        # fork: the pool inherits the worker built here (tokenizer, template, imports).
+        set_worker(worker)
+        fork = os.name == "posix"
+        context = multiprocessing.get_context("fork" if fork else "spawn")
+        initargs = (None if fork else plan,)
+        with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:
+            for result in pool.imap(process_task, pending, chunksize=4):
+                yield result
+                advance(listed[0])
+
+
+# -- process pool plumbing --------------------------------------------------------------------
+_WORKER: Worker | None = None
+
+
+def init_worker(plan: Plan | None) -> None:
+    """Pool initializer. Under ``fork`` (``plan`` None) the worker built by the main process is
+    inherited, tokenizer loaded; otherwise each process builds its own."""
+    global _WORKER
+    if plan is not None:
+        _WORKER = Worker(plan)
+
+
+def set_worker(worker: Worker) -> None:
+    """Make ``worker`` the one forked pool processes inherit."""
+    global _WORKER
+    _WORKER = worker
+
+
+def process_task(task: tuple[int, str]) -> TaskResult:
+    assert _WORKER is not None, "init_worker was not called"
+    return _WORKER.process(*task)
