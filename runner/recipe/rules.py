@@ -182,6 +182,46 @@ def base_is_trainable(recipe: Recipe) -> Iterator[Problem]:
 
 
 @rule
+def gguf_base_is_dequantizable(recipe: Recipe) -> Iterator[Problem]:
+    """A GGUF or Ollama base must be there, and of an architecture and tensor types
+    transformers' GGUF loader dequantizes; read from the file's header, before any run."""
+    from runner.errors import UserError
+    from runner.models.gguf_base import is_gguf_base, locate, unsupported_reason
+
+    base = recipe.model.base
+    if not is_gguf_base(base) or (looks_local(base) and path_problem(base)):
+        return  # a missing local file is reported by local_base_exists
+    try:
+        located = locate(base)
+    except UserError as exc:
+        yield Problem(("model", "base"), str(exc).removeprefix("model.base: "))
+        return
+    reason = unsupported_reason(located.path, located.from_ref)
+    if reason:
+        yield Problem(("model", "base"), reason)
+
+
+@rule
+def gguf_base_exports_its_adapter(recipe: Recipe) -> Iterator[Problem]:
+    """A GGUF base has no original 16-bit weights: merging into dequantized (say Q4_K) weights
+    and quantizing again loses quality, so only the adapter is exported unless asked."""
+    from runner.models.gguf_base import is_gguf_base
+
+    if not is_gguf_base(recipe.model.base):
+        return
+    for index, target in _targets(recipe, "merge"):
+        if target.enabled and not target.from_dequantized:
+            yield Problem(
+                ("export", index, "type"),
+                f"model.base '{recipe.model.base}' is a GGUF: there are no original 16-bit "
+                "weights to merge into, and merging into its dequantized weights then "
+                "quantizing again loses quality. Export `- type: lora_gguf` (with an ollama "
+                "export `from: adapter`: FROM the same model + ADAPTER), or set "
+                "from_dequantized: true to merge anyway",
+            )
+
+
+@rule
 def local_base_exists(recipe: Recipe) -> Iterator[Problem]:
     if looks_local(recipe.model.base) or Path(recipe.model.base).is_absolute():
         problem = path_problem(recipe.model.base)
