@@ -183,18 +183,20 @@ def base_is_trainable(recipe: Recipe) -> Iterator[Problem]:
 
 @rule
 def gguf_base_is_dequantizable(recipe: Recipe) -> Iterator[Problem]:
-    """A GGUF or Ollama base must be there, and of an architecture and tensor types
-    transformers' GGUF loader dequantizes; read from the file's header, before any run."""
+    """A GGUF or Ollama base must be of an architecture and tensor types transformers' GGUF
+    loader dequantizes; read from the file's header, before any run. Whether it is on this
+    machine is a warning here (the recipe may be trained elsewhere); the run refuses it."""
     from runner.errors import UserError
     from runner.models.gguf_base import is_gguf_base, locate, unsupported_reason
 
     base = recipe.model.base
-    if not is_gguf_base(base) or (looks_local(base) and path_problem(base)):
-        return  # a missing local file is reported by local_base_exists
+    if not is_gguf_base(base):
+        return
     try:
         located = locate(base)
     except UserError as exc:
-        yield Problem(("model", "base"), str(exc).removeprefix("model.base: "))
+        message = str(exc).removeprefix("model.base: ")
+        yield Problem(("model", "base"), message, warning=True)
         return
     reason = unsupported_reason(located.path, located.from_ref)
     if reason:
@@ -223,6 +225,10 @@ def gguf_base_exports_its_adapter(recipe: Recipe) -> Iterator[Problem]:
 
 @rule
 def local_base_exists(recipe: Recipe) -> Iterator[Problem]:
+    from runner.models.gguf_base import is_gguf_base
+
+    if is_gguf_base(recipe.model.base):
+        return  # gguf_base_is_dequantizable
     if looks_local(recipe.model.base) or Path(recipe.model.base).is_absolute():
         problem = path_problem(recipe.model.base)
         if problem:

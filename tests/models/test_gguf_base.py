@@ -39,6 +39,10 @@ def problems_of(config: dict, folder: Path) -> list[str]:
     return [p.render() for p in caught.value.problems if not p.warning]
 
 
+def warnings_of(config: dict, folder: Path) -> list[str]:
+    return [w for w in recipe_of(config, folder).warnings if "model.base" in w]
+
+
 @pytest.mark.parametrize(
     ("base", "expected"),
     [
@@ -74,16 +78,26 @@ def test_an_unsupported_architecture_is_refused_at_validate_time(tmp_path):
     assert "is a 'rwkv6' model, an architecture transformers' GGUF loader" in problem
 
 
-def test_a_missing_gguf_file_is_refused_at_validate_time(tmp_path):
-    [problem] = problems_of({"model": {"base": "./gone.Q4_K_M.gguf"}}, tmp_path)
-    assert "model.base: " in problem and "gone.Q4_K_M.gguf does not exist" in problem
+def test_a_missing_gguf_file_is_a_warning_at_validate_time_and_an_error_at_run_time(tmp_path):
+    from runner.errors import UserError
+    from runner.models import resolve_base
+
+    [warning] = warnings_of({"model": {"base": "./gone.Q4_K_M.gguf"}}, tmp_path)
+    assert "model.base: " in warning and "gone.Q4_K_M.gguf does not exist" in warning
+    with pytest.raises(UserError, match="the GGUF file .*gone.Q4_K_M.gguf does not exist"):
+        resolve_base(str(tmp_path / "gone.Q4_K_M.gguf"))
 
 
 def test_a_missing_ollama_model_names_the_pull(monkeypatch, tmp_path):
+    from runner.errors import UserError
+    from runner.models import resolve_base
+
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "store"))
-    [problem] = problems_of({"model": {"base": "ollama:deepseek-coder:6.7b"}}, tmp_path)
-    assert "model.base: the Ollama model 'deepseek-coder:6.7b' is not in the local" in problem
-    assert "run `ollama pull deepseek-coder:6.7b` first" in problem
+    [warning] = warnings_of({"model": {"base": "ollama:deepseek-coder:6.7b"}}, tmp_path)
+    assert "model.base: the Ollama model 'deepseek-coder:6.7b' is not in the local" in warning
+    assert "run `ollama pull deepseek-coder:6.7b` first" in warning
+    with pytest.raises(UserError, match="run `ollama pull deepseek-coder:6.7b` first"):
+        resolve_base("ollama:deepseek-coder:6.7b")
 
 
 def test_a_merge_of_a_gguf_base_is_refused_unless_asked(tmp_path):
@@ -115,3 +129,20 @@ def test_an_ollama_base_is_the_modelfiles_from(monkeypatch, tmp_path):
     # The adapter applies to the pulled blob itself: that is what smoke loads.
     lora = recipe.exports("lora_gguf")[0]
     assert lora.base_path(recipe, tmp_path / "gguf") == located.path
+
+
+def test_pulling_an_ollama_model_again_changes_the_train_key(monkeypatch, tmp_path):
+    from runner.run.keys import stage_material
+    from runner.run.stages import SPECS
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    config = {"model": {"base": "ollama:m:1"}, "export": ADAPTER_EXPORTS}
+    digests = []
+    for name in ("v1.gguf", "v2.gguf"):
+        weights = write_gguf(tmp_path / name, "llama" if name == "v1.gguf" else "qwen2")
+        pull(store, "ollama:m:1", weights.read_bytes())
+        recipe = recipe_of(config, tmp_path)
+        digests.append(stage_material(recipe, SPECS["train"])["base_build"])
+    assert digests[0] != digests[1]
+    assert all(len(d) == 64 for d in digests)
