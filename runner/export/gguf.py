@@ -72,9 +72,14 @@ class LoraGgufExport(Operation):
         return self.outtype if self.outtype in FullPrecision.__args__ else "f16"
 
     def base_path(self, recipe: Recipe, gguf_dir: Path) -> Path:
-        """The base GGUF the adapter applies to: ``base_gguf``, else the one this stage wrote."""
+        """The base GGUF the adapter applies to: ``base_gguf``, else the GGUF (file or Ollama
+        model) model.base names, else the one this stage wrote."""
+        from runner.models.gguf_base import is_gguf_base, locate
+
         if self.base_gguf:
             return Path(self.base_gguf)
+        if is_gguf_base(recipe.model.base):
+            return locate(recipe.model.base).path
         return gguf_path(recipe, gguf_dir, f"base-{self.base_type()}")
 
 
@@ -359,9 +364,11 @@ def _converter_input(merged: Path, identity: dict[str, str], scratch: Path):
 
 
 def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str, Path]:
-    """The LoRA adapter as GGUF, and the base model it applies to unless ``base_gguf`` is given."""
+    """The LoRA adapter as GGUF, and the base model it applies to unless ``base_gguf`` is given
+    or model.base is a GGUF already."""
     from runner.export.merge import find_adapter
     from runner.models import resolve_base
+    from runner.models.gguf_base import is_gguf_base, locate
 
     outtype = options.outtype
     base_dir = resolve_base(recipe.model.base, recipe.model.revision)
@@ -378,6 +385,10 @@ def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str
     }
     if options.base_gguf:
         ctx.notes.append(f"adapter applies to the given base GGUF {options.base_gguf}")
+    elif is_gguf_base(recipe.model.base):
+        ctx.notes.append(
+            f"adapter applies to the GGUF model.base names: {locate(recipe.model.base).from_ref}"
+        )
     else:
         base_type = options.base_type()
         files[f"base-{base_type}"] = llamacpp.convert_model(

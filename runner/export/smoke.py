@@ -299,7 +299,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     options = recipe.eval.smoke
     lora = recipe.exports("lora_gguf")
     gguf_dir = ctx.require("gguf")
-    targets = find_targets(gguf_dir, lora[0].base_gguf if lora else None)
+    # The adapter is tested on the GGUF it applies to: the user's own for a GGUF model.base.
+    targets = find_targets(gguf_dir, str(lora[0].base_path(recipe, gguf_dir)) if lora else None)
     if not targets:
         raise StageError(STAGE, f"no GGUF file in {gguf_dir} to smoke-test")
     train_dir = ctx.require("train")
@@ -347,6 +348,11 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         "max_new_tokens": max_new_tokens,
         "server_request": request,
         "models": {r.kind: _result_dict(r) for r in results},
+        # What each result loaded: for a GGUF model.base, the user's own file + the adapter.
+        "files": {
+            t.kind: {"model": str(t.model), "adapter": str(t.adapter) if t.adapter else None}
+            for t in targets
+        },
     }
     (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     failures = []

@@ -193,6 +193,22 @@ def _notes(template: ChatTemplate, s: TurnStructure) -> list[str]:
 # --- verification -------------------------------------------------------------------------
 
 
+def template_mismatch(
+    template: ChatTemplate, go_text: str, runtime_adds_bos: bool = True
+) -> str | None:
+    """None when ``go_text`` (a TEMPLATE written elsewhere, e.g. an Ollama model's own template
+    layer) renders, through Ollama's renderer, what ``template`` renders on every verification
+    conversation; else the first difference."""
+    structure = probe_structure(
+        template.source,
+        bos_token=template.bos_token,
+        eos_token=template.eos_token,
+        runtime_adds_bos=runtime_adds_bos,
+        name=template.name,
+    )
+    return _verifier(template, structure)(go_text)
+
+
 def _verifier(template: ChatTemplate, s: TurnStructure) -> Callable[[str], str | None]:
     """``check(go_text)``: None when Ollama's rendering equals the Jinja rendering on every
     verification conversation, else a description of the first difference."""

@@ -159,7 +159,8 @@ SPECS: dict[str, StageSpec] = {
             "ollama",
             "runner.export.ollama:run",
             f"{_HERE}:ollama_runs",
-            reads=("prompt.system", "train.seq_len"),
+            # model.base: FROM a GGUF or Ollama base the adapter applies to.
+            reads=("model.base", "prompt.system", "train.seq_len"),
             exports=("ollama", "gguf", "lora_gguf"),
             after=("train", "gguf"),
             writes="Modelfile with explicit TEMPLATE and stop parameters",
@@ -169,7 +170,7 @@ SPECS: dict[str, StageSpec] = {
             "smoke",
             "runner.export.smoke:run",
             f"{_HERE}:gguf_runs",
-            reads=("eval.smoke",),
+            reads=("model.base", "eval.smoke"),
             # The Modelfile's parameters and stops are what the served GGUF is asked with.
             exports=("lora_gguf", "ollama"),
             after=("data", "train", "gguf"),

@@ -273,3 +273,23 @@ def test_stage_runs_ollama_create_with_absolute_paths(tmp_path, monkeypatch):
         (ctx.run_dir / "gguf" / "zig-q4_k_m.gguf").resolve()
     )
     assert not list(ctx.out.glob(".*.create"))
+
+
+def test_an_ollama_bases_own_template_is_used_only_when_it_renders_the_training_template(
+    tmp_path,
+):
+    from runner.prompt.gotemplate import ollama_template
+
+    recipe = make_recipe(tmp_path)
+    template = load_template("chatml", **QWEN)
+    derived = ollama_template(template).text
+    # Ollama's library ChatML with whitespace trimmed differently: the same text rendered.
+    own = derived.replace("{{- range $i, $_ := .Messages }}", "{{ range $i, $_ := .Messages -}}")
+    assert own != derived
+    text = modelfile(recipe, own_template=("qwen2.5-coder:1.5b", own))
+    assert "# TEMPLATE is qwen2.5-coder:1.5b's own: it renders the same text" in text
+    assert f'TEMPLATE """{own}"""' in text
+    # A legacy template that renders only the last prompt is not the training template.
+    text = modelfile(recipe, own_template=("old:1", "{{ .Prompt }}"))
+    assert f'TEMPLATE """{derived}"""' in text
+    assert "# old:1's own TEMPLATE is not used: it does not render the training template" in text
