@@ -35,6 +35,7 @@ def family(base: str) -> str:
 
 def modelfiles(path: Path) -> dict[str, str]:
     from runner.export.gguf import artifact_stem
+    from runner.models.gguf_base import is_gguf_base
 
     recipe = load_recipe(path)
     fam = family(recipe.model.base)
@@ -50,10 +51,14 @@ def modelfiles(path: Path) -> dict[str, str]:
         if target.from_ == "adapter":
             lora = recipe.exports("lora_gguf")[0]
             adapter = f"../gguf/{stem}-lora-{lora.outtype}.gguf"
+        model_file = f"../gguf/{stem}-{kind}.gguf"
+        if adapter and is_gguf_base(recipe.model.base):
+            # FROM the model the user already runs: the Ollama model or the GGUF file.
+            model_file = ollama.pulled_base(recipe, target) or recipe.model.base
         text = ollama.render_modelfile(
             recipe,
             template,
-            f"../gguf/{stem}-{kind}.gguf",
+            model_file,
             target=target,
             model=ollama.model_name(target, KEY),
             adapter_relpath=adapter,
