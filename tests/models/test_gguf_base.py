@@ -18,14 +18,14 @@ ADAPTER_EXPORTS = [
 ]
 
 
-def write_gguf(path: Path, architecture: str = "llama") -> Path:
-    """A GGUF header with one F32 tensor: enough for what validation reads."""
+def write_gguf(path: Path, architecture: str = "llama", dtype: str = "float32") -> Path:
+    """A GGUF header with one tensor: enough for what validation reads."""
     import gguf
     import numpy as np
 
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_context_length(64)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=dtype))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -65,6 +65,8 @@ def test_the_header_decides_what_can_be_dequantized(tmp_path):
         "r.gguf is a 'rwkv6' model, an architecture transformers' GGUF loader cannot dequantize"
     )
     assert "start from the model's Hugging Face weights instead" in reason
+    f64 = unsupported_reason(write_gguf(tmp_path / "d.gguf", dtype="float64"), "d.gguf")
+    assert f64.startswith("d.gguf has tensors of type F64, which gguf-py (transformers' GGUF")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF not really")
     assert unsupported_reason(junk, "junk.gguf").startswith("junk.gguf is not a readable GGUF")
