@@ -45,7 +45,9 @@ def user_ggufs(tiny_qwen2: Path, tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize(("kind", "tolerance"), [("q8_0", 0.002), ("q4_k_m", 0.02)])
+# Largest error relative to the tensor's largest weight: about 1/127 of a block's scale for
+# 8-bit blocks, 1/15 for 4-bit ones; a wrong tensor mapping is off by about 1.
+@pytest.mark.parametrize(("kind", "tolerance"), [("q8_0", 0.01), ("q4_k_m", 0.1)])
 def test_a_gguf_dequantizes_to_the_model_it_was_made_from(user_ggufs, tiny_qwen2, kind, tolerance):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,8 +79,9 @@ def test_a_gguf_dequantizes_to_the_model_it_was_made_from(user_ggufs, tiny_qwen2
     weights = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).state_dict()
     reference = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2), dtype=torch.float32)
     for name, tensor in reference.state_dict().items():
-        if name.endswith("mlp.down_proj.weight") or name.endswith("q_proj.weight"):
-            error = (weights[name] - tensor).abs().max().item()
+        # lm_head: tied to the embeddings as in tiny:qwen2 (the GGUF has no output.weight).
+        if name.endswith(("mlp.down_proj.weight", "q_proj.weight", "lm_head.weight")):
+            error = ((weights[name] - tensor).abs().max() / tensor.abs().max()).item()
             assert error < tolerance, (name, error)
 
 
