@@ -69,7 +69,8 @@ bench: setup
 	$(BIN)/python -m bench
 
 golden: setup
-	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py tests/compute/test_submissions.py
+	REFRESH_GOLDEN=1 $(BIN)/python -m pytest -q tests/train/test_golden.py tests/compute/test_submissions.py \
+		tests/export/test_modelfile_golden.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from runner.errors import StageError
@@ -109,6 +110,49 @@ def run(
             status=status,
         )
     return status
+
+
+@contextmanager
+def background(
+    argv: Sequence[str | os.PathLike],
+    *,
+    stage: str,
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
+    stop_timeout: float = 10.0,
+) -> Iterator[subprocess.Popen]:
+    """Run ``argv`` in the background while the ``with`` block runs (a local server), its
+    output appended to ``log_file``; then stop it and everything it started (SIGTERM, then
+    SIGKILL after ``stop_timeout`` s)."""
+    command = format_command(argv)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as log:
+        log.write(f"$ {command} &\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                env={**os.environ, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StageError(stage, f"cannot run `{command}`: {exc.strerror}") from None
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    proc.terminate()
+                try:
+                    proc.wait(timeout=stop_timeout)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                    proc.wait()
 
 
 def capture(

@@ -129,7 +129,11 @@ class Worker:
             from runner.models import resolve_base
 
             tokenizer_dir = resolve_base(self.plan.base, self.plan.revision)
-        return load_template(self.plan.prompt.template, tokenizer_dir)
+        return load_template(
+            self.plan.prompt.template,
+            tokenizer_dir,
+            system_fallback=self.plan.prompt.system_fallback,
+        )
 
     def process(self, source_index: int, task: str) -> TaskResult:
         source = self.sources[source_index]

@@ -38,6 +38,10 @@ class MergeExport(Operation):
     enabled: bool = True
     dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     """Weight type of the merged model."""
+    from_dequantized: bool = False
+    """Merge even when model.base is a GGUF file or an Ollama model: into its dequantized
+    weights (quantizing the result again loses quality; the default exports only the adapter,
+    applied to the GGUF you run)."""
 
 
 # Every file a Hugging Face tokenizer and its chat template may be saved as.

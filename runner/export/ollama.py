@@ -8,7 +8,8 @@ Ollama guesses a template from the GGUF's Jinja by edit distance, or falls back 
 
 ``FROM`` points at a GGUF of the gguf stage by a path relative to the Modelfile
 (``../gguf/<name>-<type>.gguf``), which Ollama resolves from the Modelfile's folder; with
-``from: adapter`` it is the base model plus an ``ADAPTER`` line for the LoRA GGUF.
+``from: adapter`` it is the base model plus an ``ADAPTER`` line for the LoRA GGUF: the GGUF
+file model.base names when it is one, or ``FROM name:tag`` for ``model.base: ollama:name:tag``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -106,11 +108,18 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             "fim": fim,
         }
         name = "Modelfile" if index == 0 else f"Modelfile.{index}"
+        pulled = pulled_base(recipe, target)
+        if pulled:
+            from runner.models.ollama_store import find_model
+
+            layer = find_model(recipe.model.base).template
+            if layer:
+                options["own_template"] = (pulled, layer)
         # FROM names the GGUF relative to the Modelfile: both are in the run folder.
         text = render_modelfile(
             recipe,
             template,
-            _relative(model_file, ctx.run_dir / "ollama"),
+            pulled or _relative(model_file, ctx.run_dir / "ollama"),
             adapter_relpath=_relative(adapter_file, ctx.run_dir / "ollama")
             if adapter_file
             else None,
@@ -120,7 +129,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         absolute = render_modelfile(
             recipe,
             template,
-            str(model_file.resolve()),
+            pulled or str(model_file.resolve()),
             adapter_relpath=str(adapter_file.resolve()) if adapter_file else None,
             **options,
         )
@@ -130,7 +139,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             {
                 "model": model,
                 "modelfile": name,
-                "from": model_file.name,
+                "from": pulled or model_file.name,
                 "adapter": adapter_file.name if adapter_file else None,
                 "create_command": f"ollama create {model} -f {ctx.run_dir / 'ollama' / name}",
                 "created": created,
@@ -151,24 +160,53 @@ def render_modelfile(
     special_stops: Sequence[str] = (),
     runtime_adds_bos: bool = True,
     fim: Any = None,
+    own_template: tuple[str, str] | None = None,
 ) -> str:
     """The Modelfile text (pure: no file is read or written).
 
     ``template`` is the recipe's ``ChatTemplate``; ``model`` the ``name:tag`` it is created as;
     ``special_stops`` the end tokens the GGUF declares (eos, eot); ``runtime_adds_bos`` whether
     its tokenizer adds BOS by itself; ``fim`` the fill-in-the-middle format the model was
-    trained in (``runner.prompt.fim.FimFormat``), which adds a ``{{ .Suffix }}`` branch.
+    trained in (``runner.prompt.fim.FimFormat``), which adds a ``{{ .Suffix }}`` branch;
+    ``own_template`` the Ollama base's ``(name, TEMPLATE)``, written instead of the derived one
+    when it renders exactly what ``template`` renders.
     """
-    from runner.prompt.gotemplate import ollama_template
+    from runner.prompt.gotemplate import ollama_template, template_mismatch
 
     derived = ollama_template(template, runtime_adds_bos=runtime_adds_bos)
+    origin = [
+        f"# TEMPLATE ({{form}}) is generated from the chat template '{template.name}' the model",
+        "# was trained with, and renders the same text as it through Ollama's template engine.",
+    ]
+    if own_template is not None:
+        base, own = own_template
+        mismatch = template_mismatch(template, own, runtime_adds_bos=runtime_adds_bos)
+        if mismatch is None:
+            derived = replace(derived, text=own)
+            origin = [
+                f"# TEMPLATE is {base}'s own: it renders the same text as the chat template",
+                f"# '{template.name}' the model was trained with, through Ollama's template engine.",
+            ]
+        else:
+            origin.append(
+                f"# {base}'s own TEMPLATE is not used: it does not render the training template "
+                f"({mismatch[:160]})."
+            )
     template_text, fim_lines = with_suffix_branch(derived.text, fim)
     system, system_note = modelfile_system(recipe, target)
+    if system is not None and not derived.structure.takes_system:
+        system, system_note = (
+            None,
+            (
+                f"no SYSTEM: the chat template '{template.name}' takes no system prompt "
+                "(prompt.system_fallback: fold puts it into the first user turn)"
+            ),
+        )
+    form = f"the {derived.family} form" if derived.family else f"a {derived.form} form"
     lines = [
         f"# {model}: written by recipe-runner from recipe '{recipe.name}' ({recipe.path}).",
         f"# Create it with:  ollama create {model} -f Modelfile",
-        f"# TEMPLATE is generated from the chat template '{template.name}' the model was trained",
-        "# with, and was checked to render the same text as it.",
+        *(line.replace("{form}", form) for line in origin),
         *(f"# note: {note}" for note in (*derived.notes, *([system_note] if system_note else []))),
         *fim_lines,
         f"FROM {gguf_relpath}",
@@ -221,6 +259,18 @@ def model_files(recipe: Recipe, target: OllamaExport, gguf_dir: Path) -> tuple[P
         adapter = gguf_path(recipe, gguf_dir, f"lora-{lora.outtype}")
         return lora.base_path(recipe, gguf_dir), adapter
     return gguf_path(recipe, gguf_dir, target.from_), None
+
+
+def pulled_base(recipe: Recipe, target: OllamaExport) -> str | None:
+    """``name:tag`` for FROM when the adapter applies to a model Ollama already has
+    (``model.base: ollama:name:tag``): the Modelfile then builds on that very model."""
+    from runner.models.ollama_store import is_ollama
+
+    if target.from_ != "adapter" or not is_ollama(recipe.model.base):
+        return None
+    if any(t.base_gguf for t in recipe.exports("lora_gguf")):
+        return None
+    return recipe.model.base.removeprefix("ollama:")
 
 
 def default_model(recipe: Recipe, target: OllamaExport) -> str:

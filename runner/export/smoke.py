@@ -6,6 +6,14 @@ token rather than at the token limit (a model that never learned its end-of-turn
 axolotl-ai-cloud/axolotl#1608); no literal special token leaked into the text; and llama.cpp
 counts as many prompt tokens as the Hugging Face tokenizer, so what the model sees at inference
 is what it was trained on. Any failed check fails the stage with its reason.
+
+Then each GGUF is served as users serve it, by llama.cpp's OpenAI-compatible server
+(``runner.llamacpp.server``), and asked ``/v1/chat/completions`` with the held-out
+conversations, the Modelfile's parameters and stops: the answer must end on an end-of-turn
+token (asked once more without stop strings, it still stops, with the same text), and the
+server must count as many prompt tokens as the Hugging Face tokenizer. For an adapter
+export, the base alone must answer differently from base + adapter on the smoke prompts: an
+adapter that changes nothing is a failed export.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ class SmokeResult:
     error: str | None = None
     answers: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    served: list[dict[str, Any]] = field(default_factory=list)
+    adapter_differs: bool | None = None
 
 
 def find_targets(gguf_dir: Path, base_gguf: str | None = None) -> list[SmokeTarget]:
@@ -162,6 +172,122 @@ def smoke_test(
     return results
 
 
+def server_request(target: Any, max_new_tokens: int) -> dict[str, Any]:
+    """The sampling parameters of a Modelfile (an ollama export) as an OpenAI request: those it
+    sets, greedy where it sets no temperature, seeded where it sets no seed."""
+    request: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0, "seed": 0}
+    if target is None:
+        return request
+    p = target.parameters
+    for key in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed"):
+        if getattr(p, key) is not None:
+            request[key] = getattr(p, key)
+    if p.num_predict is not None and p.num_predict > 0:
+        request["max_tokens"] = min(max_new_tokens, p.num_predict)
+    return request
+
+
+def serve_test(
+    result: SmokeResult,
+    target: SmokeTarget,
+    conversations: list[list[dict[str, Any]]],
+    hf_counts: list[int],
+    request: dict[str, Any],
+    stops: list[str],
+    *,
+    n_ctx: int,
+    log_file: Path,
+    require_stop: bool = True,
+) -> None:
+    """Serve one target with llama.cpp's server and check its chat answers (into ``result``)."""
+    from runner.llamacpp.server import chat_completion, serve
+
+    try:
+        with serve(
+            target.model, n_ctx=n_ctx, lora_path=target.adapter, stage=STAGE, log_file=log_file
+        ) as url:
+            for i, (messages, count) in enumerate(zip(conversations, hf_counts, strict=True)):
+                asked = chat_completion(url, {**request, "messages": messages, "stop": stops})
+                bare = chat_completion(url, {**request, "messages": messages, "stop": []})
+                failures, record = check_served(asked, bare, count, stops, require_stop)
+                result.served.append(record)
+                result.failures.extend(f"prompt {i + 1}, served: {f}" for f in failures)
+    except StageError as exc:
+        result.failures.append(f"llama.cpp's server: {exc.message}")
+
+
+def check_served(
+    asked: dict, bare: dict, hf_prompt_tokens: int, stops: list[str], require_stop: bool = True
+):
+    """The failed checks of one served answer, and the record to keep. ``asked`` was asked
+    with the Modelfile's stops, ``bare`` without any: only an end-of-generation token can
+    stop that one."""
+    choice, bare_choice = asked["choices"][0], bare["choices"][0]
+    text = choice["message"].get("content") or ""
+    prompt_tokens = asked["usage"]["prompt_tokens"]
+    checks = {
+        "stopped": choice["finish_reason"] == "stop",
+        "ends_on_end_of_turn": bare_choice["finish_reason"] == "stop"
+        and (bare_choice["message"].get("content") or "") == text,
+        "prompt_tokens_match": prompt_tokens == hf_prompt_tokens,
+        "no_stop_strings": not [s for s in stops if s in text],
+    }
+    failures = []
+    if not require_stop:
+        pass
+    elif not checks["stopped"]:
+        failures.append(f"did not stop ({choice['finish_reason']})")
+    elif not checks["ends_on_end_of_turn"]:
+        failures.append(
+            "without the Modelfile's stop strings the answer does not end the same way "
+            f"({bare_choice['finish_reason']}): it stopped on a stop string, not on the "
+            "end-of-turn token"
+        )
+    if not checks["prompt_tokens_match"]:
+        failures.append(
+            f"the server reads the prompt as {prompt_tokens} tokens, the Hugging Face "
+            f"tokenizer as {hf_prompt_tokens}: its chat template does not render what training saw"
+        )
+    if not checks["no_stop_strings"]:
+        failures.append("a stop string is in the answer")
+    record = {
+        "text": text,
+        "finish_reason": choice["finish_reason"],
+        "prompt_tokens": prompt_tokens,
+        "hf_prompt_tokens": hf_prompt_tokens,
+        "completion_tokens": asked["usage"]["completion_tokens"],
+        "checks": checks,
+    }
+    return failures, record
+
+
+def adapter_test(
+    result: SmokeResult,
+    target: SmokeTarget,
+    prompts: list[str],
+    max_new_tokens: int,
+    n_ctx: int,
+    log_file: Path | None,
+) -> None:
+    """An adapter must change the answers: the base alone answers every smoke prompt."""
+    from runner.llamacpp import generate_chat
+
+    try:
+        base = generate_chat(
+            target.model, prompts, max_new_tokens, n_ctx=n_ctx, stage=STAGE, log_file=log_file
+        )
+    except StageError as exc:
+        result.failures.append(f"the base alone: {exc.message}")
+        return
+    tuned = [a["text"] for a in result.answers]
+    result.adapter_differs = any(b.text != t for b, t in zip(base, tuned, strict=True))
+    if not result.adapter_differs:
+        result.failures.append(
+            "the base alone answers every smoke prompt exactly as base + adapter: the adapter "
+            "changes nothing (was it trained, and converted from the trained folder?)"
+        )
+
+
 def answer_budget(tokenizer: Any, cases: list[Any]) -> int:
     """The default token limit: 1.5 x the longest reference answer + 32, at least 64."""
     longest = max(len(tokenizer(c.reference, add_special_tokens=False)["input_ids"]) for c in cases)
@@ -178,7 +304,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     options = recipe.eval.smoke
     lora = recipe.exports("lora_gguf")
     gguf_dir = ctx.require("gguf")
-    targets = find_targets(gguf_dir, lora[0].base_gguf if lora else None)
+    # The adapter is tested on the GGUF it applies to: the user's own for a GGUF model.base.
+    targets = find_targets(gguf_dir, str(lora[0].base_path(recipe, gguf_dir)) if lora else None)
     if not targets:
         raise StageError(STAGE, f"no GGUF file in {gguf_dir} to smoke-test")
     train_dir = ctx.require("train")
@@ -207,13 +334,36 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         require_stop=options.require_stop,
         log_file=ctx.log_file,
     )
+    hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    n_ctx = max(hf_counts) + max_new_tokens + 16
+    ollama_targets = recipe.exports("ollama")
+    modelfile = ollama_targets[0] if ollama_targets else None
+    request = server_request(modelfile, max_new_tokens)
+    for target, result in zip(targets, results, strict=True):
+        if not result.loads:
+            continue
+        stops = _modelfile_stops(template, modelfile, target.model)
+        conversations = [[dict(m) for m in c.prompt] for c in cases]
+        serve_test(
+            result, target, conversations, hf_counts, request, stops,
+            n_ctx=n_ctx, log_file=ctx.out / "logs" / f"server-{target.kind}.log",
+            require_stop=options.require_stop,
+        )  # fmt: skip
+        if target.adapter is not None:
+            adapter_test(result, target, prompts, max_new_tokens, n_ctx, ctx.log_file)
     infill = _infill(targets, ctx, tokenizer, options)
     report = {
         "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
         "require_stop": options.require_stop,
         "max_new_tokens": max_new_tokens,
+        "server_request": request,
         "models": {r.kind: _result_dict(r) for r in results},
+        # What each result loaded: for a GGUF model.base, the user's own file + the adapter.
+        "files": {
+            t.kind: {"model": str(t.model), "adapter": str(t.adapter) if t.adapter else None}
+            for t in targets
+        },
         **({"infill": infill} if infill else {}),
     }
     (ctx.out / "smoke.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -232,6 +382,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
                 "loads": r.loads,
                 "stopped": sum(a["checks"]["stopped_on_end_token"] for a in r.answers),
                 "answers": len(r.answers),
+                "served": sum(all(a["checks"].values()) for a in r.served),
+                **({"adapter_differs": r.adapter_differs} if r.adapter_differs is not None else {}),
             }
             for r in results
         },
@@ -268,4 +420,18 @@ def _result_dict(result: SmokeResult) -> dict[str, Any]:
         "passed": result.loads and not result.failures,
         "failures": result.failures,
         "answers": result.answers,
+        "served": result.served,
+        "adapter_differs": result.adapter_differs,
     }
+
+
+def _modelfile_stops(template: Any, modelfile: Any, gguf: Path) -> list[str]:
+    """The Modelfile's stops: the template's, the GGUF's end tokens, the recipe's extras."""
+    from runner.export.ollama import modelfile_stops
+    from runner.llamacpp import read_metadata
+
+    tokens = read_metadata(gguf)["tokens"]
+    special = [tokens[r]["text"] for r in ("eos", "eot", "eom") if tokens.get(r)]
+    if modelfile is None:
+        return list(dict.fromkeys([*template.stop, *special]))
+    return modelfile_stops(template, modelfile, special)

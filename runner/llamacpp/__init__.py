@@ -5,13 +5,14 @@
 - ``quantize``: llama.cpp's quantizer (a child process)
 - ``metadata``: what a GGUF file says (chat template, special tokens, types)
 - ``runtime``: greedy generation with llama.cpp's runtime (a child process)
+- ``server``: llama.cpp's OpenAI-compatible server, started and stopped on 127.0.0.1
 
 The names below are the ones other stages use.
 """
 
 from runner.llamacpp.convert import CONVERTER_OUTTYPES, convert_lora, convert_model
 from runner.llamacpp.locate import llama_cpp_dir, template_file, versions, vocab_gguf
-from runner.llamacpp.metadata import read_metadata, token_info
+from runner.llamacpp.metadata import adds_bos, read_metadata, token_info
 from runner.llamacpp.quantize import QUANT_TYPES, quantize
 from runner.llamacpp.runtime import Generation, generate_chat
 
@@ -19,6 +20,7 @@ __all__ = [
     "CONVERTER_OUTTYPES",
     "QUANT_TYPES",
     "Generation",
+    "adds_bos",
     "convert_lora",
     "convert_model",
     "generate_chat",

@@ -1,7 +1,9 @@
 """The child processes of the llama.cpp wrappers: a crash inside the C library fails a stage
 with a log instead of killing the runner.
 
-``python -m runner.llamacpp quantize SRC DST TYPE | generate REQUEST RESULT | metadata FILE``
+``python -m runner.llamacpp quantize SRC DST TYPE | generate REQUEST RESULT | metadata FILE``,
+and ``serve-without-extra-buffers SERVER-ARGS...``: ``python -m llama_cpp.server`` where llama.cpp's
+extra CPU buffer types crash (see ``runtime.generate_chat``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ def main(argv: list[str]) -> int:
         return _quantize_here(argv[1], argv[2], argv[3])
     if len(argv) == 3 and argv[0] == "generate":
         return _generate_here(argv[1], argv[2])
+    if argv and argv[0] == "serve-without-extra-buffers":
+        from runner.llamacpp.runtime import disable_extra_buffers
+
+        disable_extra_buffers()
+        from llama_cpp.server.__main__ import main as serve
+
+        sys.argv = ["llama_cpp.server", *argv[1:]]
+        serve()
+        return 0
     if len(argv) == 2 and argv[0] == "metadata":
         print(json.dumps(read_metadata(Path(argv[1])), indent=2, default=str))
         return 0

@@ -19,13 +19,18 @@ def converter_env() -> dict[str, str]:
     return {"PYTHONPATH": gguf_py + (os.pathsep + existing if existing else "")}
 
 
-def converter_argv(model_dir: Path, out_path: Path, outtype: str = "f16") -> list[str]:
-    """argv of ``convert_hf_to_gguf.py`` for a Hugging Face model folder."""
+def converter_argv(
+    model_dir: Path, out_path: Path, outtype: str = "f16", metadata: Path | None = None
+) -> list[str]:
+    """argv of ``convert_hf_to_gguf.py`` for a Hugging Face model folder; ``metadata`` is a
+    JSON file of ``general.*`` keys that override what the converter guesses (its
+    ``--metadata``, gguf-py ``Metadata.load``)."""
     if outtype not in CONVERTER_OUTTYPES:
         raise UserError(f"the converter writes {', '.join(CONVERTER_OUTTYPES)}, not '{outtype}'")
     script = llama_cpp_dir() / "convert_hf_to_gguf.py"
+    extra = ["--metadata", str(metadata)] if metadata is not None else []
     return proc.python_argv(
-        str(script), str(model_dir), "--outfile", str(out_path), "--outtype", outtype
+        str(script), str(model_dir), "--outfile", str(out_path), "--outtype", outtype, *extra
     )
 
 
@@ -66,11 +71,12 @@ def convert_model(
     out_path: Path,
     outtype: str = "f16",
     *,
+    metadata: Path | None = None,
     stage: str = "gguf",
     log_file: Path | None = None,
 ) -> Path:
     """Convert a Hugging Face model folder to one GGUF file with llama.cpp's own converter."""
-    argv = converter_argv(Path(model_dir), out_path, outtype)
+    argv = converter_argv(Path(model_dir), out_path, outtype, metadata)
     return _run_converter(argv, out_path, "converter", stage, log_file)
 
 

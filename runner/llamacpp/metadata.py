@@ -32,9 +32,13 @@ def read_metadata(gguf_path: Path) -> dict[str, Any]:
             continue
         text = token_list.contents(int(token_id)) if token_list is not None else None
         specials[role] = {"id": int(token_id), "text": text}
+    architecture = value("general.architecture")
     return {
-        "architecture": value("general.architecture"),
+        "architecture": architecture,
         "name": value("general.name"),
+        "version": value("general.version"),
+        "license": value("general.license"),
+        "context_length": value(f"{architecture}.context_length") if architecture else None,
         "file_type": value("general.file_type"),
         "chat_template": value("tokenizer.chat_template"),
         "tokenizer_model": value("tokenizer.ggml.model"),
@@ -45,6 +49,18 @@ def read_metadata(gguf_path: Path) -> dict[str, Any]:
         "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
         "adapter_type": value("adapter.type"),
     }
+
+
+def adds_bos(gguf_path: Path) -> bool:
+    """Whether llama.cpp's tokenizer puts BOS before a prompt (``llama_vocab_get_add_bos``:
+    ``tokenizer.ggml.add_bos_token``, or the vocabulary type's default when it is absent)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
+    try:
+        return bool(llama_cpp.llama_vocab_get_add_bos(llama_cpp.llama_model_get_vocab(llm.model)))
+    finally:
+        llm.close()
 
 
 def token_info(gguf_path: Path, texts: Sequence[str]) -> dict[str, dict[str, Any]]:

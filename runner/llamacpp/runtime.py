@@ -97,24 +97,36 @@ if os.environ.get("RECIPE_LLAMA_EXTRA_BUFFERS", "").lower() in ("0", "false", "o
     _EXTRA_BUFFERS = False
 
 
+def extra_buffers_crash_here() -> bool:
+    """Whether llama.cpp's extra CPU buffer types crashed in this process (or are switched
+    off by RECIPE_LLAMA_EXTRA_BUFFERS=0): other llama.cpp children should start without."""
+    return _EXTRA_BUFFERS is False
+
+
+def disable_extra_buffers() -> None:
+    """Start every model of this (child) process without llama.cpp's extra CPU buffer types.
+
+    The high-level Llama class has no switch for it: change the defaults it starts from
+    (llama.py reads them from the llama_cpp.llama_cpp module)."""
+    import llama_cpp.llama_cpp as low_level
+
+    default_params = low_level.llama_model_default_params
+
+    def without_extra_buffers():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = without_extra_buffers
+
+
 def _generate_here(request_file: str, result_file: str) -> int:
     """The child side of :func:`generate_chat`."""
     import llama_cpp
 
     request = json.loads(Path(request_file).read_text(encoding="utf-8"))
     if not request["extra_buffers"]:
-        # The high-level Llama class has no switch for it: change the defaults it starts from
-        # (in this child process only; llama.py reads them from the llama_cpp.llama_cpp module).
-        import llama_cpp.llama_cpp as low_level
-
-        default_params = low_level.llama_model_default_params
-
-        def without_extra_buffers():
-            params = default_params()
-            params.use_extra_bufts = False
-            return params
-
-        low_level.llama_model_default_params = without_extra_buffers
+        disable_extra_buffers()
     llm = llama_cpp.Llama(
         model_path=request["model"],
         n_ctx=request["n_ctx"],

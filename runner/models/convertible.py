@@ -69,6 +69,10 @@ def pre_tokenizer_hash(tokenizer_json: Path) -> str:
 
 def check_convertible(base: str | Path) -> list[str]:
     """Warnings (empty when fine) about converting ``model.base`` with the pinned converter."""
+    from runner.models.gguf_base import is_gguf_base
+
+    if is_gguf_base(base):
+        return []  # already a GGUF: only its adapter is converted, and nothing is merged
     if is_tiny(base):
         try:
             spec = tiny_spec(str(base))

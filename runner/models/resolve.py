@@ -1,4 +1,5 @@
-"""Turn ``model.base`` into a local folder: a built-in tiny model, a local folder or a cached HF id.
+"""Turn ``model.base`` into a local folder: a built-in tiny model, a local folder, a cached HF id,
+or the dequantized copy of a GGUF file or Ollama model.
 
 Nothing is downloaded: a Hugging Face id must already be in the local Hugging Face cache.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import UserError
+from runner.models.gguf_base import dequantized, is_gguf_base
 from runner.models.tiny import build_tiny, is_tiny
 from runner.recipe.fields import ModelRef, Section
 
@@ -20,8 +22,11 @@ class ModelSection(Section):
     """`model:`: the base model the adapter is trained on."""
 
     base: ModelRef
-    """`tiny:qwen2`, `tiny:llama`, `tiny:deepseek-coder`, a Hugging Face id, or a local folder
-    (starting with `.`, `/` or `~`, relative to the recipe file)."""
+    """`tiny:qwen2`, `tiny:llama`, `tiny:deepseek-coder`, a Hugging Face id, a local folder
+    (starting with `.`, `/` or `~`, relative to the recipe file), a GGUF file
+    (`./models/codellama-7b.Q4_K_M.gguf`) or a model Ollama already pulled
+    (`ollama:deepseek-coder:6.7b`): the GGUF is dequantized once to 16-bit weights to train on,
+    and the adapter is exported for that GGUF."""
     revision: str | None = None
     """A Hugging Face revision (branch, tag or commit) of the base."""
     quantization: Literal["none", "4bit", "8bit"] = "none"
@@ -48,6 +53,8 @@ def resolve_base(base: str | Path, revision: str | None = None) -> Path:
     """A local folder holding ``config.json`` and the tokenizer files of ``model.base``."""
     if is_tiny(base):
         return build_tiny(str(base))
+    if is_gguf_base(base):
+        return dequantized(str(base))
     folder = local_folder(base)
     if folder is None:
         text = str(base)

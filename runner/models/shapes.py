@@ -141,13 +141,46 @@ def _tiny_shape(base: str) -> ModelShape | None:
     return shape_from_config({**spec.config, "vocab_size": vocab}, source="tiny model spec")
 
 
+def _gguf_shape(base: str) -> ModelShape | None:
+    """The shape a GGUF base's header states (llama.cpp's ``<arch>.*`` keys)."""
+    from runner.models.gguf_base import locate
+
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(locate(base).path))
+        fields = reader.fields
+
+        def value(key: str) -> Any:
+            found = fields.get(key)
+            return None if found is None else found.contents()
+
+        arch = value("general.architecture")
+        tokens = fields.get("tokenizer.ggml.tokens")
+        config = {
+            "hidden_size": value(f"{arch}.embedding_length"),
+            "intermediate_size": value(f"{arch}.feed_forward_length"),
+            "num_hidden_layers": value(f"{arch}.block_count"),
+            "num_attention_heads": value(f"{arch}.attention.head_count"),
+            "num_key_value_heads": value(f"{arch}.attention.head_count_kv"),
+            "vocab_size": len(tokens.data) if tokens is not None else None,
+            "tie_word_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
+        }
+    except Exception:  # noqa: BLE001 - not on this machine or unreadable: the shape is unknown
+        return None
+    return shape_from_config(config, source="GGUF header")
+
+
 def model_shape(base: str, revision: str | None = None) -> ModelShape | None:
     """The shape of ``model.base`` from what this machine has, else a published config."""
+    from runner.models.gguf_base import is_gguf_base
     from runner.models.tiny import is_tiny
     from runner.paths import looks_local
 
     if is_tiny(base):
         return _tiny_shape(base)
+    if is_gguf_base(base):
+        return _gguf_shape(base)
     if looks_local(base) or Path(base).is_absolute():
         config = _read_config(Path(base).expanduser() / "config.json")
         return shape_from_config(config) if config else None

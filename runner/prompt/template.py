@@ -42,6 +42,11 @@ class PromptSection(Section):
     `tokenizer` for the base tokenizer's own, or a path to a .jinja file."""
     system: str | None = None
     """System prompt; Jinja with `meta` (the example's metadata)."""
+    system_fallback: Literal["fold", "drop"] | None = None
+    """For a template that takes no system message (Gemma, Mistral v0.1, StarCoder2 refuse
+    one; Phi-3 drops it): `fold` puts the system prompt at the start of the first user turn,
+    followed by a blank line (as Gemma 3's own template does); `drop` trains and serves without
+    it. The template is changed accordingly, so training, the GGUF and Ollama agree."""
     train_on: Literal["assistant", "last_assistant", "all"] = "assistant"
     """Which turns carry loss."""
 
@@ -138,6 +143,7 @@ def load_template(
     *,
     bos_token: str | None | EllipsisType = ...,
     eos_token: str | None | EllipsisType = ...,
+    system_fallback: str | None = None,
 ) -> ChatTemplate:
     """Load ``prompt.template``: a name from ``templates/``, ``tokenizer``, or a ``.jinja`` path.
 
@@ -146,7 +152,8 @@ def load_template(
     arguments win over both (e.g. the tokens a GGUF file declares). A template without a sidecar
     needs ``tokenizer_dir``: its end-of-turn token is found among the tokenizer's special tokens.
     The train stage loads it once and saves it (``save_template``); every later stage reads that
-    artifact (``read_template``) instead of deriving it again.
+    artifact (``read_template``) instead of deriving it again. ``system_fallback`` (``fold`` or
+    ``drop``) rewrites a template that takes no system message (``with_system_fallback``).
     """
     tokens = read_special_tokens(tokenizer_dir) if tokenizer_dir is not None else None
 
@@ -193,6 +200,8 @@ def load_template(
         end_of_turn, stops = find_end_of_turn(source, bos, eos, tokens["special"], name)
         description = ""
     stop = _unique([end_of_turn, *stops, *([eos] if eos else [])])
+    if system_fallback is not None:
+        source = with_system_fallback(source, system_fallback, bos, eos)
     return ChatTemplate(
         name=name,
         source=source,
@@ -203,6 +212,63 @@ def load_template(
         path=path,
         description=description,
     )
+
+
+def system_support(
+    source: str, bos_token: str | None = None, eos_token: str | None = None
+) -> tuple[str, str | None]:
+    """How a template treats a system message: ``takes``, ``dropped`` (rendered nowhere) or
+    ``refused`` (it raises), with the template's own message. Renders once, without
+    transformers (``recipe validate`` asks)."""
+    from runner.prompt.render import render_chat_template
+
+    sentinel = "\u27e6SYSTEM\u27e7"
+    messages = [{"role": "system", "content": sentinel}, {"role": "user", "content": "hi"}]
+    try:
+        text = render_chat_template(
+            source,
+            messages,
+            add_generation_prompt=True,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            light=True,
+        )
+    except UserError as exc:
+        return "refused", str(exc).removeprefix("chat template failed to render: ")
+    return ("takes", None) if sentinel in text else ("dropped", None)
+
+
+# Prepended to a template that takes no system message (Jinja ``set`` at the top level
+# replaces ``messages`` for the whole template; lists and dicts are built, never mutated).
+_FOLD = """{#- recipe-runner, prompt.system_fallback: fold. The system prompt opens the first user turn. -#}
+{%- if messages and messages[0]['role'] == 'system' %}
+    {%- if messages | length > 1 and messages[1]['role'] == 'user' %}
+        {%- set messages = [{'role': 'user', 'content': messages[0]['content'] + '\n\n' + messages[1]['content']}] + messages[2:] %}
+    {%- else %}
+        {%- set messages = messages[1:] %}
+    {%- endif %}
+{%- endif %}
+"""
+_DROP = """{#- recipe-runner, prompt.system_fallback: drop. The system prompt is left out. -#}
+{%- if messages and messages[0]['role'] == 'system' %}
+    {%- set messages = messages[1:] %}
+{%- endif %}
+"""
+
+
+def with_system_fallback(
+    source: str, mode: str, bos_token: str | None = None, eos_token: str | None = None
+) -> str:
+    """``source`` made to take a leading system message by folding it into the first user
+    turn (``fold``) or leaving it out (``drop``); unchanged when it takes one already."""
+    if mode not in ("fold", "drop"):
+        raise UserError(f"prompt.system_fallback: '{mode}' is not fold or drop")
+    if (
+        source.startswith((_FOLD, _DROP))
+        or system_support(source, bos_token, eos_token)[0] == "takes"
+    ):
+        return source
+    return (_FOLD if mode == "fold" else _DROP) + source
 
 
 def read_tokenizer_template(tokenizer_dir: Path) -> str:

@@ -97,6 +97,67 @@ def prompt_template_exists(recipe: Recipe) -> Iterator[Problem]:
 
 
 @rule
+def system_prompt_fits_the_template(recipe: Recipe) -> Iterator[Problem]:
+    """A template that refuses or drops a system message, and a recipe that sets one: say so
+    and offer the choice (prompt.system_fallback) before any data is built."""
+    from runner.prompt.template import system_support
+
+    prompt = recipe.prompt
+    source = _template_source(recipe)
+    if source is None:
+        return
+    support, reason = system_support(source)
+    if support == "takes":
+        if prompt.system_fallback is not None:
+            yield Problem(
+                ("prompt", "system_fallback"),
+                f"the template '{prompt.template}' takes a system message itself; "
+                "prompt.system_fallback has no effect",
+                warning=True,
+            )
+        return
+    if prompt.system is None or prompt.system_fallback is not None:
+        return
+    what = (
+        f"refuses a system message ({reason})" if support == "refused" else "drops a system message"
+    )
+    yield Problem(
+        ("prompt", "system"),
+        f"the template '{prompt.template}' {what}, but prompt.system is set: choose "
+        "prompt.system_fallback: fold (the system prompt opens the first user turn, followed "
+        "by a blank line, as the family's newer templates do) or drop (train and serve "
+        "without it)",
+    )
+
+
+def _template_source(recipe: Recipe) -> str | None:
+    """The Jinja text of prompt.template when it can be read without building anything: a
+    shipped name, a .jinja file, or the tokenizer's own of a tiny or local base."""
+    from runner.errors import UserError
+    from runner.prompt.template import TEMPLATES_DIR, TOKENIZER, read_tokenizer_template
+
+    choice = recipe.prompt.template
+    try:
+        if names_template_file(choice):
+            path = Path(choice)
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        if choice != TOKENIZER:
+            path = TEMPLATES_DIR / f"{choice}.jinja"
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        base = recipe.model.base
+        if base.startswith("tiny:"):
+            from runner.models.tiny import TINY_MODELS, family_template
+
+            spec = TINY_MODELS.get(base[len("tiny:") :])
+            return family_template(spec) if spec else None
+        if looks_local(base) or Path(base).is_absolute():
+            return read_tokenizer_template(Path(base))
+    except UserError:
+        return None  # reported by prompt_template_exists, or read when the run starts
+    return None
+
+
+@rule
 def tiny_family_known(recipe: Recipe) -> Iterator[Problem]:
     from runner.models.tiny import PREFIX, TINY_MODELS
 
@@ -122,7 +183,53 @@ def base_is_trainable(recipe: Recipe) -> Iterator[Problem]:
 
 
 @rule
+def gguf_base_is_dequantizable(recipe: Recipe) -> Iterator[Problem]:
+    """A GGUF or Ollama base must be of an architecture and tensor types transformers' GGUF
+    loader dequantizes; read from the file's header, before any run. Whether it is on this
+    machine is a warning here (the recipe may be trained elsewhere); the run refuses it."""
+    from runner.errors import UserError
+    from runner.models.gguf_base import is_gguf_base, locate, unsupported_reason
+
+    base = recipe.model.base
+    if not is_gguf_base(base):
+        return
+    try:
+        located = locate(base)
+    except UserError as exc:
+        message = str(exc).removeprefix("model.base: ")
+        yield Problem(("model", "base"), message, warning=True)
+        return
+    reason = unsupported_reason(located.path, located.from_ref)
+    if reason:
+        yield Problem(("model", "base"), reason)
+
+
+@rule
+def gguf_base_exports_its_adapter(recipe: Recipe) -> Iterator[Problem]:
+    """A GGUF base has no original 16-bit weights: merging into dequantized (say Q4_K) weights
+    and quantizing again loses quality, so only the adapter is exported unless asked."""
+    from runner.models.gguf_base import is_gguf_base
+
+    if not is_gguf_base(recipe.model.base):
+        return
+    for index, target in _targets(recipe, "merge"):
+        if target.enabled and not target.from_dequantized:
+            yield Problem(
+                ("export", index, "type"),
+                f"model.base '{recipe.model.base}' is a GGUF: there are no original 16-bit "
+                "weights to merge into, and merging into its dequantized weights then "
+                "quantizing again loses quality. Export `- type: lora_gguf` (with an ollama "
+                "export `from: adapter`: FROM the same model + ADAPTER), or set "
+                "from_dequantized: true to merge anyway",
+            )
+
+
+@rule
 def local_base_exists(recipe: Recipe) -> Iterator[Problem]:
+    from runner.models.gguf_base import is_gguf_base
+
+    if is_gguf_base(recipe.model.base):
+        return  # gguf_base_is_dequantizable
     if looks_local(recipe.model.base) or Path(recipe.model.base).is_absolute():
         problem = path_problem(recipe.model.base)
         if problem:

@@ -56,6 +56,15 @@ def stage_material(recipe: Recipe, spec: StageSpec) -> dict[str, Any]:
         from runner.models.tiny import tiny_build_key
 
         material["base_build"] = tiny_build_key(base)
+    elif spec.base_build and base.startswith("ollama:"):
+        # An Ollama model enters by its GGUF blob's digest: `ollama pull` again changes it.
+        from runner.errors import UserError
+        from runner.models.ollama_store import find_model
+
+        try:
+            material["base_build"] = find_model(base).digest
+        except UserError:
+            material["base_build"] = None  # not pulled here: the run refuses it with the reason
     return material
 
 

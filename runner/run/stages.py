@@ -165,7 +165,8 @@ SPECS: dict[str, StageSpec] = {
             "gguf",
             "runner.export.gguf:run",
             f"{_HERE}:gguf_runs",
-            reads=("model.base", "model.revision"),
+            # name and model.license become general.name/general.license of every GGUF.
+            reads=("name", "model.base", "model.revision", "model.license"),
             exports=("gguf", "lora_gguf"),
             after=("train", "merge"),
             tools=("llama-cpp-python", "gguf"),
@@ -176,7 +177,8 @@ SPECS: dict[str, StageSpec] = {
             "ollama",
             "runner.export.ollama:run",
             f"{_HERE}:ollama_runs",
-            reads=("prompt.system", "train.seq_len", "version"),
+            # model.base: FROM a GGUF or Ollama base the adapter applies to.
+            reads=("model.base", "prompt.system", "train.seq_len", "version"),
             exports=("ollama", "gguf", "lora_gguf"),
             after=("train", "gguf"),
             writes="Modelfile with explicit TEMPLATE and stop parameters",
@@ -186,11 +188,12 @@ SPECS: dict[str, StageSpec] = {
             "smoke",
             "runner.export.smoke:run",
             f"{_HERE}:gguf_runs",
-            reads=("eval.smoke",),
-            exports=("lora_gguf",),
+            reads=("model.base", "eval.smoke"),
+            # The Modelfile's parameters and stops are what the served GGUF is asked with.
+            exports=("lora_gguf", "ollama"),
             after=("data", "train", "gguf"),
             tools=("llama-cpp-python", "transformers"),
-            writes="smoke-test answers of each GGUF and whether they stopped",
+            writes="smoke-test answers of each GGUF, by llama.cpp's runtime and its server",
         ),
         StageSpec(
             "eval",

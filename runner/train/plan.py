@@ -53,7 +53,9 @@ def train_plan(recipe: Recipe) -> dict[str, Any]:
                 "on CPU nodes"
             )
     try:
-        template = load_template(recipe.prompt.template)
+        template = load_template(
+            recipe.prompt.template, system_fallback=recipe.prompt.system_fallback
+        )
         source, end = template.source, [template.end_of_turn]
     except UserError as exc:
         source, end = None, None

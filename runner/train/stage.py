@@ -124,7 +124,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     target = recipe_target(recipe)
     refuse_cpu_across_nodes(recipe, cuda, target)
     on_ray = target is not None and target.backend == "ray"
-    template = load_template(recipe.prompt.template, base_dir)
+    template = load_template(
+        recipe.prompt.template, base_dir, system_fallback=recipe.prompt.system_fallback
+    )
     start = None
     if recipe.continue_from is not None:
         from runner.train.continue_from import START_FILE, starting_point

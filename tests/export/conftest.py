@@ -8,7 +8,11 @@ template, an Axolotl config and held-out conversations.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,7 +54,7 @@ def make_recipe(tmp: Path, **export_overrides):
     """The validated recipe the export stages read."""
     export = [
         {"type": "merge", "enabled": True, "dtype": "float16"},
-        {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"]},
+        {"type": "gguf", "outtype": "f16", "quantize": ["q8_0", "q4_k_m"], "version": "v1"},
         {"type": "lora_gguf", "outtype": "f16"},
     ]
     config = {
@@ -187,3 +191,62 @@ def exported_run(trained_run: Path, tmp_path_factory):
         "gguf": run_stage(gguf, recipe, trained_run, "gguf"),
     }
     return trained_run, recipe, summaries
+
+
+GO_HARNESS = Path(__file__).resolve().parents[1] / "go" / "ollama_render"
+
+
+@pytest.fixture(scope="session")
+def go_render():
+    """``render(template_text, conversations, legacy=False) -> [str]`` through the Go harness,
+    built once per source hash and Go version into the runner's cache."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip(
+            "Go is not installed (apt-get install golang-go): Ollama's TEMPLATE cannot be rendered"
+        )
+    from runner.models.cache import build_once, cache_root
+
+    version = subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout
+    digest = hashlib.sha256(version.encode())
+    for name in ("go.mod", "main.go"):
+        digest.update((GO_HARNESS / name).read_bytes())
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOCACHE": str(cache_root() / "go-build")}
+    env.setdefault("HOME", str(cache_root()))
+
+    def build(tmp: Path) -> None:
+        subprocess.run(
+            [go, "build", "-o", str(tmp / "ollama_render"), "."],
+            cwd=GO_HARNESS,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+    binary = build_once("go", "ollama_render", digest.hexdigest(), build) / "ollama_render"
+
+    def render(
+        template: str, conversations, legacy: bool = False, date: str = "", errors: bool = False
+    ) -> list[str]:
+        """Go's outputs; with ``errors``, a failed case gives ``"error: ..."`` instead of
+        failing the test."""
+        request = {
+            "template": template,
+            # A case is a conversation, or a dict such as {"prompt", "suffix"} (an infill request).
+            "cases": [
+                c if isinstance(c, dict) else {"messages": list(c), "legacy": legacy}
+                for c in conversations
+            ],
+            "date": date,
+        }
+        done = subprocess.run(
+            [str(binary)], input=json.dumps(request), capture_output=True, text=True, check=True
+        )
+        results = json.loads(done.stdout)["results"]
+        if not errors:
+            failed = [r["error"] for r in results if "error" in r]
+            assert not failed, failed
+        return [r["output"] if "output" in r else "error: " + r["error"] for r in results]
+
+    return render

@@ -38,3 +38,27 @@ def test_converter_runs_against_its_own_gguf_py():
     assert argv[1:] == [script, "m", "--outfile", "o.gguf", "--outtype", "bf16"]
     with pytest.raises(UserError):
         convert.converter_argv(Path("m"), Path("o.gguf"), "q4_k_m")
+
+
+def test_the_recipe_names_the_gguf():
+    """general.name/version/license come from a --metadata file the converter reads."""
+    argv = convert.converter_argv(Path("m"), Path("o.gguf"), "f16", Path("meta.json"))
+    assert argv[-2:] == ["--metadata", "meta.json"]
+
+
+def test_the_server_is_llama_cpp_s_own_bound_to_localhost(monkeypatch):
+    from runner.llamacpp import runtime, server
+
+    argv = server.server_argv(Path("m.gguf"), 8123, 512, Path("a.gguf"))
+    assert argv[1:3] == ["-m", "llama_cpp.server"]
+    assert argv[3:] == [
+        "--model", "m.gguf", "--host", "127.0.0.1", "--port", "8123", "--n_ctx", "512",
+        "--seed", "0", "--lora_path", "a.gguf",
+    ]  # fmt: skip
+    # Where llama.cpp's extra CPU buffers crashed, the same server starts without them.
+    monkeypatch.setattr(runtime, "_EXTRA_BUFFERS", False)
+    assert server.server_argv(Path("m.gguf"), 8123, 512)[1:4] == [
+        "-m",
+        "runner.llamacpp",
+        "serve-without-extra-buffers",
+    ]

@@ -75,8 +75,15 @@ def test_gguf_metadata_read_back(exported_run):
     assert meta["tokenizer_pre"] == "qwen2"
     assert meta["file_type"] == 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M
     expected_types = {"f16": "F16", "q8_0": "Q8_0", "q4_k_m": "Q4_K"}
+    # The model's context length and the recipe's name, version and license, in every file.
+    assert meta["context_length"] == 4096
+    assert (meta["name"], meta["version"], meta["license"]) == ("tiny-export", "v1", "apache-2.0")
     for kind, tensor_type in expected_types.items():
         check = summaries["gguf"]["checks"][kind]
+        assert check["context_length"] == 4096
+        assert check["general"] == {"name": "tiny-export", "version": "v1", "license": "apache-2.0"}
+        # Qwen2's GGUF adds no BOS, and its chat template writes none: as in training.
+        assert check["runtime_adds_bos"] is False
         assert check["chat_template_matches"] is True
         assert check["tokens"]["eos"] == {"id": 151643, "text": "<|endoftext|>"}
         assert tensor_type in check["tensor_types"]
@@ -141,3 +148,50 @@ def test_end_of_turn_that_llama_cpp_does_not_stop_at_fails(tmp_path):
     _, problems = verify_gguf(out, base, "<|EOT|>")
     assert len(problems) == 1
     assert "will not stop generating at the template's end-of-turn '<|EOT|>'" in problems[0]
+
+
+def _write_gguf(path, template, context_length):
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a"])
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(template)
+    if context_length:
+        writer.add_context_length(context_length)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_a_gguf_whose_bos_or_context_differs_from_training_fails(exported_run, tmp_path):
+    """Qwen2's GGUF names <|endoftext|> as BOS, its tokenizer has none: a template writing a
+    bare {{ bos_token }} renders differently in llama.cpp than in training. A file without a
+    context length, or another name than the recipe's, fails too."""
+    run_dir, _, _ = exported_run
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("tokenizer_config.json", "tokenizer.json", "config.json"):
+        shutil.copy(run_dir / "merged" / name, model / name)
+    bare = "{{ bos_token }}" + load_template("chatml").source
+    (model / "chat_template.jinja").write_text(bare)
+    path = tmp_path / "bare-bos.gguf"
+    _write_gguf(path, bare, None)
+    _, problems = verify_gguf(path, model, None, {"general.name": "tiny-export"})
+    assert any("declares no context length" in p for p in problems)
+    assert any("general.name is None, the recipe's 'tiny-export'" in p for p in problems)
+    assert any(
+        "llama.cpp renders bare-bos.gguf's chat template with its BOS/EOS "
+        "('<|endoftext|>'/'<|endoftext|>') as '<|endoftext|><|im_start|>user" in p
+        for p in problems
+    )
+    # The shipped ChatML template writes a BOS only when it is not also the EOS.
+    shipped = load_template("chatml").source
+    (model / "chat_template.jinja").write_text(shipped)
+    _write_gguf(path, shipped, 4096)
+    _, problems = verify_gguf(path, model, None)
+    assert problems == []

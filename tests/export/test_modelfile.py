@@ -75,7 +75,8 @@ def test_stops_num_ctx_and_parameters(tmp_path):
         "PARAMETER repeat_penalty 1.1",
     ]
     assert 'PARAMETER stop """```\n\n"""\nPARAMETER num_ctx' in text
-    assert 'TEMPLATE """{{- if .Messages }}' in text
+    assert 'TEMPLATE """{{- range $i, $_ := .Messages }}' in text
+    assert "# TEMPLATE (the ChatML form) is generated from the chat template 'chatml'" in text
     assert "ollama create zig-expert:0.15 -f Modelfile" in text
 
 
@@ -108,12 +109,39 @@ def test_system_from_the_prompt_or_the_export(tmp_path):
     assert 'SYSTEM """You are a Zig 0.15 expert.\nBe brief."""' in modelfile(chosen)
 
 
-def test_llama2_notes_the_missing_legacy_form(tmp_path):
-    recipe = make_recipe(tmp_path, prompt={"template": "llama2"})
+def test_llama2_puts_the_system_prompt_in_the_first_turn(tmp_path):
+    recipe = make_recipe(tmp_path, prompt={"template": "llama2", "system": "Be brief."})
     template = load_template(recipe.prompt.template)
     text = render(recipe, template, "x.gguf")
-    assert "# note: no legacy .Prompt/.Response form" in text
+    assert "# TEMPLATE (the Llama 2 form)" in text
+    assert "{{ if and $first $.System }}<<SYS>>\n{{ $.System }}\n<</SYS>>\n\n{{ end }}" in text
+    assert 'SYSTEM """Be brief."""' in text
     assert lines(text, "PARAMETER stop") == ['PARAMETER stop "</s>"', 'PARAMETER stop "[INST]"']
+
+
+def test_a_template_without_a_system_prompt_gets_no_system_line(tmp_path):
+    gemma = tmp_path / "gemma.jinja"
+    gemma.write_text(
+        "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else "
+        "m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+    )
+    (tmp_path / "gemma.yaml").write_text('end_of_turn: "<end_of_turn>"\n')
+    recipe = make_recipe(
+        tmp_path,
+        {"system": "Be brief."},
+        prompt={"template": str(gemma)},
+    )
+    text = render(recipe, load_template(str(gemma), bos_token="<bos>", eos_token="<eos>"), "x.gguf")
+    assert "SYSTEM" not in "".join(lines(text, "SYSTEM"))
+    assert "# note: no SYSTEM: the chat template 'gemma' takes no system prompt" in text
+    # With prompt.system_fallback: fold the template takes it, and so does the Modelfile.
+    folded = load_template(str(gemma), bos_token="<bos>", eos_token="<eos>", system_fallback="fold")
+    text = render(recipe, folded, "x.gguf")
+    assert 'SYSTEM """Be brief."""' in text
+    assert "{{ if and $first $.System }}{{ $.System }}\n\n{{ end }}" in text
 
 
 def test_model_name_without_a_tag_is_tagged_with_the_stage_key(tmp_path):
@@ -177,7 +205,11 @@ def test_unconvertible_template_is_refused_with_the_reason(tmp_path):
         render(recipe, template, "x.gguf")
     message = str(err.value)
     assert message.startswith("chat template 'numbered' cannot be turned into an Ollama TEMPLATE")
-    assert "depends on more than the roles of the turns" in message
+    assert "the text before a user turn depends on more than its position" in message
+    assert "'[3] user: ' and '[5] user: '" in message
+    assert message.endswith(
+        "or a .jinja whose text depends only on the roles and the positions of the turns"
+    )
 
 
 # --- the stage, on a real GGUF file --------------------------------------------------------
@@ -220,7 +252,7 @@ def test_stage_without_ollama_gives_the_command(tmp_path, monkeypatch):
     assert lines(text, "FROM ") == ["FROM ../gguf/zig-q4_k_m.gguf"]
     # No BOS in the TEMPLATE: Qwen's tokenizer has none, whatever the GGUF names.
     (go_template,) = re.findall(r'^TEMPLATE """(.*?)"""$', text, flags=re.S | re.M)
-    assert '{{ "<|im_start|>user\\n" }}' in go_template
+    assert "<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n" in go_template
     assert "<|endoftext|>" not in go_template
     # The GGUF's eos and eot tokens are stops too.
     assert 'PARAMETER stop "<|endoftext|>"' in text and 'PARAMETER stop "<|im_end|>"' in text
@@ -254,3 +286,23 @@ def test_stage_runs_ollama_create_with_absolute_paths(tmp_path, monkeypatch):
         (ctx.run_dir / "gguf" / "zig-q4_k_m.gguf").resolve()
     )
     assert not list(ctx.out.glob(".*.create"))
+
+
+def test_an_ollama_bases_own_template_is_used_only_when_it_renders_the_training_template(
+    tmp_path,
+):
+    from runner.prompt.gotemplate import ollama_template
+
+    recipe = make_recipe(tmp_path)
+    template = load_template("chatml", **QWEN)
+    derived = ollama_template(template).text
+    # Ollama's library ChatML with whitespace trimmed differently: the same text rendered.
+    own = derived.replace("{{- range $i, $_ := .Messages }}", "{{ range $i, $_ := .Messages -}}")
+    assert own != derived
+    text = modelfile(recipe, own_template=("qwen2.5-coder:1.5b", own))
+    assert "# TEMPLATE is qwen2.5-coder:1.5b's own: it renders the same text" in text
+    assert f'TEMPLATE """{own}"""' in text
+    # A legacy template that renders only the last prompt is not the training template.
+    text = modelfile(recipe, own_template=("old:1", "{{ .Prompt }}"))
+    assert f'TEMPLATE """{derived}"""' in text
+    assert "# old:1's own TEMPLATE is not used: it does not render the training template" in text

@@ -1,5 +1,7 @@
 """The Go proof: Ollama's TEMPLATE, rendered by Go's text/template exactly as Ollama fills it,
-equals byte for byte the Jinja chat template rendered by transformers' ``apply_chat_template``.
+equals byte for byte the Jinja chat template rendered by transformers' ``apply_chat_template``,
+and the runner's own renderer of Ollama templates (``runner.prompt.gorender``, which decides
+at export time whether a TEMPLATE is trusted) renders what Go renders.
 
 tests/go/ollama_render is a small Go program following ollama/ollama template/template.go
 (``.System``, ``.Messages`` with ``.Role``/``.Content``, the legacy ``.Prompt``/``.Response``
@@ -9,75 +11,19 @@ without it these tests are skipped, saying so.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import datetime as dt
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from runner.prompt import load_template, template_names
-from runner.prompt.gotemplate import ollama_template
+from runner.prompt.gorender import GoTemplateError, render_ollama
+from runner.prompt.gotemplate import date_expression, ollama_template
 from runner.prompt.structure import verification_conversations
 from runner.prompt.template import ChatTemplate
 from tests.conftest import FAMILY_TOKENS
 
-HARNESS = Path(__file__).resolve().parents[1] / "go" / "ollama_render"
-
 pytestmark = pytest.mark.xdist_group("go")
-
-
-@pytest.fixture(scope="session")
-def go_render():
-    """``render(template_text, conversations, legacy=False) -> [str]`` through the Go harness,
-    built once per source hash and Go version into the runner's cache."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip(
-            "Go is not installed (apt-get install golang-go): Ollama's TEMPLATE cannot be rendered"
-        )
-    from runner.models.cache import build_once, cache_root
-
-    version = subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout
-    digest = hashlib.sha256(version.encode())
-    for name in ("go.mod", "main.go"):
-        digest.update((HARNESS / name).read_bytes())
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOCACHE": str(cache_root() / "go-build")}
-    env.setdefault("HOME", str(cache_root()))
-
-    def build(tmp: Path) -> None:
-        subprocess.run(
-            [go, "build", "-o", str(tmp / "ollama_render"), "."],
-            cwd=HARNESS,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-
-    binary = build_once("go", "ollama_render", digest.hexdigest(), build) / "ollama_render"
-
-    def render(template: str, conversations, legacy: bool = False) -> list[str]:
-        # A case is a conversation, or a dict such as {"prompt", "suffix"} (an infill request).
-        request = {
-            "template": template,
-            "cases": [
-                c if isinstance(c, dict) else {"messages": list(c), "legacy": legacy}
-                for c in conversations
-            ],
-        }
-        done = subprocess.run(
-            [str(binary)], input=json.dumps(request), capture_output=True, text=True, check=True
-        )
-        results = json.loads(done.stdout)["results"]
-        errors = [r["error"] for r in results if "error" in r]
-        assert not errors, errors
-        return [r["output"] for r in results]
-
-    return render
 
 
 # --- the harness renders as Ollama does -----------------------------------------------------
@@ -122,6 +68,87 @@ def test_harness_legacy_form_cuts_after_response(go_render):
     assert plain == "[u1]a1[u2]"
 
 
+# --- the runner's renderer is Go's ---------------------------------------------------------
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "héllo ✓"}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "u"}],
+    [
+        {"role": "system", "content": "S1"},
+        {"role": "system", "content": "S2"},
+        {"role": "user", "content": "u1"},
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": " a1\n"},
+        {"role": "user", "content": ""},
+    ],
+]
+
+CONSTRUCTS = [
+    # trim markers eat white space on their side only
+    "A \n {{- .System -}} \n B{{ range .Messages }} [{{- .Role }}] {{ end }}",
+    # a variable declared in a block dies at its end; an assignment reaches the outer one
+    '{{ $x := "out" }}{{ if true }}{{ $x := "in" }}{{ $x }}{{ end }}{{ $x }}'
+    "{{ range .Messages }}{{ $x = .Role }}{{ end }}{{ $x }}",
+    # the index, len counting bytes, slice, index, printf, print
+    "{{ range $i, $m := .Messages }}{{ $i }}:{{ len $m.Content }}:"
+    "{{ eq (len (slice $.Messages $i)) 1 }};{{ end }}{{ (index .Messages 0).Role }}"
+    '{{ printf "%s|%d|%%" .System 7 }}{{ print 1 2 "x" 3 }}',
+    # and/or give an operand and stop early; eq with several values; not; ne; lt
+    '{{ and .System "yes" }}|{{ or "" .System "none" }}|{{ and 0 .Nothing.Field }}'
+    '|{{ eq "b" "a" "b" }}|{{ not .Messages }}|{{ ne 1 2 }}|{{ lt 1 2 }}',
+    # break, continue, range else, with, else if chains, comments, missing keys
+    '{{ range .Messages }}{{ if eq .Role "system" }}{{ continue }}{{ end }}{{ .Role }}'
+    '{{ if eq .Content "u2" }}{{ break }}{{ end }},{{ else }}empty{{ end }}'
+    "{{ with .System }}[{{ . }}]{{ else }}no system{{ end }}{{/* a comment */}}"
+    '{{ if eq .System "X" }}x{{ else if .System }}s{{ else }}-{{ end }}{{ .Missing }}',
+    # raw strings and escapes in Go strings
+    '{{ "tab\\there \\u00e9 \\"q\\"" }}{{ `raw\\n` }}{{ range .Messages }}{{ end }}',
+    # Ollama's currentDate
+    "{{ currentDate }} {{ slice currentDate 5 7 }}{{ range .Messages }}{{ end }}",
+]
+
+
+@pytest.mark.parametrize("template", CONSTRUCTS)
+def test_gorender_renders_like_go(template, go_render):
+    day = dt.date(2024, 3, 5)
+    expected = go_render(template, CONVERSATIONS, date=day.isoformat(), errors=True)
+    got = []
+    for conversation in CONVERSATIONS:
+        try:
+            got.append(render_ollama(template, conversation, today=day))
+        except GoTemplateError:
+            got.append("error")
+    assert got == ["error" if e.startswith("error: ") else e for e in expected]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ .Messages.Role }}", '{{ eq 1 "a" }}', "{{ if .System }}", "{{ nosuchfunc 1 }}"],
+)
+def test_gorender_refuses_what_go_refuses(template, go_render):
+    [expected] = go_render(template, CONVERSATIONS[:1], errors=True)
+    assert expected.startswith("error: ")
+    with pytest.raises(GoTemplateError):
+        render_ollama(template, CONVERSATIONS[0])
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d", "%d %b %Y", "%B %-d, %y", "%m/%d/%Y"])
+def test_dates_are_cut_from_current_date(fmt, go_render):
+    """A template that writes today's date in another format gets it from Ollama's
+    currentDate: right on every day of a leap year."""
+    text = "".join(date_expression(fmt))
+    conversation = [{"role": "user", "content": "x"}]
+    day = dt.date(2024, 1, 1)
+    while day.year == 2024:
+        if day.day in (1, 9, 10, 29, 31):
+            [got] = go_render(
+                text + "{{ range .Messages }}{{ end }}", [conversation], date=day.isoformat()
+            )
+            assert got == day.strftime(fmt), day
+        day += dt.timedelta(days=1)
+    assert date_expression("%A %H:%M") is None  # a weekday or a time: refused
+
+
 # --- generated TEMPLATEs equal the Jinja templates ------------------------------------------
 
 
@@ -143,15 +170,21 @@ def _check(template: ChatTemplate, tokens, go_render, make_tokenizer, conversati
     assert {"system"} <= {c[0]["role"] for c in conversations}
     assert {"user", "assistant"} == {c[-1]["role"] for c in conversations}
     expected = [_expected(tokenizer, c, bos) for c in conversations]
-    assert go_render(derived.text, conversations) == expected
-    if ".Prompt" in derived.text:
-        # Legacy executions end at the generation prompt: conversations ending with a user turn.
-        asking = [
-            (c, e) for c, e in zip(conversations, expected, strict=True) if c[-1]["role"] == "user"
-        ]
-        got = go_render(derived.text, [c for c, _ in asking], legacy=True)
-        assert got == [e for _, e in asking]
+    rendered = go_render(derived.text, conversations)
+    assert rendered == expected
+    # The runner's renderer, which accepted the TEMPLATE, renders what Go renders.
+    assert [render_ollama(derived.text, c) for c in conversations] == rendered
+    assert ".Prompt" not in derived.text  # the .Messages form only (Ollama 0.2 and later)
     return derived
+
+
+SHIPPED_FORMS = {
+    "alpaca": "role-chain",
+    "chatml": "role-tagged",
+    "deepseek-coder": "role-chain",
+    "llama2": "positional",
+    "zephyr": "role-tagged",
+}
 
 
 @pytest.mark.parametrize("name", template_names())
@@ -161,7 +194,30 @@ def test_shipped_templates_render_identically_in_ollama(name, family, go_render,
     template = load_template(name, **tokens)
     derived = _check(template, tokens, go_render, make_tokenizer)
     assert not derived.structure.strips_content
-    assert (".Prompt" in derived.text) == (name != "llama2"), derived.notes
+    # The short form a person would write: ChatML and Zephyr as one tagged turn, Alpaca and
+    # DeepSeek-Coder one branch per role, Llama 2 with <<SYS>> in the first turn.
+    assert derived.form == SHIPPED_FORMS[name]
+    assert derived.structure.system == ("first_user" if name == "llama2" else "turn")
+
+
+def test_readable_forms_are_the_ones_a_person_writes():
+    chatml = ollama_template(load_template("chatml", **FAMILY_TOKENS["qwen2"])).text
+    assert chatml == (
+        "{{- range $i, $_ := .Messages }}\n"
+        "{{- $last := eq (len (slice $.Messages $i)) 1 -}}\n"
+        "<|im_start|>{{ .Role }}\n"
+        "{{ .Content }}<|im_end|>\n"
+        '{{ if and $last (eq .Role "user") -}}\n'
+        "<|im_start|>assistant\n"
+        "{{ end }}\n"
+        "{{- end }}"
+    )
+    llama2 = ollama_template(load_template("llama2", **FAMILY_TOKENS["llama"])).text
+    assert (
+        '{{- if eq .Role "user" }}{{ if not $first }}<s>{{ end }}[INST] '
+        "{{ if and $first $.System }}<<SYS>>\n{{ $.System }}\n<</SYS>>\n\n{{ end }}"
+        "{{ .Content }} [/INST]"
+    ) in llama2
 
 
 def _llama_cpp_template(filename: str) -> str:
@@ -190,7 +246,7 @@ def test_real_family_templates(filename, family, strips, go_render, make_tokeniz
     derived = _check(template, tokens, go_render, make_tokenizer, conversations)
     assert derived.structure.strips_content is strips
     if strips:
-        assert any("strips whitespace" in n for n in derived.notes)
+        assert any("trims whitespace" in n for n in derived.notes)
 
 
 def test_modelfile_template_is_the_checked_one(go_render, make_tokenizer, tmp_path):

@@ -7,7 +7,16 @@ import json
 import pytest
 
 from runner.export import smoke
-from runner.export.smoke import SmokeTarget, check_answer, find_targets, smoke_test
+from runner.export.smoke import (
+    SmokeResult,
+    SmokeTarget,
+    adapter_test,
+    check_answer,
+    check_served,
+    find_targets,
+    server_request,
+    smoke_test,
+)
 from runner.llamacpp import Generation
 
 
@@ -18,18 +27,60 @@ def test_trained_model_passes_the_smoke_test(exported_run, stage_runner):
     summary = stage_runner(smoke, recipe, run_dir, "smoke")
     assert summary["passed"] is True
     # Every full file and the base + adapter pair answered all three held-out prompts and
-    # stopped on <|im_end|>, although the tokenizer's eos is <|endoftext|>.
+    # stopped on <|im_end|>, although the tokenizer's eos is <|endoftext|>, in llama.cpp's
+    # runtime and through its OpenAI-compatible server; the adapter changes the answers.
+    expected = {"loads": True, "stopped": 3, "answers": 3, "served": 3}
     assert summary["models"] == {
-        kind: {"loads": True, "stopped": 3, "answers": 3}
-        for kind in ("f16", "lora-f16", "q4_k_m", "q8_0")
+        **{kind: expected for kind in ("f16", "q4_k_m", "q8_0")},
+        "lora-f16": {**expected, "adapter_differs": True},
     }
     report = json.loads((run_dir / "smoke" / "smoke.json").read_text())
     assert report["prompts_from"] == "test.jsonl"
+    assert report["server_request"] == {"max_tokens": 24, "temperature": 0.0, "seed": 0}
     for result in report["models"].values():
         for answer in result["answers"]:
             assert answer["end_token"] == "<|im_end|>"
             assert answer["prompt_tokens"] == answer["hf_prompt_tokens"]
             assert answer["text"] == "Here it is."
+        for served in result["served"]:
+            assert served["finish_reason"] == "stop"
+            assert served["prompt_tokens"] == served["hf_prompt_tokens"]
+            assert served["text"] == "Here it is."
+    assert (run_dir / "smoke" / "logs" / "server-q8_0.log").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("export-tiny-qwen2")
+def test_an_adapter_that_changes_nothing_fails(exported_run, tiny_qwen2, tmp_path):
+    """A LoRA whose B matrices are zero (peft's initialisation: never trained) changes no
+    answer: base and base + adapter answer alike, and the export fails."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from runner import llamacpp
+    from runner.prompt.template import load_template
+    from tests.export.conftest import LORA_TARGETS
+
+    run_dir, _, _ = exported_run
+    untrained = tmp_path / "untrained"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2))
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(str(untrained))
+    adapter = llamacpp.convert_lora(untrained, tiny_qwen2, tmp_path / "untrained.gguf", "f16")
+    base = next((run_dir / "gguf").glob("*-base-f16.gguf"))
+    template = load_template("chatml", tokenizer_dir=run_dir / "merged")
+    prompts = [
+        template.render([{"role": "user", "content": p}], add_generation_prompt=True)
+        for p in ("Say hi.", "Add two numbers.")
+    ]
+    result = SmokeResult("lora-f16", loads=True)
+    result.answers = [
+        {"text": g.text}
+        for g in llamacpp.generate_chat(base, prompts, 8, n_ctx=128, lora_path=adapter)
+    ]
+    adapter_test(result, SmokeTarget("lora-f16", base, adapter), prompts, 8, 128, None)
+    assert result.adapter_differs is False
+    assert any("the adapter changes nothing" in f for f in result.failures)
 
 
 @pytest.mark.slow
@@ -140,6 +191,66 @@ def test_no_held_out_prompts_fails_with_a_reason(tmp_path):
     )
     with pytest.raises(StageError, match="no usable test.jsonl or val.jsonl"):
         run_stage(smoke.run, recipe, stage_context(run_dir, "smoke"))
+
+
+def _completion(text="Here it is.", finish="stop", prompt_tokens=10):
+    return {
+        "choices": [{"message": {"content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 4},
+    }
+
+
+@pytest.mark.parametrize(
+    ("asked", "bare", "expected"),
+    [
+        (_completion(), _completion(), []),
+        (_completion(finish="length"), _completion(finish="length"), ["did not stop (length)"]),
+        (
+            # Stopped by a stop string: without it the model runs on.
+            _completion(text="Here"),
+            _completion(text="Here<|im_start|>user", finish="length"),
+            [
+                "without the Modelfile's stop strings the answer does not end the same way "
+                "(length): it stopped on a stop string, not on the end-of-turn token"
+            ],
+        ),
+        (
+            _completion(prompt_tokens=11),
+            _completion(prompt_tokens=11),
+            [
+                "the server reads the prompt as 11 tokens, the Hugging Face tokenizer as 10: "
+                "its chat template does not render what training saw"
+            ],
+        ),
+    ],
+)
+def test_served_answer_checks(asked, bare, expected):
+    failures, record = check_served(asked, bare, 10, ["<|im_end|>", "<|im_start|>"])
+    assert failures == expected
+    assert record["prompt_tokens"] == asked["usage"]["prompt_tokens"]
+
+
+def test_server_request_carries_the_modelfile_parameters(tmp_path):
+    from tests.helpers import recipe_of
+
+    exports = [
+        {"type": "merge"},
+        {"type": "gguf"},
+        {
+            "type": "ollama",
+            "model": "m:1",
+            "parameters": {"temperature": 0.2, "top_k": 40, "num_predict": 16, "seed": 7},
+        },
+    ]
+    target = recipe_of({"export": exports}, tmp_path).exports("ollama")[0]
+    assert server_request(target, 64) == {
+        "max_tokens": 16,
+        "temperature": 0.2,
+        "seed": 7,
+        "top_k": 40,
+    }
+    # Without a Modelfile: greedy and seeded.
+    assert server_request(None, 64) == {"max_tokens": 64, "temperature": 0.0, "seed": 0}
 
 
 def test_the_default_token_limit_follows_the_longest_reference_answer():

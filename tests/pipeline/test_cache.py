@@ -116,7 +116,8 @@ def test_changing_only_export_reruns_only_that_export(tmp_path, recorder):
     recorder.calls.clear()
     changed = make_recipe(tmp_path, export__2__parameters={"temperature": 0.5})
     result, _ = run(changed, tmp_path / "runs")
-    assert recorder.calls == ["ollama"]
+    # The smoke test asks the served GGUF with the Modelfile's parameters: it runs again too.
+    assert recorder.calls == ["ollama", "smoke"]
     assert statuses(result)["train"] == "cached"
     # A different recipe gets its own run folder whose links reuse the finished outputs.
     assert (result.run_dir / "train").resolve() == (tmp_path / "runs/demo/stages").resolve() / (
@@ -281,7 +282,7 @@ def test_changing_which_gguf_ollama_uses_reruns_eval(tmp_path, recorder):
     recorder.calls.clear()
     changed = make_recipe(tmp_path, eval={"enabled": True}, export__2__from="f16")
     run(changed, tmp_path / "runs")
-    assert recorder.calls == ["ollama", "eval"]
+    assert recorder.calls == ["ollama", "smoke", "eval"]
 
 
 class GateRecorder(Recorder):

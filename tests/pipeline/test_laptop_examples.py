@@ -2,7 +2,9 @@
 filters, template and exports, with its family's tiny model; every GGUF loads and stops on its
 end token (the smoke test, on training prompts: a random tiny model cannot generalize in 80
 steps), and the evaluation runs. meton-v2 continues from meton's run folder: the continue
-loop is tested end to end in tests/iterate/test_continue_training.py."""
+loop is tested end to end in tests/iterate/test_continue_training.py. meton-gguf and qi-ollama
+are meton and qi with a GGUF / Ollama base, which --laptop swaps for the same tiny model as
+theirs (the GGUF base path is tested in tests/export/test_gguf_base.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
-    p for p in sorted((ROOT / "recipes" / "examples").glob("*.yaml")) if p.stem != "meton-v2"
+    p
+    for p in sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
+    if p.stem not in ("meton-v2", "meton-gguf", "qi-ollama")
 ]
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@
 // cut just after {{ .Response }}. Written for Go 1.19 (Debian's golang-go): standard library only.
 //
 // Input (stdin, JSON): {"template": "...", "cases": [{"messages": [{"role", "content"}], "legacy": bool,
-// "prompt": "...", "suffix": "..."}]} (a case with prompt and suffix is an infill request)
+// "prompt": "...", "suffix": "..."}], "date": "YYYY-MM-DD" (optional: what currentDate returns)}
+// (a case with prompt and suffix is an infill request)
 // Output (stdout, JSON): {"results": [{"output": "..."} | {"error": "..."}]}
 package main
 
@@ -52,6 +53,9 @@ type renderCase struct {
 type request struct {
 	Template string       `json:"template"`
 	Cases    []renderCase `json:"cases"`
+	// Date, when set (YYYY-MM-DD), is what currentDate returns, so that a test can compare
+	// with a Jinja template rendered on a fixed day.
+	Date string `json:"date"`
 }
 
 type result struct {
@@ -60,13 +64,15 @@ type result struct {
 }
 
 // funcs: the names Ollama defines, so that any template Ollama accepts parses here too.
+var today = time.Now()
+
 var funcs = template.FuncMap{
 	"json": func(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	},
-	"currentDate":      func(args ...string) string { return time.Now().Format("2006-01-02") },
-	"yesterdayDate":    func(args ...string) string { return time.Now().AddDate(0, 0, -1).Format("2006-01-02") },
+	"currentDate":      func(args ...string) string { return today.Format("2006-01-02") },
+	"yesterdayDate":    func(args ...string) string { return today.AddDate(0, 0, -1).Format("2006-01-02") },
 	"toTypeScriptType": func(v any) string { return "any" },
 }
 
@@ -309,6 +315,14 @@ func main() {
 	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
 		fmt.Fprintln(os.Stderr, "bad input:", err)
 		os.Exit(2)
+	}
+	if req.Date != "" {
+		day, err := time.Parse("2006-01-02", req.Date)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bad date:", err)
+			os.Exit(2)
+		}
+		today = day
 	}
 	results := make([]result, len(req.Cases))
 	for i, c := range req.Cases {
