@@ -321,7 +321,10 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     report: dict[str, Any] = {}
     problems: list[str] = []
     for kind, path, model_dir, end_of_turn in checked:
-        meta, found = verify_gguf(path, model_dir, end_of_turn, identity)
+        # The adapter's base is the base model, not the recipe's: no identity to check.
+        meta, found = verify_gguf(
+            path, model_dir, end_of_turn, {} if kind.startswith("base-") else identity
+        )
         report[kind] = {
             "file_type": meta["file_type"],
             "context_length": meta["context_length"],
@@ -402,7 +405,7 @@ def _export_adapter(recipe: Recipe, ctx: StageContext, options: Any) -> dict[str
             stage=STAGE,
             log_file=ctx.log_file,
         )
-        shutil.rmtree(source)
+        shutil.rmtree(source.parent)
     return files
 
 
@@ -415,6 +418,7 @@ def _base_source(base_dir: Path, train_dir: Path, folder: Path) -> Path:
 
     if folder.exists():
         shutil.rmtree(folder)
+    folder = folder / base_dir.name  # the converter names the model after its folder
     folder.mkdir(parents=True)
     for item in base_dir.iterdir():
         if item.name not in TOKENIZER_FILES:

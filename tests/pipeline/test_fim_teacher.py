@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.export.test_modelfile_go import go_render  # noqa: F401  (a fixture)
+from tests.export.conftest import go_render  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fim-teacher")]
 

@@ -49,6 +49,11 @@ def test_every_shipped_recipe_plans_with_an_estimate(tmp_path, monkeypatch, caps
         assert main(["plan", str(path), "--json"]) == 0
         plan = json.loads(capsys.readouterr().out)
         cost = plan["estimate"]
+        if _absent_gguf_base(plan["recipe"]["model"]["base"]):
+            # meton-gguf / qi-ollama name a model this machine does not have: its shape is
+            # read from the GGUF header only where the file is (tests/models/test_gguf_base.py).
+            assert cost is None, path
+            continue
         assert cost is not None, path
         assert cost["parameters"] > 0 and 0 < cost["trainable"] <= cost["parameters"]
         assert cost["memory"]["total"] > cost["memory"]["weights"] > 0
@@ -80,3 +85,16 @@ def test_recipe_data_and_recipe_run_share_one_run_folder(tmp_path, monkeypatch, 
     assert "data: cached" in out
     assert (runs / "quickstart" / "latest").resolve() == latest.resolve()
     assert list(elsewhere.iterdir()) == []
+
+
+def _absent_gguf_base(base: str) -> bool:
+    from runner.errors import UserError
+    from runner.models.gguf_base import is_gguf_base, locate
+
+    if not is_gguf_base(base):
+        return False
+    try:
+        locate(base)
+    except (UserError, OSError):
+        return True
+    return False
