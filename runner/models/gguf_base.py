@@ -136,7 +136,6 @@ def dequantized(base: str) -> Path:
     if reason:
         raise UserError(f"model.base: {reason}")
     digest = located.digest()
-    name = located.ollama.name.model if located.ollama else located.path.stem
 
     def build(tmp: Path) -> None:
         print(
@@ -149,7 +148,9 @@ def dequantized(base: str) -> Path:
         source = {"gguf": str(located.path), "from": shown, "sha256": digest}
         (tmp / "gguf_source.json").write_text(json.dumps(source, indent=2) + "\n")
 
-    return build_once("gguf-base", _safe(name), digest, build)
+    # Named by the digest alone: the same bytes as a file and as an Ollama blob are one model,
+    # dequantized once.
+    return build_once("gguf-base", "gguf", digest, build)
 
 
 def _dequantize(gguf_file: Path, out: Path) -> None:
@@ -163,7 +164,3 @@ def _dequantize(gguf_file: Path, out: Path) -> None:
     model.save_pretrained(str(out))
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     tokenizer.save_pretrained(str(out))
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name).strip("-.") or "gguf"
