@@ -3,8 +3,9 @@
 One real chain (data -> Axolotl train -> merge -> GGUF -> Modelfile -> smoke) on
 ``tiny:deepseek-coder`` (the real DeepSeek-Coder vocabulary, with its FIM tokens): chat rows from
 the quickstart instructions and infill rows from a small Python repository train in one Axolotl
-run. The smoke stage fails the run unless every GGUF answers held-out infill prompts through
-llama.cpp and stops on an end token; the Modelfile's ``{{ .Suffix }}`` branch, rendered by Go's
+run. The smoke stage fails the run unless every GGUF answers infill prompts through llama.cpp and
+stops on an end token (prompts of training rows: a random tiny model cannot generalize to
+held-out middles, as under --laptop; the format and the stop are what is tested); the Modelfile's ``{{ .Suffix }}`` branch, rendered by Go's
 text/template as Ollama does, must write exactly the prompt of a training row.
 
 The trained GGUF then serves as the teacher of another recipe through llama.cpp's own
@@ -90,6 +91,7 @@ RECIPE = {
         {"type": "gguf", "outtype": "f16", "quantize": []},
         {"type": "ollama", "model": "fim-tiny:1", "from": "f16", "create": "never"},
     ],
+    "eval": {"smoke": {"prompts_from": "train"}},
 }
 
 
