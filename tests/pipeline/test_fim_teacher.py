@@ -139,7 +139,8 @@ def test_infill_trains_beside_chat_and_the_gguf_stops(fim_run):
     assert [d["type"] for d in cfg["datasets"]] == ["chat_template", "completion"]
     fim_rows = rows(run_dir / "data" / "train.fim.jsonl")
     assert len(fim_rows) >= 10
-    assert all(r["text"].startswith("<｜fim▁begin｜>") for r in fim_rows)
+    # A FIM row is the prompt (prefix, hole, suffix, middle marker) and the middle as its answer.
+    assert all(r["messages"][0]["content"].startswith("<｜fim▁begin｜>") for r in fim_rows)
 
     smoke = json.loads((run_dir / "smoke" / "smoke.json").read_text())
     infill = smoke["infill"]
@@ -166,7 +167,8 @@ def test_the_modelfile_suffix_branch_writes_the_training_prompt(fim_run, go_rend
     fim_rows = rows(run_dir / "data" / "train.fim.jsonl")
     cases, expected = [], []
     for row in fim_rows[:4]:
-        prompt = row["text"].split(fim.middle)[0] + fim.middle  # the row without its middle
+        prompt = row["messages"][0]["content"]  # the row without its middle
+        assert prompt.endswith(fim.middle)
         before, after = fim.split_prompt(prompt)
         cases.append({"prompt": before, "suffix": after})
         expected.append(prompt)
