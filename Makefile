@@ -52,7 +52,7 @@ train: setup
 	$(BIN)/recipe run $(RECIPE) $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=25 $(ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

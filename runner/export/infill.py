@@ -50,6 +50,7 @@ def smoke_infill(
     require_stop: bool,
     prompts_from: str = "held_out",
     log_file: Path | None = None,
+    stop_test: str = "answer",
 ) -> dict[str, Any]:
     """Each target's answers to the infill prompts, checked as the chat answers are (text,
     stopped on an end token, no special token, llama.cpp reads the prompt as training did);
@@ -68,11 +69,22 @@ def smoke_infill(
     report["max_new_tokens"] = max_new_tokens
     bos = training_prefix(tokenizer)
     texts = [bos + case.prompt[-1]["content"] for case in cases]
+    # Training's text: Axolotl's completion rows append the tokenizer's eos to the middle.
+    references = [
+        t + case.reference + (tokenizer.eos_token or "")
+        for t, case in zip(texts, cases, strict=True)
+    ]
     hf_counts = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     special = [t for t in tokenizer.all_special_tokens if t] + [
         t.content for t in tokenizer.added_tokens_decoder.values() if t.special
     ]
-    n_ctx = max(hf_counts) + max_new_tokens + 16
+    n_ctx = (
+        max(
+            max(hf_counts) + max_new_tokens,
+            *(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references),
+        )
+        + 16
+    )
     for target in targets:
         try:
             gens = generate_chat(
@@ -83,6 +95,7 @@ def smoke_infill(
                 lora_path=target.adapter,
                 stage="smoke",
                 log_file=log_file,
+                references=references,
             )
         except StageError as exc:
             report["models"][target.kind] = {"loads": False, "error": exc.message}
@@ -90,7 +103,9 @@ def smoke_infill(
             continue
         answers = []
         for i, (case, gen, count) in enumerate(zip(cases, gens, hf_counts, strict=True)):
-            failures, record = check_answer(gen, list(dict.fromkeys(special)), count, require_stop)
+            failures, record = check_answer(
+                gen, list(dict.fromkeys(special)), count, require_stop, stop_test
+            )
             record.update(id=case.id, middle=case.reference)
             answers.append(record)
             report["failures"].extend(f"{target.kind}: infill {i + 1}: {f}" for f in failures)

@@ -7,6 +7,13 @@ axolotl-ai-cloud/axolotl#1608); no literal special token leaked into the text; a
 counts as many prompt tokens as the Hugging Face tokenizer, so what the model sees at inference
 is what it was trained on. Any failed check fails the stage with its reason.
 
+Each prompt is also read with its reference answer (teacher forcing), and the record says
+whether the model puts the end-of-turn token first where training put it. With
+``eval.smoke.stop_test: reference`` (what ``--laptop`` sets) that check is the stop test
+instead of the greedy answer's: a random tiny model learns where its turns end long before it
+can reproduce a whole answer token by token, and one wrong token sends a greedy answer past
+its end.
+
 Then each GGUF is served as users serve it, by llama.cpp's OpenAI-compatible server
 (``runner.llamacpp.server``), and asked ``/v1/chat/completions`` with the held-out
 conversations, the Modelfile's parameters and stops: the answer must end on an end-of-turn
@@ -51,7 +58,13 @@ class SmokeSection(Section):
     times the longest reference answer among the prompts, plus 32, at least 64 (a model that
     learned answers of 300 tokens cannot stop within 64)."""
     require_stop: bool = True
-    """Fail when the model hits the token limit instead of an end token."""
+    """Fail when the model does not stop (as `stop_test` tests it)."""
+    stop_test: Literal["answer", "reference"] = "answer"
+    """How stopping is tested. `answer`: the greedy answer ends on an end token within
+    `max_new_tokens`. `reference`: fed the prompt and its reference answer, the model's first
+    choice at the end of the answer is the end token training put there (the greedy answers are
+    still written and recorded). `--laptop` sets `reference`: a random tiny model learns where
+    its turns end long before it can reproduce a whole answer token by token."""
 
 
 @dataclass
@@ -102,22 +115,44 @@ def _kind(path: Path) -> str:
     return match.group(1) if match else path.stem
 
 
-def check_answer(gen: Any, special_tokens: list[str], hf_prompt_tokens: int, require_stop: bool):
+def check_answer(
+    gen: Any,
+    special_tokens: list[str],
+    hf_prompt_tokens: int,
+    require_stop: bool,
+    stop_test: str = "answer",
+):
     """The failed checks of one generation (empty when it passes) and the record to keep."""
     leaked = [t for t in special_tokens if t in gen.text]
+    ends = gen.reference_end
     checks = {
         "produces_text": bool(gen.text.strip()),
         "stopped_on_end_token": gen.finish_reason == "stop" and gen.end_token is not None,
         "no_special_tokens": not leaked,
         "prompt_tokens_match": gen.prompt_tokens == hf_prompt_tokens,
     }
+    if ends is not None:
+        checks["ends_after_reference"] = ends["first_choice_ends"]
     failures = []
     if not checks["produces_text"]:
         failures.append("produced no text")
-    if require_stop and not checks["stopped_on_end_token"]:
+    if not require_stop:
+        pass
+    elif stop_test == "answer" and not checks["stopped_on_end_token"]:
         failures.append(
             f"did not stop on an end token within {gen.completion_tokens} tokens "
             f"({gen.finish_reason}); was the end-of-turn token trained?"
+        )
+    elif stop_test == "reference" and ends is None:
+        failures.append(
+            "the reference answer, rendered with the chat template, has no end-of-generation "
+            "token of this GGUF after it: the end of a turn cannot be tested"
+        )
+    elif stop_test == "reference" and not ends["first_choice_ends"]:
+        failures.append(
+            f"after the reference answer the model puts {ends['first_choice']!r} first, not "
+            f"{ends['end_token']!r} (p={ends['end_probability']}); was the end-of-turn token "
+            "trained?"
         )
     if leaked:
         failures.append(f"literal special tokens in the answer: {', '.join(leaked)}")
@@ -138,8 +173,11 @@ def smoke_test(
     max_new_tokens: int,
     require_stop: bool,
     log_file: Path | None = None,
+    references: list[str] | None = None,
+    stop_test: str = "answer",
 ) -> list[SmokeResult]:
-    """Run every target on every prompt; a file that does not load is a result, not a crash."""
+    """Run every target on every prompt; a file that does not load is a result, not a crash.
+    ``references``: each prompt's whole rendered conversation (``reference_texts``)."""
     from runner.llamacpp import generate_chat
 
     hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -148,6 +186,9 @@ def smoke_test(
     ]
     special = list(dict.fromkeys(special))
     n_ctx = max(hf_counts) + max_new_tokens + 16
+    for text in references or ():
+        if text is not None:
+            n_ctx = max(n_ctx, len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 16)
     results = []
     for target in targets:
         try:
@@ -159,13 +200,14 @@ def smoke_test(
                 lora_path=target.adapter,
                 stage=STAGE,
                 log_file=log_file,
+                references=references,
             )
         except StageError as exc:  # the child process could not load or run the file
             results.append(SmokeResult(target.kind, loads=False, error=exc.message))
             continue
         result = SmokeResult(target.kind, loads=True)
         for i, (gen, count) in enumerate(zip(gens, hf_counts, strict=True)):
-            failures, record = check_answer(gen, special, count, require_stop)
+            failures, record = check_answer(gen, special, count, require_stop, stop_test)
             result.answers.append(record)
             result.failures.extend(f"prompt {i + 1}: {f}" for f in failures)
         results.append(result)
@@ -288,6 +330,18 @@ def adapter_test(
         )
 
 
+def reference_texts(template: Any, cases: list[Any], prompts: list[str]) -> list[str | None]:
+    """Each case's whole conversation as training rendered it: the prompt, the reference answer
+    and what the template writes after it (the end token); None where that text does not
+    start with the generation prompt, so the answer's tokens cannot be found in it."""
+    texts: list[str | None] = []
+    for case, prompt in zip(cases, prompts, strict=True):
+        answer = {"role": "assistant", "content": case.reference}
+        full = template.render([*case.prompt, answer])
+        texts.append(full if full.startswith(prompt) and len(full) > len(prompt) else None)
+    return texts
+
+
 def answer_budget(tokenizer: Any, cases: list[Any]) -> int:
     """The default token limit: 1.5 x the longest reference answer + 32, at least 64."""
     longest = max(len(tokenizer(c.reference, add_special_tokens=False)["input_ids"]) for c in cases)
@@ -333,6 +387,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         max_new_tokens=max_new_tokens,
         require_stop=options.require_stop,
         log_file=ctx.log_file,
+        references=reference_texts(template, cases, prompts),
+        stop_test=options.stop_test,
     )
     hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     n_ctx = max(hf_counts) + max_new_tokens + 16
@@ -347,7 +403,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         serve_test(
             result, target, conversations, hf_counts, request, stops,
             n_ctx=n_ctx, log_file=ctx.out / "logs" / f"server-{target.kind}.log",
-            require_stop=options.require_stop,
+            # With stop_test: reference the served answers' stops are recorded, not required.
+            require_stop=options.require_stop and options.stop_test == "answer",
         )  # fmt: skip
         if target.adapter is not None:
             adapter_test(result, target, prompts, max_new_tokens, n_ctx, ctx.log_file)
@@ -356,6 +413,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         "prompts_from": held.path.name,
         "prompt_ids": [c.id for c in cases],
         "require_stop": options.require_stop,
+        "stop_test": options.stop_test,
         "max_new_tokens": max_new_tokens,
         "server_request": request,
         "models": {r.kind: _result_dict(r) for r in results},
@@ -381,6 +439,9 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
             r.kind: {
                 "loads": r.loads,
                 "stopped": sum(a["checks"]["stopped_on_end_token"] for a in r.answers),
+                "ends_after_reference": sum(
+                    bool(a["checks"].get("ends_after_reference")) for a in r.answers
+                ),
                 "answers": len(r.answers),
                 "served": sum(all(a["checks"].values()) for a in r.served),
                 **({"adapter_differs": r.adapter_differs} if r.adapter_differs is not None else {}),
@@ -410,6 +471,7 @@ def _infill(targets: list[SmokeTarget], ctx: StageContext, tokenizer: Any, optio
         require_stop=options.require_stop,
         prompts_from=options.prompts_from,
         log_file=ctx.log_file,
+        stop_test=options.stop_test,
     )
 
 

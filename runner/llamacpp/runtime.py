@@ -28,6 +28,9 @@ class Generation:
     stop_string: str | None = None  # a caller's stop string that cut the text, if any
     seconds: float = 0.0  # wall time from the prompt's tokenization to the last token
     token_ids: list[int] = field(default_factory=list)
+    # Fed the prompt and its reference answer (teacher forcing): what the model puts next where
+    # training put the end token (see ``end_after_reference``); None when not asked.
+    reference_end: dict[str, Any] | None = None
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -47,8 +50,13 @@ def generate_chat(
     lora_path: Path | None = None,
     stage: str = "generate",
     log_file: Path | None = None,
+    references: Sequence[str | None] | None = None,
 ) -> list[Generation]:
     """Greedy-generate from each already-rendered chat prompt with llama.cpp's runtime.
+
+    ``references``, one per prompt: the whole rendered text training saw (the prompt, the
+    reference answer and the end token the template writes after it); each generation then
+    also records ``reference_end`` (:func:`end_after_reference`).
 
     Prompts are tokenized exactly as written (special tokens parsed, no BOS added): the chat
     template already wrote every special token the model was trained with, as in training.
@@ -68,6 +76,7 @@ def generate_chat(
         "stop": list(stop),
         "n_ctx": n_ctx,
         "lora_path": str(lora_path) if lora_path else None,
+        "references": list(references) if references is not None else None,
     }
     with tempfile.TemporaryDirectory(prefix="recipe-generate-") as tmp:
         log = log_file or Path(tmp) / "generate.log"
@@ -136,10 +145,13 @@ def _generate_here(request_file: str, result_file: str) -> int:
         lora_path=request["lora_path"],
     )
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    rows = [
-        _generate_one(llm, vocab, p, request["max_tokens"], request["stop"]).__dict__
-        for p in request["prompts"]
-    ]
+    references = request.get("references") or [None] * len(request["prompts"])
+    rows = []
+    for prompt, reference in zip(request["prompts"], references, strict=True):
+        result = _generate_one(llm, vocab, prompt, request["max_tokens"], request["stop"])
+        if reference is not None:
+            result.reference_end = end_after_reference(llm, vocab, result.prompt_tokens, reference)
+        rows.append(result.__dict__)
     llm.close()
     Path(result_file).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     return 0
@@ -178,3 +190,44 @@ def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequ
     result.token_ids = out
     result.seconds = round(time.perf_counter() - start, 4)
     return result
+
+
+def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str):
+    """Teacher forcing at the end of a training answer: ``full_text`` (prompt, reference answer,
+    end token, as the chat template renders the whole conversation) is tokenized as training
+    tokenized it; the model reads it up to the first end-of-generation token after the prompt,
+    and the record says what it puts first there and how likely the end token is.
+
+    A model that learned where its turns end puts the end token first, whether or not it can
+    reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
+    answer holds no end-of-generation token or does not fit the context.
+    """
+    import llama_cpp
+    import numpy as np
+
+    ids = llm.tokenize(full_text.encode("utf-8"), add_bos=False, special=True)
+    end = next(
+        (i for i in range(prompt_tokens, len(ids)) if llama_cpp.llama_vocab_is_eog(vocab, ids[i])),
+        None,
+    )
+    if end is None or end == 0 or end > llm.n_ctx():
+        return None
+    llm.reset()
+    llm.eval(ids[:end])
+    logits = np.ctypeslib.as_array(
+        llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)
+    ).astype(np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    first = int(np.argmax(logits))
+
+    def text(token: int) -> str:
+        return llm.detokenize([token], special=True).decode("utf-8", "replace")
+
+    return {
+        "answer_tokens": end - prompt_tokens,
+        "end_token": text(ids[end]),
+        "first_choice": text(first),
+        "first_choice_ends": bool(llama_cpp.llama_vocab_is_eog(vocab, first)),
+        "end_probability": round(float(probs[ids[end]]), 4),
+    }

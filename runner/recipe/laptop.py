@@ -5,7 +5,8 @@ for a trained model, and a gate only a real model meets. `--laptop` keeps everyt
 data, the template and the exports, and swaps in what a CPU can run: the base's family as a
 built-in tiny model (random weights, the family's real tokenizer and chat template), a 16-bit
 LoRA, a short sequence, and enough steps at a high learning rate for the tiny model to learn to
-end its answers (the smoke test checks, on training prompts, that every GGUF stops). The gate is dropped (a random
+end its answers (the smoke test checks, on training prompts, that every GGUF puts its end token
+first where a reference answer ends). The gate is dropped (a random
 model cannot meet a real model's thresholds) and `command` checks are dropped unless the recipe
 allows them. The changes are `--set`-style overrides listed on the terminal, and the user's own
 `--set` values still win over them.
@@ -70,6 +71,9 @@ def laptop_overrides(document: dict[str, Any]) -> dict[str, Any]:
         # A random tiny model cannot generalize to held-out prompts in 80 steps; on training
         # prompts the smoke test still shows whether every GGUF stops where training taught it.
         "eval.smoke.prompts_from": "train",
+        # One wrong token sends a greedy answer past its end: the stop is tested where the
+        # reference answer ends (teacher forcing), the greedy answers are recorded.
+        "eval.smoke.stop_test": "reference",
         "eval.max_prompts": 5,
     }
     sweep = document.get("sweep")

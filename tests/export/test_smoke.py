@@ -29,7 +29,13 @@ def test_trained_model_passes_the_smoke_test(exported_run, stage_runner):
     # Every full file and the base + adapter pair answered all three held-out prompts and
     # stopped on <|im_end|>, although the tokenizer's eos is <|endoftext|>, in llama.cpp's
     # runtime and through its OpenAI-compatible server; the adapter changes the answers.
-    expected = {"loads": True, "stopped": 3, "answers": 3, "served": 3}
+    expected = {
+        "loads": True,
+        "stopped": 3,
+        "ends_after_reference": 3,
+        "answers": 3,
+        "served": 3,
+    }
     assert summary["models"] == {
         **{kind: expected for kind in ("f16", "q4_k_m", "q8_0")},
         "lora-f16": {**expected, "adapter_differs": True},
@@ -42,6 +48,10 @@ def test_trained_model_passes_the_smoke_test(exported_run, stage_runner):
             assert answer["end_token"] == "<|im_end|>"
             assert answer["prompt_tokens"] == answer["hf_prompt_tokens"]
             assert answer["text"] == "Here it is."
+            # Read with the reference answer, the model puts <|im_end|> first after it.
+            assert answer["reference_end"]["end_token"] == "<|im_end|>"
+            assert answer["reference_end"]["first_choice"] == "<|im_end|>"
+            assert answer["reference_end"]["end_probability"] > 0.5
         for served in result["served"]:
             assert served["finish_reason"] == "stop"
             assert served["prompt_tokens"] == served["hf_prompt_tokens"]
@@ -106,6 +116,26 @@ def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwe
     assert any(
         "did not stop on an end token within 8 tokens (length)" in f for f in result.failures
     )
+    # Tested where the reference answer ends, the untrained model fails too: its first choice
+    # there is not <|im_end|>.
+    conversation = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]
+    full = template.render(conversation)
+    assert full.startswith(prompt) and full.endswith("Hi.<|im_end|>\n")
+    [result] = smoke_test(
+        [SmokeTarget("base-f16", base_gguf)],
+        [prompt],
+        tokenizer,
+        max_new_tokens=8,
+        require_stop=True,
+        references=[full],
+        stop_test="reference",
+    )
+    ends = result.answers[0]["reference_end"]
+    assert ends["end_token"] == "<|im_end|>" and ends["answer_tokens"] == 2
+    assert ends["first_choice_ends"] is False and ends["end_probability"] < 0.01
+    [failure] = result.failures
+    assert "after the reference answer the model puts" in failure
+    assert "not '<|im_end|>'" in failure
 
 
 def test_a_file_that_does_not_load_is_a_result_not_a_crash(tmp_path):
@@ -157,6 +187,76 @@ def test_answer_checks(gen, hf_tokens, expected):
     failures, record = check_answer(gen, ["<|im_start|>", "<|im_end|>"], hf_tokens, True)
     assert failures == expected
     assert record["hf_prompt_tokens"] == hf_tokens
+
+
+def _ends(first="<|im_end|>", ends=True, p=0.8):
+    return {
+        "answer_tokens": 5,
+        "end_token": "<|im_end|>",
+        "first_choice": first,
+        "first_choice_ends": ends,
+        "end_probability": p,
+    }
+
+
+@pytest.mark.parametrize(
+    ("finish", "reference_end", "expected"),
+    [
+        # The greedy answer ran on, but the model ends where the reference ends: passes.
+        ("length", _ends(), []),
+        (
+            "stop",
+            _ends("def", ends=False, p=0.01),
+            [
+                "after the reference answer the model puts 'def' first, not '<|im_end|>' "
+                "(p=0.01); was the end-of-turn token trained?"
+            ],
+        ),
+        (
+            "stop",
+            None,
+            [
+                "the reference answer, rendered with the chat template, has no "
+                "end-of-generation token of this GGUF after it: the end of a turn cannot be "
+                "tested"
+            ],
+        ),
+    ],
+)
+def test_stop_test_reference_reads_the_end_of_the_reference_answer(finish, reference_end, expected):
+    gen = _gen(finish=finish)
+    gen.reference_end = reference_end
+    failures, record = check_answer(gen, [], 10, True, stop_test="reference")
+    assert failures == expected
+    assert record["checks"]["stopped_on_end_token"] is (finish == "stop")
+    if reference_end is not None:
+        assert record["checks"]["ends_after_reference"] is reference_end["first_choice_ends"]
+        assert record["reference_end"] == reference_end
+
+
+def test_stop_test_answer_records_the_reference_end_without_requiring_it():
+    gen = _gen()
+    gen.reference_end = _ends("def", ends=False, p=0.01)
+    failures, record = check_answer(gen, [], 10, True)
+    assert failures == []
+    assert record["checks"]["ends_after_reference"] is False
+
+
+def test_reference_texts_are_the_conversations_training_rendered():
+    from runner.dataset import Conversation
+    from runner.export.smoke import reference_texts
+    from runner.prompt.template import load_template
+
+    template = load_template("chatml", bos_token=None, eos_token="<|endoftext|>")
+    case = Conversation(
+        "a",
+        [{"role": "user", "content": "Add."}, {"role": "assistant", "content": "a + b"}],
+    )
+    prompt = template.render(case.prompt, add_generation_prompt=True)
+    [full] = reference_texts(template, [case], [prompt])
+    assert full == prompt + "a + b<|im_end|>\n"
+    # A prompt the whole conversation does not start with cannot be lined up with it.
+    assert reference_texts(template, [case], ["something else"]) == [None]
 
 
 def test_stopping_is_not_required_when_the_recipe_says_so():

@@ -38,6 +38,7 @@ def test_every_shipped_recipe_loads_for_a_laptop(path):
     assert recipe.train.max_steps == 80 and recipe.train.seq_len <= 512
     assert not any(c.type == "command" for c in recipe.eval.checks)
     assert recipe.eval.smoke.prompts_from == "train"
+    assert recipe.eval.smoke.stop_test == "reference"
     notes = [w for w in recipe.warnings if LAPTOP_ORIGIN in w]
     if path.stem != "quickstart":
         assert len(notes) == 1 and "trying the recipe on this CPU" in notes[0]
