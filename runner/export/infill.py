@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.dataset import read_fim_split
 from runner.errors import StageError
+from runner.prompt.fim import training_prefix
 
 
 def infill_cases(
@@ -28,16 +29,6 @@ def infill_cases(
         if rows.rows:
             return rows.path.name, rows.rows[:count]
     return "", []
-
-
-def training_prefix(tokenizer: Any) -> str:
-    """The BOS text when the tokenizer adds BOS to text (Axolotl's completion rows start with
-    it), else ''."""
-    bos = tokenizer.bos_token
-    if not bos or tokenizer.bos_token_id is None:
-        return ""
-    ids = tokenizer("x")["input_ids"]
-    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
 
 def smoke_infill(
@@ -56,7 +47,7 @@ def smoke_infill(
     stopped on an end token, no special token, llama.cpp reads the prompt as training did);
     ``failures`` lists what failed. ``max_new_tokens`` None: the smoke test's default budget
     from the longest middle."""
-    from runner.export.smoke import answer_budget, check_answer
+    from runner.export.smoke import answer_budget, check_prompts, special_token_texts
     from runner.llamacpp import generate_chat
 
     splits = ("train",) if prompts_from == "train" else ("test", "val", "train")
@@ -69,15 +60,14 @@ def smoke_infill(
     report["max_new_tokens"] = max_new_tokens
     bos = training_prefix(tokenizer)
     texts = [bos + case.prompt[-1]["content"] for case in cases]
-    # Training's text: Axolotl's completion rows append the tokenizer's eos to the middle.
+    # As the train stage wrote them: the middle ends with the trained tokenizer's eos.
     references = [
         t + case.reference + (tokenizer.eos_token or "")
         for t, case in zip(texts, cases, strict=True)
     ]
-    hf_counts = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    special = [t for t in tokenizer.all_special_tokens if t] + [
-        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
-    ]
+    hf_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    hf_counts = [len(ids) for ids in hf_ids]
+    special = special_token_texts(tokenizer)
     n_ctx = (
         max(
             max(hf_counts) + max_new_tokens,
@@ -101,13 +91,11 @@ def smoke_infill(
             report["models"][target.kind] = {"loads": False, "error": exc.message}
             report["failures"].append(f"{target.kind}: infill: does not load: {exc.message}")
             continue
-        answers = []
-        for i, (case, gen, count) in enumerate(zip(cases, gens, hf_counts, strict=True)):
-            failures, record = check_answer(
-                gen, list(dict.fromkeys(special)), count, require_stop, stop_test
-            )
+        found, answers = check_prompts(
+            gens, hf_ids, tokenizer, target, special, require_stop, stop_test
+        )
+        for i, (case, record, failures) in enumerate(zip(cases, answers, found, strict=True)):
             record.update(id=case.id, middle=case.reference)
-            answers.append(record)
             report["failures"].extend(f"{target.kind}: infill {i + 1}: {f}" for f in failures)
         report["models"][target.kind] = {"loads": True, "answers": answers}
     return report

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from runner.errors import StageError
+from runner.export.prompt_tokens import compare_prompt_ids, describe
 from runner.recipe.fields import Section
 from runner.run.context import Outcome, StageContext
 
@@ -121,15 +122,18 @@ def check_answer(
     hf_prompt_tokens: int,
     require_stop: bool,
     stop_test: str = "answer",
+    tokenization: dict[str, Any] | None = None,
 ):
-    """The failed checks of one generation (empty when it passes) and the record to keep."""
+    """The failed checks of one generation (empty when it passes) and the record to keep.
+    ``tokenization``: how llama.cpp's prompt tokens differ from the Hugging Face ones
+    (``prompt_tokens.compare_prompt_ids``), None when they do not or were not compared."""
     leaked = [t for t in special_tokens if t in gen.text]
     ends = gen.reference_end
     checks = {
         "produces_text": bool(gen.text.strip()),
         "stopped_on_end_token": gen.finish_reason == "stop" and gen.end_token is not None,
         "no_special_tokens": not leaked,
-        "prompt_tokens_match": gen.prompt_tokens == hf_prompt_tokens,
+        "prompt_tokens_match": gen.prompt_tokens == hf_prompt_tokens and tokenization is None,
     }
     if ends is not None:
         checks["ends_after_reference"] = ends["first_choice_ends"]
@@ -156,13 +160,46 @@ def check_answer(
         )
     if leaked:
         failures.append(f"literal special tokens in the answer: {', '.join(leaked)}")
-    if not checks["prompt_tokens_match"]:
+    if not checks["prompt_tokens_match"] and not (tokenization and tokenization["tolerated"]):
+        detail = f" ({describe(tokenization)})" if tokenization else ""
         failures.append(
             f"llama.cpp reads the prompt as {gen.prompt_tokens} tokens, the Hugging Face "
-            f"tokenizer as {hf_prompt_tokens}: inference does not see what training saw"
+            f"tokenizer as {hf_prompt_tokens}{detail}: inference does not see what training saw"
         )
     record = {**gen.to_dict(), "hf_prompt_tokens": hf_prompt_tokens, "checks": checks}
+    if tokenization is not None:
+        record["tokenization"] = tokenization
     return failures, record
+
+
+def pre_tokenizer(target: SmokeTarget) -> str | None:
+    """The GGUF's llama.cpp pre-tokenizer name (``tokenizer.ggml.pre``), None if unreadable."""
+    from runner.llamacpp import read_metadata
+
+    try:
+        return read_metadata(target.model).get("tokenizer_pre")
+    except Exception:  # noqa: BLE001 - a file that does not load is reported by the run itself
+        return None
+
+
+def check_prompts(
+    gens: list[Any],
+    hf_ids: list[list[int]],
+    tokenizer: Any,
+    target: SmokeTarget,
+    special: list[str],
+    require_stop: bool,
+    stop_test: str,
+) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """``check_answer`` for each generation of one target: failures and records per prompt."""
+    pre = pre_tokenizer(target)
+    failures, records = [], []
+    for gen, ids in zip(gens, hf_ids, strict=True):
+        difference = compare_prompt_ids(ids, gen.prompt_ids, tokenizer, pre)
+        found, record = check_answer(gen, special, len(ids), require_stop, stop_test, difference)
+        failures.append(found)
+        records.append(record)
+    return failures, records
 
 
 def smoke_test(
@@ -180,12 +217,9 @@ def smoke_test(
     ``references``: each prompt's whole rendered conversation (``reference_texts``)."""
     from runner.llamacpp import generate_chat
 
-    hf_counts = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    special = [t for t in tokenizer.all_special_tokens if t] + [
-        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
-    ]
-    special = list(dict.fromkeys(special))
-    n_ctx = max(hf_counts) + max_new_tokens + 16
+    hf_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    special = special_token_texts(tokenizer)
+    n_ctx = max(len(ids) for ids in hf_ids) + max_new_tokens + 16
     for text in references or ():
         if text is not None:
             n_ctx = max(n_ctx, len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 16)
@@ -206,12 +240,21 @@ def smoke_test(
             results.append(SmokeResult(target.kind, loads=False, error=exc.message))
             continue
         result = SmokeResult(target.kind, loads=True)
-        for i, (gen, count) in enumerate(zip(gens, hf_counts, strict=True)):
-            failures, record = check_answer(gen, special, count, require_stop, stop_test)
-            result.answers.append(record)
-            result.failures.extend(f"prompt {i + 1}: {f}" for f in failures)
+        failures, result.answers = check_prompts(
+            gens, hf_ids, tokenizer, target, special, require_stop, stop_test
+        )
+        for i, found in enumerate(failures):
+            result.failures.extend(f"prompt {i + 1}: {f}" for f in found)
         results.append(result)
     return results
+
+
+def special_token_texts(tokenizer: Any) -> list[str]:
+    """Every special token's text, once: none may appear literally in an answer."""
+    special = [t for t in tokenizer.all_special_tokens if t] + [
+        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
+    ]
+    return list(dict.fromkeys(special))
 
 
 def server_request(target: Any, max_new_tokens: int) -> dict[str, Any]:
@@ -251,19 +294,34 @@ def serve_test(
             for i, (messages, count) in enumerate(zip(conversations, hf_counts, strict=True)):
                 asked = chat_completion(url, {**request, "messages": messages, "stop": stops})
                 bare = chat_completion(url, {**request, "messages": messages, "stop": []})
-                failures, record = check_served(asked, bare, count, stops, require_stop)
+                resplit = _tolerated_count(result.answers[i] if i < len(result.answers) else {})
+                failures, record = check_served(asked, bare, count, stops, require_stop, resplit)
                 result.served.append(record)
                 result.failures.extend(f"prompt {i + 1}, served: {f}" for f in failures)
     except StageError as exc:
         result.failures.append(f"llama.cpp's server: {exc.message}")
 
 
+def _tolerated_count(answer: dict[str, Any]) -> int | None:
+    """llama.cpp's prompt token count of a runtime answer whose difference from the Hugging
+    Face tokens is a known re-split (``prompt_tokens``), else None."""
+    tokenization = answer.get("tokenization") or {}
+    return answer.get("prompt_tokens") if tokenization.get("tolerated") else None
+
+
 def check_served(
-    asked: dict, bare: dict, hf_prompt_tokens: int, stops: list[str], require_stop: bool = True
+    asked: dict,
+    bare: dict,
+    hf_prompt_tokens: int,
+    stops: list[str],
+    require_stop: bool = True,
+    resplit_tokens: int | None = None,
 ):
     """The failed checks of one served answer, and the record to keep. ``asked`` was asked
     with the Modelfile's stops, ``bare`` without any: only an end-of-generation token can
-    stop that one."""
+    stop that one. ``resplit_tokens``: the runtime's count of the same rendered prompt when it
+    differs from the Hugging Face count by a known re-split (``prompt_tokens``); the server
+    reading that many tokens rendered the same text."""
     choice, bare_choice = asked["choices"][0], bare["choices"][0]
     text = choice["message"].get("content") or ""
     prompt_tokens = asked["usage"]["prompt_tokens"]
@@ -271,7 +329,7 @@ def check_served(
         "stopped": choice["finish_reason"] == "stop",
         "ends_on_end_of_turn": bare_choice["finish_reason"] == "stop"
         and (bare_choice["message"].get("content") or "") == text,
-        "prompt_tokens_match": prompt_tokens == hf_prompt_tokens,
+        "prompt_tokens_match": prompt_tokens in (hf_prompt_tokens, resplit_tokens),
         "no_stop_strings": not [s for s in stops if s in text],
     }
     failures = []

@@ -28,6 +28,7 @@ class Generation:
     stop_string: str | None = None  # a caller's stop string that cut the text, if any
     seconds: float = 0.0  # wall time from the prompt's tokenization to the last token
     token_ids: list[int] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list)  # the prompt as llama.cpp tokenized it
     # Fed the prompt and its reference answer (teacher forcing): what the model puts next where
     # training put the end token (see ``end_after_reference``); None when not asked.
     reference_end: dict[str, Any] | None = None
@@ -37,7 +38,7 @@ class Generation:
         return self.completion_tokens / self.seconds if self.seconds > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "token_ids"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("token_ids", "prompt_ids")}
 
 
 def generate_chat(
@@ -188,6 +189,7 @@ def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequ
     result.text = text
     result.completion_tokens = len(out)
     result.token_ids = out
+    result.prompt_ids = list(prompt_ids)
     result.seconds = round(time.perf_counter() - start, 4)
     return result
 

@@ -219,3 +219,15 @@ def ollama_suffix_branch(fim: FimFormat, template_text: str) -> str:
             f"{{{{ .Prompt }}}}{{{{ {q(fim.middle)} }}}}"
         )
     return f"{{{{- if .Suffix }}}}{branch}\n{{{{- else }}}}\n{template_text}\n{{{{- end }}}}"
+
+
+def training_prefix(tokenizer: Any) -> str:
+    """The BOS text when the tokenizer adds BOS to text (an infill row starts with it in
+    training, and an infill prompt must too), else ''. Works with a transformers tokenizer and
+    with ``runner.models.tokenizer_files.TokenizerFiles``."""
+    bos = tokenizer.bos_token
+    if not bos:
+        return ""
+    ids = tokenizer.encode("x", add_special_tokens=True)
+    bos_ids = tokenizer.encode(bos, add_special_tokens=False)
+    return bos if len(bos_ids) == 1 and ids and ids[0] == bos_ids[0] else ""

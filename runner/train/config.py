@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # Files the train stage hands to Axolotl (written from the data stage's canonical JSONL).
 TRAIN_FILE = "train.jsonl"
 VAL_FILE = "val.jsonl"
-# Fill-in-the-middle rows as completion text (``{"id", "text"}``), trained in the same run.
+# Fill-in-the-middle rows as prompt/middle segments (``{"id", "segments"}``), trained in the same run.
 FIM_TRAIN_FILE = "train.fim.jsonl"
 FIM_VAL_FILE = "val.fim.jsonl"
 # Per-message flag used for `prompt.train_on: last_assistant` (Axolotl's message_field_training).
@@ -131,13 +131,14 @@ def _dataset(path: str, recipe: Recipe) -> dict[str, Any]:
     return entry
 
 
-def _completion_dataset(path: str) -> dict[str, Any]:
-    """An Axolotl dataset entry of fill-in-the-middle rows: type ``completion`` trains every
-    token of ``text`` and appends the tokenizer's eos (prompt_strategies/completion.py); each
-    entry of ``datasets:`` is tokenized by its own type and the results are concatenated
+def _infill_dataset(path: str) -> dict[str, Any]:
+    """An Axolotl dataset entry of fill-in-the-middle rows: type ``input_output`` tokenizes each
+    segment as written (no BOS or eos added: the rows carry them) and trains the segments
+    labelled true, the middle and its end token (prompt_strategies/input_output.py); each entry
+    of ``datasets:`` is tokenized by its own type and the results are concatenated
     (utils/data/sft.py ``_load_tokenized_prepared_datasets``, ``merge_datasets``), so infill
     and chat examples train in one run."""
-    return {"path": path, "ds_type": "json", "type": "completion", "field": "text"}
+    return {"path": path, "ds_type": "json", "type": "input_output"}
 
 
 def _datasets(
@@ -145,7 +146,7 @@ def _datasets(
 ) -> list[dict[str, Any]]:
     entries = [_dataset(f"{dataset_dir}/{chat_file}", recipe)] if chat else []
     if fim:
-        entries.append(_completion_dataset(f"{dataset_dir}/{fim_file}"))
+        entries.append(_infill_dataset(f"{dataset_dir}/{fim_file}"))
     return entries
 
 
@@ -307,7 +308,7 @@ def render_axolotl_config(
     (``runner.train.estimate.gradient_checkpointing``); ``None`` reads an explicit setting only.
     ``plugins`` are Axolotl plugins to load (the train stage's checks run as one).
     ``fim_examples`` counts the fill-in-the-middle rows per split (``train``, ``val``) when the
-    data has some: they become a second dataset entry of type ``completion``.
+    data has some: they become a second dataset entry of type ``input_output``.
     ``lora_model_dir`` is the adapter to keep training (``continue_from.mode: same_adapter``);
     for the other modes ``base_model`` is the merged parent.
     Keys under the recipe's ``axolotl:`` section are merged last and win.

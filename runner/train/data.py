@@ -37,16 +37,29 @@ def _training_row(row: Conversation, train_on: str) -> dict:
     return {"id": row.id, "messages": messages}
 
 
-def _completion_row(row: Conversation) -> dict:
-    """An infill row as Axolotl's ``completion`` type reads it: the prompt (prefix and suffix
-    in the family's FIM tokens) followed by the middle; Axolotl adds BOS and eos."""
-    turns = [m["content"] for m in row.messages if m["role"] != "system"]
-    return {"id": row.id, "text": "".join(turns)}
+def _infill_row(row: Conversation, bos: str, eos: str) -> dict:
+    """An infill row as Axolotl's ``input_output`` type reads it: the prompt (BOS when the
+    tokenizer adds one, then prefix and suffix in the family's FIM tokens) untrained, the middle
+    and the end token trained. As the chat rows train the assistant's turns only, the model
+    learns to write the middle and stop, not to predict the prompt: trained on the prompt too,
+    a tiny model learned that a suffix line is followed by the FIM end token and wrote that
+    token after the middle (2 infills of 3 in tests/pipeline/test_fim_teacher.py)."""
+    prompt = "".join(m["content"] for m in row.messages[:-1] if m["role"] != "system")
+    return {
+        "id": row.id,
+        "segments": [
+            {"label": False, "text": bos + prompt},
+            {"label": True, "text": row.messages[-1]["content"] + eos},
+        ],
+    }
 
 
-def prepare_training_data(data_dir: Path, out_dir: Path, train_on: str) -> PreparedData:
+def prepare_training_data(
+    data_dir: Path, out_dir: Path, train_on: str, fim_bos: str = "", fim_eos: str | None = None
+) -> PreparedData:
     """Write ``train.jsonl``/``val.jsonl`` for Axolotl from the data stage's files, and
-    ``train.fim.jsonl``/``val.fim.jsonl`` (completion text) from its infill rows.
+    ``train.fim.jsonl``/``val.fim.jsonl`` (prompt and middle segments) from its infill rows:
+    ``fim_bos`` starts each prompt, ``fim_eos`` (the trained tokenizer's eos) ends each middle.
 
     A row that is not a conversation is skipped and reported (``runner.dataset``'s policy).
     """
@@ -70,9 +83,12 @@ def prepare_training_data(data_dir: Path, out_dir: Path, train_on: str) -> Prepa
         if note := rows.skip_note():
             prepared.notes.append(note)
         if rows.rows:
+            if not fim_eos:
+                raise StageError("train", "infill rows need an eos token: the base has none")
             with (out_dir / name).open("w", encoding="utf-8") as dst:
                 for row in rows.rows:
-                    dst.write(json.dumps(_completion_row(row), ensure_ascii=False) + "\n")
+                    record = _infill_row(row, fim_bos, fim_eos)
+                    dst.write(json.dumps(record, ensure_ascii=False) + "\n")
         prepared.fim_counts[split] = len(rows.rows)
     if prepared.counts["train"] + prepared.fim_counts["train"] == 0:
         raise StageError(

@@ -115,6 +115,7 @@ def refuse_untrainable(recipe: Recipe) -> Path:
 
 def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     from runner.models.tokenizer_files import TokenizerFiles
+    from runner.prompt.fim import training_prefix
     from runner.prompt.template import TEMPLATE_ARTIFACT, load_template, save_template
     from runner.train import plugin
 
@@ -137,7 +138,16 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     end_tokens = [template.end_of_turn]
     end_ids = labels.end_token_ids(tokenizer, end_tokens)
     pad, pad_note = labels.pad_override(tokenizer, end_tokens, template.source)
-    data = prepare_training_data(ctx.require("data"), ctx.out / "data", recipe.prompt.train_on)
+    # Infill rows end with the eos of the trained tokenizer (the end of turn when the config
+    # makes it the eos, as render_axolotl_config does with base_eos below).
+    fim_eos = labels.eos_override(template.end_of_turn, tokenizer.eos_token) or tokenizer.eos_token
+    data = prepare_training_data(
+        ctx.require("data"),
+        ctx.out / "data",
+        recipe.prompt.train_on,
+        fim_bos=training_prefix(tokenizer),
+        fim_eos=fim_eos,
+    )
     fim_rows = sum(data.fim_counts.values())
 
     # Paths inside the config are relative to its folder (Axolotl runs there), so the config
@@ -163,8 +173,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     if fim_rows:
         end_ids |= fim_end_ids(tokenizer, cfg, ctx)
         notes_fim = [
-            f"{data.fim_counts['train']} fill-in-the-middle rows train as Axolotl `completion` "
-            "text next to the chat examples"
+            f"{data.fim_counts['train']} fill-in-the-middle rows train next to the chat "
+            "examples (Axolotl `input_output`: the middle and its end token are trained)"
         ]
     else:
         notes_fim = []
@@ -261,8 +271,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
 
 
 def fim_end_ids(tokenizer: Any, cfg: dict[str, Any], ctx: StageContext) -> set[int]:
-    """Infill rows end with the eos token Axolotl's completion type appends (the template's end
-    of turn when the config makes it the eos): the label check accepts it as an end. Keeps the
+    """Infill rows end with the trained tokenizer's eos (the template's end of turn when the
+    config makes it the eos): the label check accepts it as an end. Keeps the
     data stage's ``fim.json`` with the adapter, where the Modelfile and the smoke test read the
     format the model was trained in."""
     from runner.prompt.fim import FIM_ARTIFACT

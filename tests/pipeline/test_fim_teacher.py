@@ -136,11 +136,21 @@ def test_infill_trains_beside_chat_and_the_gguf_stops(fim_run):
         raise smoked.error
     run_dir = smoked.run_dir
     cfg = yaml.safe_load((run_dir / "train" / "axolotl.yaml").read_text())
-    assert [d["type"] for d in cfg["datasets"]] == ["chat_template", "completion"]
+    assert [d["type"] for d in cfg["datasets"]] == ["chat_template", "input_output"]
     fim_rows = rows(run_dir / "data" / "train.fim.jsonl")
     assert len(fim_rows) >= 10
     # A FIM row is the prompt (prefix, hole, suffix, middle marker) and the middle as its answer.
     assert all(r["messages"][0]["content"].startswith("<｜fim▁begin｜>") for r in fim_rows)
+    # Axolotl reads them as segments: BOS and the prompt untrained, the middle and <|EOT|> (the
+    # trained tokenizer's eos) trained.
+    middles = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in fim_rows}
+    for row in rows(run_dir / "train" / "data" / "train.fim.jsonl"):
+        prompt, middle = row["segments"]
+        assert prompt["label"] is False and middle["label"] is True
+        assert prompt["text"].startswith("<｜begin▁of▁sentence｜><｜fim▁begin｜>")
+        assert (
+            middle["text"] == middles[prompt["text"].removeprefix("<｜begin▁of▁sentence｜>")] + EOT
+        )
 
     smoke = json.loads((run_dir / "smoke" / "smoke.json").read_text())
     infill = smoke["infill"]
@@ -150,6 +160,7 @@ def test_infill_trains_beside_chat_and_the_gguf_stops(fim_run):
     for answer in answers:
         assert answer["finish_reason"] == "stop" and answer["end_token"] == EOT, answer
         assert answer["checks"]["stopped_on_end_token"]
+        assert answer["checks"]["ends_after_reference"], answer["reference_end"]
         assert answer["prompt_tokens"] == answer["hf_prompt_tokens"]  # read as in training
     print("infill answers:", [(a["middle"], a["text"]) for a in answers])
 

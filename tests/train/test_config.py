@@ -268,30 +268,26 @@ def test_the_plan_says_why_the_eos_changes():
         (
             (40, 5),
             {"train": 30, "val": 4},
-            ["chat_template", "completion"],
-            ["chat_template", "completion"],
+            ["chat_template", "input_output"],
+            ["chat_template", "input_output"],
         ),
-        ((40, 5), {"train": 30, "val": 0}, ["chat_template", "completion"], ["chat_template"]),
-        ((0, 0), {"train": 30, "val": 4}, ["completion"], ["completion"]),
+        ((40, 5), {"train": 30, "val": 0}, ["chat_template", "input_output"], ["chat_template"]),
+        ((0, 0), {"train": 30, "val": 4}, ["input_output"], ["input_output"]),
         ((40, 5), None, ["chat_template"], ["chat_template"]),
     ],
 )
-def test_infill_rows_are_a_completion_dataset_beside_the_chat_one(
+def test_infill_rows_are_an_input_output_dataset_beside_the_chat_one(
     chat, fim, train_types, test_types
 ):
     """Axolotl tokenizes each `datasets:` entry with its own type and concatenates them: infill
-    rows (completion text, eos appended) train in the same run as the chat rows."""
+    rows (prompt segment untrained, middle and eos trained) train in the same run as the chat
+    rows."""
     cfg = render(
         recipe(split={"val": 0.1}), train_examples=chat[0], val_examples=chat[1], fim_examples=fim
     )
     assert [d["type"] for d in cfg["datasets"]] == train_types
     assert [d["type"] for d in cfg["test_datasets"]] == test_types
-    completion = [d for d in cfg["datasets"] if d["type"] == "completion"]
-    for entry in completion:
-        assert entry == {
-            "path": "D/train.fim.jsonl",
-            "ds_type": "json",
-            "type": "completion",
-            "field": "text",
-        }
+    infill = [d for d in cfg["datasets"] if d["type"] == "input_output"]
+    for entry in infill:
+        assert entry == {"path": "D/train.fim.jsonl", "ds_type": "json", "type": "input_output"}
     assert check_axolotl_keys(cfg) == []

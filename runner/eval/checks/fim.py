@@ -73,8 +73,8 @@ def infill_samples(
     lora: Path | None = None,
 ) -> list[Sample]:
     """Greedy middles of ``gguf`` for held-out infill rows, prompted as in training."""
-    from runner.export.infill import training_prefix
     from runner.llamacpp import generate_chat
+    from runner.prompt.fim import training_prefix
 
     bos = training_prefix(tokenizer)
     prompts = [bos + case.prompt[-1]["content"] for case in cases]
