@@ -3,10 +3,13 @@
 One real chain (data -> Axolotl train -> merge -> GGUF -> Modelfile -> smoke) on
 ``tiny:deepseek-coder`` (the real DeepSeek-Coder vocabulary, with its FIM tokens): chat rows from
 the quickstart instructions and infill rows from a small Python repository train in one Axolotl
-run. The smoke stage fails the run unless every GGUF answers infill prompts through llama.cpp and
-stops on an end token (prompts of training rows: a random tiny model cannot generalize to
-held-out middles, as under --laptop; the format and the stop are what is tested); the Modelfile's ``{{ .Suffix }}`` branch, rendered by Go's
-text/template as Ollama does, must write exactly the prompt of a training row.
+run, the infill rows with their middle and end token trained (Axolotl ``input_output``). The
+smoke stage fails the run unless every GGUF answers infill prompts through llama.cpp and stops
+on <|EOT|> (prompts of training rows: a random tiny model cannot generalize to held-out middles,
+as under --laptop; the format and the stop are what is tested). Trained on the prompt too (as
+Axolotl's ``completion`` type does), the tiny model wrote <｜fim▁end｜> after 2 middles of 3. The
+Modelfile's ``{{ .Suffix }}`` branch, rendered by Go's text/template as Ollama does, must write
+exactly the prompt of a training row.
 
 The trained GGUF then serves as the teacher of another recipe through llama.cpp's own
 OpenAI-compatible server (``python -m llama_cpp.server``) on 127.0.0.1: its answers become
@@ -121,12 +124,6 @@ def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, open: after 8 epochs the tiny model reproduces a training middle, then "
-    "writes <｜fim▁end｜> and more before <|EOT|> in 2 of 3 infills (smoke: literal special "
-    "tokens); seen 2026-12-01, noted on issue 15",
-)
 def test_infill_trains_beside_chat_and_the_gguf_stops(fim_run):
     from runner.pipeline import run_pipeline
 
