@@ -65,10 +65,18 @@ def summary_lines(result: Any) -> list[str]:
             lines.append(f"  created: ollama run {model['model']}")
     smoke = stages.get("smoke")
     if smoke and smoke.summary.get("models"):
-        stopped = [
-            f"{kind} {m['stopped']}/{m['answers']}" for kind, m in smoke.summary["models"].items()
-        ]
-        lines.append(f"smoke test: answers stopped on their end token: {', '.join(stopped)}")
+        models = smoke.summary["models"].items()
+        stopped = [f"{kind} {m['stopped']}/{m['answers']}" for kind, m in models]
+        if smoke.summary.get("stop_test") == "reference":
+            ends = [
+                f"{kind} {m.get('ends_after_reference', 0)}/{m['answers']}" for kind, m in models
+            ]
+            lines.append(
+                "smoke test: end token among the first 3 choices after the reference answer: "
+                f"{', '.join(ends)} (greedy answers stopped: {', '.join(stopped)})"
+            )
+        else:
+            lines.append(f"smoke test: answers stopped on their end token: {', '.join(stopped)}")
     evaluation = stages.get("eval")
     if evaluation and evaluation.summary:
         s = evaluation.summary

@@ -8,7 +8,8 @@ counts as many prompt tokens as the Hugging Face tokenizer, so what the model se
 is what it was trained on. Any failed check fails the stage with its reason.
 
 Each prompt is also read with its reference answer (teacher forcing), and the record says
-whether the model puts the end-of-turn token first where training put it. With
+how the model ranks the end-of-turn token where training put it (first, or among the first
+three, passes). With
 ``eval.smoke.stop_test: reference`` (what ``--laptop`` sets) that check is the stop test
 instead of the greedy answer's: a random tiny model learns where its turns end long before it
 can reproduce a whole answer token by token, and one wrong token sends a greedy answer past
@@ -62,9 +63,9 @@ class SmokeSection(Section):
     """Fail when the model does not stop (as `stop_test` tests it)."""
     stop_test: Literal["answer", "reference"] = "answer"
     """How stopping is tested. `answer`: the greedy answer ends on an end token within
-    `max_new_tokens`. `reference`: fed the prompt and its reference answer, the model's first
-    choice at the end of the answer is the end token training put there (the greedy answers are
-    still written and recorded). `--laptop` sets `reference`: a random tiny model learns where
+    `max_new_tokens`. `reference`: fed the prompt and its reference answer, the model ranks the
+    end token training put there among its first three choices (an untrained end token ranks in
+    the thousands; the greedy answers are still written and recorded). `--laptop` sets `reference`: a random tiny model learns where
     its turns end long before it can reproduce a whole answer token by token."""
 
 
@@ -136,7 +137,7 @@ def check_answer(
         "prompt_tokens_match": gen.prompt_tokens == hf_prompt_tokens and tokenization is None,
     }
     if ends is not None:
-        checks["ends_after_reference"] = ends["first_choice_ends"]
+        checks["ends_after_reference"] = ends_after_reference(ends)
     failures = []
     if not checks["produces_text"]:
         failures.append("produced no text")
@@ -152,11 +153,11 @@ def check_answer(
             "the reference answer, rendered with the chat template, has no end-of-generation "
             "token of this GGUF after it: the end of a turn cannot be tested"
         )
-    elif stop_test == "reference" and not ends["first_choice_ends"]:
+    elif stop_test == "reference" and not checks["ends_after_reference"]:
         failures.append(
-            f"after the reference answer the model puts {ends['first_choice']!r} first, not "
-            f"{ends['end_token']!r} (p={ends['end_probability']}); was the end-of-turn token "
-            "trained?"
+            f"after the reference answer the model puts {ends['end_token']!r} at rank "
+            f"{ends['end_rank']} (p={ends['end_probability']}; first: "
+            f"{ends['first_choice']!r}); was the end-of-turn token trained?"
         )
     if leaked:
         failures.append(f"literal special tokens in the answer: {', '.join(leaked)}")
@@ -170,6 +171,19 @@ def check_answer(
     if tokenization is not None:
         record["tokenization"] = tokenization
     return failures, record
+
+
+# With stop_test: reference, the end token must be among the model's first choices where the
+# reference answer ends. A masked, untrained or wrong end token ranks in the thousands there (an
+# untrained tiny model: p < 0.01); a tiny model after --laptop's 80 steps ranks it first on most
+# recipes, and second after '```' on answers that close a code fence before it (hyperswitch:
+# p 0.14-0.25, seen 2026-12-01).
+REFERENCE_TOP = 3
+
+
+def ends_after_reference(ends: dict[str, Any]) -> bool:
+    """Whether the model ends the turn where the reference answer ends (``reference_end``)."""
+    return bool(ends["first_choice_ends"]) or ends["end_rank"] <= REFERENCE_TOP
 
 
 def pre_tokenizer(target: SmokeTarget) -> str | None:
@@ -493,6 +507,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         raise StageError(STAGE, "; ".join(failures[:8]) + f" (details: {ctx.out / 'smoke.json'})")
     summary = {
         "passed": True,
+        "stop_test": options.stop_test,
         "models": {
             r.kind: {
                 "loads": r.loads,

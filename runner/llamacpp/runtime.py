@@ -200,8 +200,8 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
     tokenized it; the model reads it up to the first end-of-generation token after the prompt,
     and the record says what it puts first there and how likely the end token is.
 
-    A model that learned where its turns end puts the end token first, whether or not it can
-    reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
+    A model that learned where its turns end ranks the end token first (or close), whether or
+    not it can reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
     answer holds no end-of-generation token or does not fit the context.
     """
     import llama_cpp
@@ -232,4 +232,6 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
         "first_choice": text(first),
         "first_choice_ends": bool(llama_cpp.llama_vocab_is_eog(vocab, first)),
         "end_probability": round(float(probs[ids[end]]), 4),
+        # 1 when the end token is the first choice; an untrained one ranks in the thousands.
+        "end_rank": int((logits > logits[ids[end]]).sum()) + 1,
     }

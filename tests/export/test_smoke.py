@@ -133,9 +133,9 @@ def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwe
     ends = result.answers[0]["reference_end"]
     assert ends["end_token"] == "<|im_end|>" and ends["answer_tokens"] == 2
     assert ends["first_choice_ends"] is False and ends["end_probability"] < 0.01
+    assert ends["end_rank"] > 100  # untrained: far down the vocabulary
     [failure] = result.failures
-    assert "after the reference answer the model puts" in failure
-    assert "not '<|im_end|>'" in failure
+    assert f"the model puts '<|im_end|>' at rank {ends['end_rank']} " in failure
 
 
 def test_a_file_that_does_not_load_is_a_result_not_a_crash(tmp_path):
@@ -189,13 +189,14 @@ def test_answer_checks(gen, hf_tokens, expected):
     assert record["hf_prompt_tokens"] == hf_tokens
 
 
-def _ends(first="<|im_end|>", ends=True, p=0.8):
+def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1):
     return {
         "answer_tokens": 5,
         "end_token": "<|im_end|>",
         "first_choice": first,
         "first_choice_ends": ends,
         "end_probability": p,
+        "end_rank": rank,
     }
 
 
@@ -204,12 +205,15 @@ def _ends(first="<|im_end|>", ends=True, p=0.8):
     [
         # The greedy answer ran on, but the model ends where the reference ends: passes.
         ("length", _ends(), []),
+        # Second after '```' (a tiny model at the end of a code fence): trained, passes.
+        ("stop", _ends("```", ends=False, p=0.18, rank=2), []),
+        ("stop", _ends("```", ends=False, p=0.05, rank=3), []),
         (
             "stop",
-            _ends("def", ends=False, p=0.01),
+            _ends("def", ends=False, p=0.01, rank=4),
             [
-                "after the reference answer the model puts 'def' first, not '<|im_end|>' "
-                "(p=0.01); was the end-of-turn token trained?"
+                "after the reference answer the model puts '<|im_end|>' at rank 4 (p=0.01; "
+                "first: 'def'); was the end-of-turn token trained?"
             ],
         ),
         (
@@ -230,13 +234,13 @@ def test_stop_test_reference_reads_the_end_of_the_reference_answer(finish, refer
     assert failures == expected
     assert record["checks"]["stopped_on_end_token"] is (finish == "stop")
     if reference_end is not None:
-        assert record["checks"]["ends_after_reference"] is reference_end["first_choice_ends"]
+        assert record["checks"]["ends_after_reference"] is (reference_end["end_rank"] <= 3)
         assert record["reference_end"] == reference_end
 
 
 def test_stop_test_answer_records_the_reference_end_without_requiring_it():
     gen = _gen()
-    gen.reference_end = _ends("def", ends=False, p=0.01)
+    gen.reference_end = _ends("def", ends=False, p=0.01, rank=40)
     failures, record = check_answer(gen, [], 10, True)
     assert failures == []
     assert record["checks"]["ends_after_reference"] is False

@@ -43,8 +43,9 @@ def write_repo(folder: Path, count: int) -> Path:
     """``count`` small Python modules of the same shape (short holes the tiny model can learn).
 
     No digit follows a space: llama.cpp's deepseek-coder pre-tokenizer reads `` = 0`` as
-    ``' = ', '0'`` where the Hugging Face tokenizer reads ``' =', ' ', '0'``, which the smoke
-    test rightly reports (a tokenizer difference of its own, not of infill)."""
+    ``' = ', '0'`` where the Hugging Face tokenizer reads ``' =', ' ', '0'``; the smoke test
+    records that known re-split (tests/export/test_prompt_tokens.py), and the prompt token
+    counts this test compares stay equal without it."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         (folder / f"mod_{i:02d}.py").write_text(
