@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+
+from runner.llamacpp.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-head")]
 
@@ -60,13 +61,6 @@ def _ray_or_skip() -> None:
         )
 
 
-def _free_port() -> int:
-    # Ephemeral ports (32768+) stay clear of Ray's worker port range, 10002-19999.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _processes_of(marker: str) -> list[int]:
     """Pids whose command line holds ``marker`` (this head's own temp dir)."""
     found = []
@@ -86,7 +80,7 @@ def ray_head():
     """A Ray head with its dashboard (the Jobs API) on 127.0.0.1; the dashboard's URL."""
     _ray_or_skip()
     temp_dir = tempfile.mkdtemp(prefix="rr-ray-", dir="/tmp")  # short: Ray's socket paths
-    dashboard = _free_port()
+    dashboard = free_port()
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -95,10 +89,10 @@ def ray_head():
     }
     env.pop("RECIPE_TARGET", None)
     argv = [str(VENV_BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats"]
-    argv += ["--node-ip-address", "127.0.0.1", "--port", str(_free_port())]
-    argv += ["--ray-client-server-port", str(_free_port())]
+    argv += ["--node-ip-address", "127.0.0.1", "--port", str(free_port())]
+    argv += ["--ray-client-server-port", str(free_port())]
     argv += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]
-    argv += ["--dashboard-agent-listen-port", str(_free_port())]
+    argv += ["--dashboard-agent-listen-port", str(free_port())]
     argv += ["--num-cpus", "2", "--include-dashboard", "true", "--temp-dir", temp_dir]
     log = Path(f"{temp_dir}.log")
     head = subprocess.Popen(

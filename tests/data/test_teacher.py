@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.data import build
+from runner.llamacpp.server import free_port
 from tests.helpers import recipe_of, run_stage, stage_context
 
 SECRET = "sk-test-0123456789abcdef-never-stored"
@@ -135,12 +135,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:  # the client gave up (the slow case)
             pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def teacher_recipe(tmp_path: Path, base_url: str, **teacher):

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.pipeline.conftest import TINY_DEEPSEEK_TRAIN
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deepseek-eot")]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +39,7 @@ RECIPE = {
     "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
     # The quickstart's training at half the epochs: enough for the tiny model to end every smoke
     # answer with <|EOT|> (18-22 of 64 tokens, f16 and q8_0) in about 80 s on 2 CPU cores.
-    "train": {
-        "epochs": 5,
-        "learning_rate": 0.005,
-        "lr_scheduler": "cosine",
-        "warmup_steps": 5,
-        "batch_size": 4,
-        "seq_len": 256,
-        "sample_packing": False,
-    },
+    "train": {"epochs": 5, **TINY_DEEPSEEK_TRAIN},
     # The adapter export too: its base GGUF must stop on <|EOT|> as the merged one does.
     "export": [
         {"type": "merge"},

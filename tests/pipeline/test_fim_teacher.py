@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,9 @@ import httpx
 import pytest
 import yaml
 
+from runner.llamacpp.server import free_port
 from tests.export.conftest import go_render  # noqa: F401  (a fixture)
+from tests.pipeline.conftest import TINY_DEEPSEEK_TRAIN
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fim-teacher")]
 
@@ -81,15 +82,7 @@ RECIPE = {
     "lora": {"r": 16, "alpha": 32, "dropout": 0.0},
     # The deepseek-eot test's training, a little longer: the tiny model learns to end its chat
     # answers and its infill middles.
-    "train": {
-        "epochs": 8,
-        "learning_rate": 0.005,
-        "lr_scheduler": "cosine",
-        "warmup_steps": 5,
-        "batch_size": 4,
-        "seq_len": 256,
-        "sample_packing": False,
-    },
+    "train": {"epochs": 8, **TINY_DEEPSEEK_TRAIN},
     "export": [
         {"type": "merge"},
         {"type": "gguf", "outtype": "f16", "quantize": []},
@@ -185,12 +178,6 @@ def test_the_modelfile_suffix_branch_writes_the_training_prompt(fim_run, go_rend
 
 
 # --- the trained GGUF as a real teacher through llama.cpp's server ---------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LlamaServer:
