@@ -72,7 +72,7 @@ def summary_lines(result: Any) -> list[str]:
                 f"{kind} {m.get('ends_after_reference', 0)}/{m['answers']}" for kind, m in models
             ]
             lines.append(
-                "smoke test: end token among the first 3 choices after the reference answer: "
+                "smoke test: turns end where the reference answers end: "
                 f"{', '.join(ends)} (greedy answers stopped: {', '.join(stopped)})"
             )
         else:

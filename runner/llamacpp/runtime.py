@@ -200,8 +200,8 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
     tokenized it; the model reads it up to the first end-of-generation token after the prompt,
     and the record says what it puts first there and how likely the end token is.
 
-    A model that learned where its turns end ranks the end token first (or close), whether or
-    not it can reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
+    A model that learned where its turns end puts the end token first there, whether or not it
+    can reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
     answer holds no end-of-generation token or does not fit the context.
     """
     import llama_cpp
@@ -214,13 +214,23 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
     )
     if end is None or end == 0 or end > llm.n_ctx():
         return None
-    llm.reset()
-    llm.eval(ids[:end])
-    logits = np.ctypeslib.as_array(
-        llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)
-    ).astype(np.float64)
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
+
+    def last_logits(tokens: list[int]) -> Any:
+        llm.reset()
+        llm.eval(tokens)
+        return np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)
+        ).astype(np.float64)
+
+    def softmax(logits: Any) -> Any:
+        probs = np.exp(logits - logits.max())
+        return probs / probs.sum()
+
+    # Where the answer begins: a model that learned where its turns end puts the end token far
+    # less likely there (agent-logs' tiny model: 1e-8 at the start, 0.99 at the end).
+    at_start = softmax(last_logits(ids[:prompt_tokens]))[ids[end]]
+    logits = last_logits(ids[:end])
+    probs = softmax(logits)
     first = int(np.argmax(logits))
 
     def text(token: int) -> str:
@@ -232,6 +242,7 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
         "first_choice": text(first),
         "first_choice_ends": bool(llama_cpp.llama_vocab_is_eog(vocab, first)),
         "end_probability": round(float(probs[ids[end]]), 4),
-        # 1 when the end token is the first choice; an untrained one ranks in the thousands.
         "end_rank": int((logits > logits[ids[end]]).sum()) + 1,
+        # The same token's probability right after the prompt, where no answer should end.
+        "start_probability": float(f"{at_start:.3g}"),
     }

@@ -5,8 +5,8 @@ for a trained model, and a gate only a real model meets. `--laptop` keeps everyt
 data, the template and the exports, and swaps in what a CPU can run: the base's family as a
 built-in tiny model (random weights, the family's real tokenizer and chat template), a 16-bit
 LoRA, a short sequence, and enough steps at a high learning rate for the tiny model to learn to
-end its answers (the smoke test checks, on training prompts, that every GGUF ranks its end token
-among its first three choices where a reference answer ends). The gate is dropped (a random
+end its answers (the smoke test checks, on training prompts, that every GGUF puts its end token
+first where a reference answer ends). The gate is dropped (a random
 model cannot meet a real model's thresholds) and `command` checks are dropped unless the recipe
 allows them. The changes are `--set`-style overrides listed on the terminal, and the user's own
 `--set` values still win over them.

@@ -189,7 +189,7 @@ def test_answer_checks(gen, hf_tokens, expected):
     assert record["hf_prompt_tokens"] == hf_tokens
 
 
-def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1):
+def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1, start=1e-8):
     return {
         "answer_tokens": 5,
         "end_token": "<|im_end|>",
@@ -197,6 +197,7 @@ def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1):
         "first_choice_ends": ends,
         "end_probability": p,
         "end_rank": rank,
+        "start_probability": start,
     }
 
 
@@ -205,15 +206,25 @@ def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1):
     [
         # The greedy answer ran on, but the model ends where the reference ends: passes.
         ("length", _ends(), []),
-        # Second after '```' (a tiny model at the end of a code fence): trained, passes.
-        ("stop", _ends("```", ends=False, p=0.18, rank=2), []),
-        ("stop", _ends("```", ends=False, p=0.05, rank=3), []),
+        # Second at the end, but 180 times likelier there than right after the prompt (qi's
+        # tiny model): it learned where its turns end.
+        ("stop", _ends("```", ends=False, p=0.18, rank=2, start=0.001), []),
+        # Second at the end and as likely right after the prompt (hyperswitch's tiny model after
+        # 80 steps: <|EOT|> after any newline): it did not.
+        (
+            "stop",
+            _ends("```", ends=False, p=0.15, rank=2, start=0.17),
+            [
+                "after the reference answer the model puts '<|im_end|>' at rank 2 (p=0.15, "
+                "first: '```'; right after the prompt p=0.17); was the end-of-turn token trained?"
+            ],
+        ),
         (
             "stop",
             _ends("def", ends=False, p=0.01, rank=4),
             [
-                "after the reference answer the model puts '<|im_end|>' at rank 4 (p=0.01; "
-                "first: 'def'); was the end-of-turn token trained?"
+                "after the reference answer the model puts '<|im_end|>' at rank 4 (p=0.01, "
+                "first: 'def'; right after the prompt p=1e-08); was the end-of-turn token trained?"
             ],
         ),
         (
@@ -234,7 +245,7 @@ def test_stop_test_reference_reads_the_end_of_the_reference_answer(finish, refer
     assert failures == expected
     assert record["checks"]["stopped_on_end_token"] is (finish == "stop")
     if reference_end is not None:
-        assert record["checks"]["ends_after_reference"] is (reference_end["end_rank"] <= 3)
+        assert record["checks"]["ends_after_reference"] is (expected == [])
         assert record["reference_end"] == reference_end
 
 
