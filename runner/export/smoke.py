@@ -63,10 +63,11 @@ class SmokeSection(Section):
     """Fail when the model does not stop (as `stop_test` tests it)."""
     stop_test: Literal["answer", "reference"] = "answer"
     """How stopping is tested. `answer`: the greedy answer ends on an end token within
-    `max_new_tokens`. `reference`: fed the prompt and its reference answer, the model puts the end
-    token training put there first (or among its first three, and ten times likelier than right
-    after the prompt); the greedy answers are still written and recorded. `--laptop` sets `reference`: a random tiny model learns where
-    its turns end long before it can reproduce a whole answer token by token."""
+    `max_new_tokens`. `reference`: fed the prompt and its reference answer, the model puts the
+    end token training put there first (or among its first three, and ten times likelier than
+    right after the prompt); the greedy answers are still written and recorded. `--laptop` sets
+    `reference`: a random tiny model learns where its turns end long before it can reproduce a
+    whole answer token by token."""
 
 
 @dataclass

@@ -105,13 +105,19 @@ def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwe
     template = load_template("chatml", tokenizer_dir=run_dir / "merged")
     prompt = template.render([{"role": "user", "content": "Say hi."}], add_generation_prompt=True)
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "merged"))
-    [result] = smoke_test(
-        [SmokeTarget("base-f16", base_gguf)],
-        [prompt],
-        tokenizer,
-        max_new_tokens=8,
-        require_stop=True,
-    )
+
+    def untrained(**options):
+        [result] = smoke_test(
+            [SmokeTarget("base-f16", base_gguf)],
+            [prompt],
+            tokenizer,
+            max_new_tokens=8,
+            require_stop=True,
+            **options,
+        )
+        return result
+
+    result = untrained()
     assert result.loads
     assert any(
         "did not stop on an end token within 8 tokens (length)" in f for f in result.failures
@@ -121,15 +127,7 @@ def test_an_untrained_model_is_reported_as_never_stopping(exported_run, tiny_qwe
     conversation = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]
     full = template.render(conversation)
     assert full.startswith(prompt) and full.endswith("Hi.<|im_end|>\n")
-    [result] = smoke_test(
-        [SmokeTarget("base-f16", base_gguf)],
-        [prompt],
-        tokenizer,
-        max_new_tokens=8,
-        require_stop=True,
-        references=[full],
-        stop_test="reference",
-    )
+    result = untrained(references=[full], stop_test="reference")
     ends = result.answers[0]["reference_end"]
     assert ends["end_token"] == "<|im_end|>" and ends["answer_tokens"] == 2
     assert ends["first_choice_ends"] is False and ends["end_probability"] < 0.01
