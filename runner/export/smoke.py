@@ -415,6 +415,9 @@ def reference_texts(template: Any, cases: list[Any], prompts: list[str]) -> list
     start with the generation prompt, so the answer's tokens cannot be found in it."""
     texts: list[str | None] = []
     for case, prompt in zip(cases, prompts, strict=True):
+        if case.reference is None:  # a test prompt without a reference answer
+            texts.append(None)
+            continue
         answer = {"role": "assistant", "content": case.reference}
         full = template.render([*case.prompt, answer])
         texts.append(full if full.startswith(prompt) and len(full) > len(prompt) else None)

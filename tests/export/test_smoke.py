@@ -270,6 +270,9 @@ def test_reference_texts_are_the_conversations_training_rendered():
     assert full == prompt + "a + b<|im_end|>\n"
     # A prompt the whole conversation does not start with cannot be lined up with it.
     assert reference_texts(template, [case], ["something else"]) == [None]
+    # Nor can a prompt without a reference answer.
+    bare = Conversation("b", [{"role": "user", "content": "Add."}])
+    assert reference_texts(template, [bare], [prompt]) == [None]
 
 
 def test_stopping_is_not_required_when_the_recipe_says_so():
