@@ -151,8 +151,9 @@ def check_answer(
         )
     elif stop_test == "reference" and ends is None:
         failures.append(
-            "the reference answer, rendered with the chat template, has no end-of-generation "
-            "token of this GGUF after it: the end of a turn cannot be tested"
+            "no reference answer with an end-of-generation token of this GGUF after it (the "
+            "prompt has no reference answer, or the chat template renders none): the end of a "
+            "turn cannot be tested"
         )
     elif stop_test == "reference" and not checks["ends_after_reference"]:
         failures.append(

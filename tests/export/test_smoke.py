@@ -229,9 +229,9 @@ def _ends(first="<|im_end|>", ends=True, p=0.8, rank=1, start=1e-8):
             "stop",
             None,
             [
-                "the reference answer, rendered with the chat template, has no "
-                "end-of-generation token of this GGUF after it: the end of a turn cannot be "
-                "tested"
+                "no reference answer with an end-of-generation token of this GGUF after it "
+                "(the prompt has no reference answer, or the chat template renders none): the "
+                "end of a turn cannot be tested"
             ],
         ),
     ],
