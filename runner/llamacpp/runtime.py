@@ -212,7 +212,7 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
         (i for i in range(prompt_tokens, len(ids)) if llama_cpp.llama_vocab_is_eog(vocab, ids[i])),
         None,
     )
-    if end is None or end == 0 or end > llm.n_ctx():
+    if end is None or end > llm.n_ctx():
         return None
 
     def last_logits(tokens: list[int]) -> Any:

@@ -171,7 +171,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         fim_examples=data.fim_counts if fim_rows else None,
     )
     if fim_rows:
-        end_ids |= fim_end_ids(tokenizer, cfg, ctx)
+        end_ids |= fim_end_ids(tokenizer, fim_eos, ctx)
         notes_fim = [
             f"{data.fim_counts['train']} fill-in-the-middle rows train next to the chat "
             "examples (Axolotl `input_output`: the middle and its end token are trained)"
@@ -270,18 +270,16 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     )
 
 
-def fim_end_ids(tokenizer: Any, cfg: dict[str, Any], ctx: StageContext) -> set[int]:
-    """Infill rows end with the trained tokenizer's eos (the template's end of turn when the
-    config makes it the eos): the label check accepts it as an end. Keeps the
-    data stage's ``fim.json`` with the adapter, where the Modelfile and the smoke test read the
-    format the model was trained in."""
+def fim_end_ids(tokenizer: Any, fim_eos: str, ctx: StageContext) -> set[int]:
+    """Infill rows end with ``fim_eos``, the token ``prepare_training_data`` wrote after each
+    middle: the label check accepts it as an end. Keeps the data stage's ``fim.json`` with the
+    adapter, where the Modelfile and the smoke test read the format the model was trained in."""
     from runner.prompt.fim import FIM_ARTIFACT
 
     source = ctx.require("data") / FIM_ARTIFACT
     if source.is_file():
         shutil.copyfile(source, ctx.out / FIM_ARTIFACT)
-    eos = (cfg.get("special_tokens") or {}).get("eos_token") or tokenizer.eos_token
-    return labels.end_token_ids(tokenizer, [eos]) if eos else set()
+    return labels.end_token_ids(tokenizer, [fim_eos])
 
 
 def _check_result(result_file: Path, ctx: StageContext) -> dict[str, Any]:
