@@ -1,7 +1,7 @@
 """Follow Axolotl's training output: step, loss and ETA for a progress bar; stop on a NaN loss.
 
 Our plugin in the training process prints one line per optimizer step
-(``recipe-runner: step 4/10 eta 00:21``, ``runner.train.plugin.STEP_LINE``); the Hugging Face
+(``recipe-runner: step 4/10 eta 00:21``, ``runner.train.handshake.STEP_LINE``); the Hugging Face
 trainer prints one dict per logging step (``{'loss': 2.31, 'grad_norm': ..., 'epoch': 0.4}``;
 recent versions quote the numbers), one per evaluation (``{'eval_loss': '13.14', ...}``, every
 ``train.eval_steps`` and once before the first step) and, when its logging is not quieted, a tqdm

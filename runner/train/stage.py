@@ -117,7 +117,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     from runner.models.tokenizer_files import TokenizerFiles
     from runner.prompt.fim import training_prefix
     from runner.prompt.template import TEMPLATE_ARTIFACT, load_template, save_template
-    from runner.train import plugin
+    from runner.train import handshake
 
     cuda = cuda_available()
     refuse_unsupported(recipe, cuda)
@@ -167,7 +167,7 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
         base_eos=tokenizer.eos_token,
         ray_resources=target.profile.resources_per_worker if on_ray else None,
         gradient_checkpointing=gradient_checkpointing(recipe, cuda=cuda),
-        plugins=[plugin.PLUGIN],
+        plugins=[handshake.PLUGIN],
         fim_examples=data.fim_counts if fim_rows else None,
     )
     if fim_rows:
@@ -192,8 +192,8 @@ def run(recipe: Recipe, ctx: StageContext) -> Outcome:
     save_template(template, ctx.out)
     train_rows = data.counts["train"] + data.fim_counts.get("train", 0)
     settings = {"end_ids": sorted(end_ids), "train_examples": train_rows}
-    (ctx.out / plugin.SETTINGS).write_text(json.dumps(settings) + "\n", encoding="utf-8")
-    result_file = ctx.out / plugin.RESULT
+    (ctx.out / handshake.SETTINGS).write_text(json.dumps(settings) + "\n", encoding="utf-8")
+    result_file = ctx.out / handshake.RESULT
     result_file.unlink(missing_ok=True)
     if labels.prepared_count(ctx.out / "prepared") == 1 + (data.counts["val"] > 0):
         notes.append("reused the tokenized data of the interrupted attempt")

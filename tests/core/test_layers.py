@@ -97,3 +97,34 @@ def test_no_import_points_up():
             if theirs is not None and own is not None and theirs > own:
                 upward.append(f"{path.relative_to(ROOT)}:{line}: {module} -> {target}")
     assert upward == []
+
+
+def test_only_axolotl_imports_the_training_plugin():
+    """The plugin imports Axolotl (about 12 s): Axolotl loads it by name in its own process
+    (``runner.train.handshake.PLUGIN``); no runner module may import it and pay that again."""
+    importers = []
+    for path in sorted((ROOT / "runner").rglob("*.py")):
+        if path == ROOT / "runner" / "train" / "plugin.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+            elif isinstance(node, ast.Import):
+                names = {alias.name for alias in node.names}
+            else:
+                continue
+            if "runner.train.plugin" in names:
+                importers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert importers == []
+
+
+def test_the_plugin_path_names_the_plugin_class():
+    import importlib
+
+    from runner.train.handshake import PLUGIN
+
+    module, name = PLUGIN.rsplit(".", 1)
+    assert module == "runner.train.plugin"
+    source = (ROOT / "runner" / "train" / "plugin.py").read_text(encoding="utf-8")
+    assert f"class {name}(BasePlugin)" in source
+    assert importlib.util.find_spec(module) is not None

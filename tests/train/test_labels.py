@@ -168,13 +168,13 @@ def test_the_plugin_passes_a_rendered_config_through_axolotls_own_loader(tmp_pat
     from axolotl.cli.config import load_cfg
 
     from runner.models import resolve_base
-    from runner.train import plugin
+    from runner.train import handshake, plugin
     from tests.train.test_config import recipe, render
 
     cfg = render(recipe(), cuda=False)
     base = str(resolve_base("tiny:qwen2"))
     cfg.update(
-        plugins=[plugin.PLUGIN],
+        plugins=[handshake.PLUGIN],
         output_dir=str(tmp_path / "out"),
         base_model=base,
         tokenizer_config=base,
