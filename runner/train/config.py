@@ -34,9 +34,13 @@ TRAIN_FLAG = "train"
 # small set leaves too few batches, and Axolotl fails with zero-length loaders or "eval split too
 # small" (axolotl-ai-cloud/axolotl#999, #1644).
 PACKING_MIN_EXAMPLES = 256
-# Below this many examples, Axolotl tokenizes in one process: starting a worker pool per dataset
-# map costs more than the work (about a minute for the 40-example quickstart on 2 cores).
+# Below this many examples, Axolotl tokenizes in its own process: starting a worker pool per
+# dataset map costs more than the work (about a minute for the 40-example quickstart on 2 cores).
+# The value written is 0, not 1: `datasets` (4.x) starts a pool for any num_proc >= 1, and each
+# pool pickles the tokenizer to its one worker (3 s per map for Qwen's 151k-token vocabulary);
+# 0 maps in-process (Axolotl fills its default only when the key is absent or null).
 SINGLE_PROCESS_TOKENIZE_BELOW = 5000
+IN_PROCESS = 0
 
 
 class LoraSection(Section):
@@ -356,7 +360,7 @@ def render_axolotl_config(
         cfg["val_set_size"] = 0.0
     rows = None if train_examples is None else train_examples + fim.get("train", 0)
     if rows is not None and rows < SINGLE_PROCESS_TOKENIZE_BELOW:
-        cfg["dataset_num_proc"] = 1
+        cfg["dataset_num_proc"] = IN_PROCESS
     cfg["dataset_prepared_path"] = f"{output_dir}/prepared"
     cfg["output_dir"] = output_dir
 

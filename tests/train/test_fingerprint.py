@@ -1,0 +1,46 @@
+"""The plugin's cheap tokenizer fingerprint (``runner.train.plugin.hash_tokenizers_quickly``):
+`datasets` names its map caches by it, so it must still change with the tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("axolotl")
+
+
+def test_tokenizer_fingerprints_still_follow_the_tokenizer():
+    from datasets.fingerprint import Hasher
+    from transformers import AutoTokenizer
+
+    from runner.models import resolve_base
+    from runner.train.plugin import hash_tokenizers_quickly
+
+    qwen = resolve_base("tiny:qwen2")
+    first = AutoTokenizer.from_pretrained(qwen)
+    # What the quick hash replaces: the Python copies of the vocabulary and merges.
+    assert isinstance(first.__dict__.get("_vocab"), dict)
+    assert isinstance(first.__dict__.get("_merges"), list)
+    before = Hasher.hash(first)  # the class is now registered with `datasets`' own function
+
+    hash_tokenizers_quickly()
+    hash_tokenizers_quickly()  # idempotent: the second call finds its own function in place
+    again = AutoTokenizer.from_pretrained(qwen)
+    assert Hasher.hash(first) == Hasher.hash(again)
+    assert Hasher.hash(first) != before  # the registered class uses the quick function too
+
+    added = AutoTokenizer.from_pretrained(qwen)
+    added.add_tokens(["<recipe_runner_new_token>"])
+    assert Hasher.hash(added) != Hasher.hash(first)
+
+    templated = AutoTokenizer.from_pretrained(qwen)
+    templated.chat_template = "{{ messages[0]['content'] }}"
+    assert Hasher.hash(templated) != Hasher.hash(first)
+
+    padded = AutoTokenizer.from_pretrained(qwen)
+    padded.padding_side = "left" if first.padding_side == "right" else "right"
+    assert Hasher.hash(padded) != Hasher.hash(first)
+
+    other = AutoTokenizer.from_pretrained(resolve_base("tiny:deepseek-coder"))
+    assert Hasher.hash(other) != Hasher.hash(first)
+    assert first.__dict__["_vocab"] is not None  # hashing left the tokenizer as it was
+    assert first("def f():")["input_ids"] == again("def f():")["input_ids"]
