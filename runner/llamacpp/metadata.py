@@ -11,44 +11,42 @@ _TOKEN_KEYS = ("bos", "eos", "eot", "eom", "padding", "unknown")
 
 
 def read_metadata(gguf_path: Path) -> dict[str, Any]:
-    """The GGUF fields the runner checks: architecture, file type, chat template, special ids.
+    """The GGUF fields the runner checks: architecture, file type, chat template, special ids,
+    read by ggml's own reader (``runner.llamacpp.header``).
 
     ``tokens`` maps each special role (``eos``, ``eot``...) to ``{"id": n, "text": "<|im_end|>"}``.
     """
-    import gguf
+    from runner.llamacpp.header import GGUFHeader
 
-    reader = gguf.GGUFReader(str(gguf_path))
-    fields = reader.fields
-
-    def value(key: str) -> Any:
-        f = fields.get(key)
-        return None if f is None else f.contents()
-
-    token_list = fields.get("tokenizer.ggml.tokens")
-    specials: dict[str, dict[str, Any]] = {}
-    for role in _TOKEN_KEYS:
-        token_id = value(f"tokenizer.ggml.{role}_token_id")
-        if token_id is None:
-            continue
-        text = token_list.contents(int(token_id)) if token_list is not None else None
-        specials[role] = {"id": int(token_id), "text": text}
-    architecture = value("general.architecture")
-    return {
-        "architecture": architecture,
-        "name": value("general.name"),
-        "version": value("general.version"),
-        "license": value("general.license"),
-        "context_length": value(f"{architecture}.context_length") if architecture else None,
-        "file_type": value("general.file_type"),
-        "chat_template": value("tokenizer.chat_template"),
-        "tokenizer_model": value("tokenizer.ggml.model"),
-        "tokenizer_pre": value("tokenizer.ggml.pre"),
-        "vocab_size": len(token_list.data) if token_list is not None else 0,
-        "add_bos_token": value("tokenizer.ggml.add_bos_token"),
-        "tokens": specials,
-        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
-        "adapter_type": value("adapter.type"),
-    }
+    with GGUFHeader(gguf_path) as header:
+        vocab_size = header.length("tokenizer.ggml.tokens")
+        specials: dict[str, dict[str, Any]] = {}
+        for role in _TOKEN_KEYS:
+            token_id = header.get(f"tokenizer.ggml.{role}_token_id")
+            if token_id is None:
+                continue
+            token_id = int(token_id)
+            text = header.item("tokenizer.ggml.tokens", token_id) if token_id < vocab_size else None
+            specials[role] = {"id": token_id, "text": text}
+        architecture = header.get("general.architecture")
+        return {
+            "architecture": architecture,
+            "name": header.get("general.name"),
+            "version": header.get("general.version"),
+            "license": header.get("general.license"),
+            "context_length": header.get(f"{architecture}.context_length")
+            if architecture
+            else None,
+            "file_type": header.get("general.file_type"),
+            "chat_template": header.get("tokenizer.chat_template"),
+            "tokenizer_model": header.get("tokenizer.ggml.model"),
+            "tokenizer_pre": header.get("tokenizer.ggml.pre"),
+            "vocab_size": vocab_size,
+            "add_bos_token": header.get("tokenizer.ggml.add_bos_token"),
+            "tokens": specials,
+            "tensor_types": sorted(header.tensor_types()),
+            "adapter_type": header.get("adapter.type"),
+        }
 
 
 def adds_bos(gguf_path: Path) -> bool:

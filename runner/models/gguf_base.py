@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 from runner.errors import UserError
 from runner.models.ollama_store import OllamaModel, find_model, is_ollama
@@ -98,13 +99,30 @@ def _dequantizable(type_name: str) -> bool:
     return True
 
 
+def _header(path: Path) -> dict[str, Any]:
+    """Architecture, adapter type and tensor types, read by gguf-py: the reader transformers
+    dequantizes the file with, and one that fails with a Python exception on a file that is
+    not GGUF (a user's file; the files this tool writes are read by ggml's own reader)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+
+    def value(key: str) -> Any:
+        found = reader.fields.get(key)
+        return None if found is None else found.contents()
+
+    return {
+        "architecture": value("general.architecture"),
+        "adapter_type": value("adapter.type"),
+        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
+    }
+
+
 def unsupported_reason(path: Path, shown: str) -> str | None:
     """Why transformers cannot turn this GGUF into trainable weights, or None; read from the
     header, so that ``recipe validate`` refuses it before anything runs."""
-    from runner.llamacpp import read_metadata
-
     try:
-        meta = read_metadata(path)
+        meta = _header(path)
     except Exception as exc:  # gguf-py raises ValueError, struct errors, IndexError...
         return f"{shown} is not a readable GGUF file ({type(exc).__name__}: {exc})"
     if meta["adapter_type"]:
