@@ -2,13 +2,14 @@
 
 Signatures are computed in worker processes (the expensive part) and sent to the main process as
 plain arrays; only the LSH index lives in the main process. A shingle is ``ngram`` consecutive
-words (split at whitespace); datasketch hashes and permutes them.
+words (split at whitespace), hashed to 32 bits by xxh32; datasketch permutes the hash values.
+Signatures live for one run (the near-dedupe index, ``signatures.bin`` for decontamination):
+the hash function only has to be deterministic across processes, never Python's ``hash()``.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any
 
 import numpy as np
@@ -20,29 +21,50 @@ SEED = 1
 def shingles(text: str, ngram: int) -> set[bytes]:
     """The word ``ngram``-grams of ``text``; a text of at most ``ngram`` words is one shingle."""
     words = text.split()
-    count = max(1, len(words) - ngram + 1)
-    return {" ".join(words[i : i + ngram]).encode("utf-8") for i in range(count)}
-
-
-def signature(text: str, num_perm: int = 128, ngram: int = 5) -> np.ndarray:
-    """The MinHash hash values of ``text`` (one array, cheap to pickle)."""
-    from datasketch import MinHash
-
-    sketch = MinHash(num_perm=num_perm, seed=SEED)
-    sketch.update_batch(list(shingles(text, ngram)))
-    return sketch.hashvalues
+    if len(words) <= ngram:
+        return {" ".join(words).encode("utf-8")}
+    grams = zip(*(words[i:] for i in range(ngram)), strict=False)
+    return set(map(str.encode, map(" ".join, grams)))
 
 
 @functools.cache
-def _lean_kwargs() -> dict[str, Any]:
-    from datasketch import LeanMinHash
+def _scheme() -> dict[str, Any]:
+    """datasketch >= 2.0 wants its permutation scheme named when a MinHash is built from
+    permutations or hash values; older versions have one scheme and no such argument."""
+    from datasketch import MinHash
 
-    # datasketch >= 2.0 wants the scheme named when rebuilding from hash values.
-    if "scheme" in inspect.signature(LeanMinHash.__init__).parameters:
-        from datasketch import MinHash
+    scheme = getattr(MinHash(num_perm=2, seed=SEED), "scheme", None)
+    return {} if scheme is None else {"scheme": scheme}
 
-        return {"scheme": MinHash(num_perm=2, seed=SEED).scheme}
-    return {}
+
+@functools.cache
+def _permutations(num_perm: int) -> Any:
+    """The permutations of ``SEED``, drawn once per process (datasketch draws them again for
+    every MinHash it builds)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=SEED).permutations
+
+
+def signature(text: str, num_perm: int = 128, ngram: int = 5) -> np.ndarray:
+    """The MinHash hash values of ``text`` (one array, cheap to pickle).
+
+    xxh32 rather than datasketch's default (sha1 per shingle, through ``struct``), and the
+    permutations drawn once: 0.8 s instead of 2.2 s for 14 MB of the bench corpus's examples
+    (a quarter of them; MinHash was a fifth of the workers' CPU time).
+    """
+    from datasketch import MinHash
+    from xxhash import xxh32_intdigest
+
+    sketch = MinHash(
+        num_perm=num_perm,
+        seed=SEED,
+        hashfunc=xxh32_intdigest,
+        permutations=_permutations(num_perm),
+        **_scheme(),
+    )
+    sketch.update_batch(shingles(text, ngram))
+    return sketch.hashvalues
 
 
 def as_minhash(values: np.ndarray) -> Any:
@@ -50,7 +72,7 @@ def as_minhash(values: np.ndarray) -> Any:
     draw its permutations again for every example)."""
     from datasketch import LeanMinHash
 
-    return LeanMinHash(seed=SEED, hashvalues=values, **_lean_kwargs())
+    return LeanMinHash(seed=SEED, hashvalues=values, **_scheme())
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,65 @@
+"""MinHash signatures: the same in every process and run, and the same as datasketch's own
+MinHash with the same hash function (the permutations are drawn once per process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runner.data.minhash import NearIndex, shingles, signature
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "ngram", "expected"),
+    [
+        ("", 5, {b""}),
+        ("one two", 5, {b"one two"}),
+        ("a b c", 3, {b"a b c"}),
+        ("a  b\n\tc d", 3, {b"a b c", b"b c d"}),
+        ("x y x y x y", 2, {b"x y", b"y x"}),
+        ("caf\u00e9 \u3000 na\u00efve", 1, {"caf\u00e9".encode(), "na\u00efve".encode()}),
+    ],
+)
+def test_shingles(text, ngram, expected):
+    assert shingles(text, ngram) == expected
+
+
+def test_signature_is_the_same_in_another_process():
+    """Signatures are compared across worker processes: a hash seeded per process (Python's
+    ``hash()`` of str) would make every pair of examples from two workers look different."""
+    code = (
+        "import sys; from runner.data.minhash import signature; "
+        "print(signature(sys.argv[1], 64, 3).tolist())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, TEXT], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.strip() == str(signature(TEXT, 64, 3).tolist())
+
+
+def test_signature_is_datasketchs_minhash():
+    from datasketch import MinHash
+    from xxhash import xxh32_intdigest
+
+    from runner.data.minhash import SEED
+
+    for num_perm in (16, 128):
+        sketch = MinHash(num_perm=num_perm, seed=SEED, hashfunc=xxh32_intdigest)
+        sketch.update_batch(shingles(TEXT, 2))
+        assert np.array_equal(signature(TEXT, num_perm, 2), sketch.hashvalues)
+
+
+def test_signature_finds_itself_in_the_index():
+    """The LeanMinHash rebuilt from a signature (same seed and scheme) lands in the same
+    LSH buckets."""
+    index = NearIndex(0.8, 128)
+    index.add("a", signature(TEXT))
+    assert index.match(signature(TEXT + "\n")) == ("a", 1.0)
+    assert index.match(signature("something else entirely, with other words")) is None
