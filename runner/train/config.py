@@ -16,7 +16,7 @@ from pydantic import Field
 
 from runner.recipe.fields import Section, Seed
 from runner.train.labels import eos_override
-from runner.train.launch import ray_train_keys
+from runner.train.launch import processes, ray_train_keys
 
 if TYPE_CHECKING:
     from runner.recipe.schema import Recipe
@@ -41,6 +41,11 @@ PACKING_MIN_EXAMPLES = 256
 # 0 maps in-process (Axolotl fills its default only when the key is absent or null).
 SINGLE_PROCESS_TOKENIZE_BELOW = 5000
 IN_PROCESS = 0
+# Axolotl saves a checkpoint after every epoch unless told otherwise; a run of many short
+# epochs (the quickstart: 10 epochs of 10 steps, about 1 s per save on the tiny model) then
+# spends more on checkpoints than resuming needs. Without `train.save_steps`, such a run saves
+# about this many times instead, and never more often than once an epoch.
+CHECKPOINTS = 4
 
 
 class LoraSection(Section):
@@ -166,6 +171,26 @@ def _precision(recipe: Recipe, cuda: bool) -> dict[str, Any]:
         "fp16": {"bf16": False, "fp16": True, "tf32": "auto"},
         "fp32": {"bf16": False, "fp16": False, "tf32": False},
     }[precision]
+
+
+def _loader(cuda: bool) -> dict[str, Any]:
+    # On CPU a data-loader worker process only takes a core from training (and is started
+    # again every epoch), and there is no device memory to pin.
+    return {} if cuda else {"dataloader_num_workers": 0, "dataloader_pin_memory": False}
+
+
+def _save_steps(recipe: Recipe, rows: int | None, pack: bool, cuda: bool) -> int | None:
+    """``save_steps`` for a run of more than ``CHECKPOINTS`` epochs whose steps are known
+    before Axolotl runs (no packing, no max_steps); None leaves Axolotl's per-epoch saves."""
+    t = recipe.train
+    if t.save_steps is not None or t.max_steps is not None or rows is None or pack:
+        return None
+    if t.epochs <= CHECKPOINTS:
+        return None
+    per_step = t.batch_size * t.gradient_accumulation_steps * processes(recipe, cuda=cuda)
+    per_epoch = max(1, -(-rows // per_step))
+    total = int(per_epoch * t.epochs + 0.999)
+    return max(per_epoch, -(-total // CHECKPOINTS))
 
 
 def _attention(recipe: Recipe, cuda: bool) -> dict[str, Any]:
@@ -379,7 +404,11 @@ def render_axolotl_config(
     # continues from the newest checkpoint-* in it (axolotl#1134, #2633).
     cfg["auto_resume_from_checkpoints"] = True
     cfg["save_total_limit"] = 2
+    save_steps = _save_steps(recipe, rows, pack, cuda)
+    if save_steps is not None:
+        cfg["save_steps"] = save_steps
     cfg.update(_precision(recipe, cuda))
+    cfg.update(_loader(cuda))
     cfg.update(_attention(recipe, cuda))
     cfg.update(_strategy(recipe))
     if ray_resources is not None:

@@ -53,6 +53,31 @@ def test_cpu_turns_off_mixed_precision_and_triton_kernels():
     assert "attn_implementation" not in cfg
 
 
+def test_cpu_loads_batches_in_the_training_process():
+    cfg = render(recipe())
+    assert (cfg["dataloader_num_workers"], cfg["dataloader_pin_memory"]) == (0, False)
+    assert "dataloader_num_workers" not in render(recipe(), cuda=True)
+
+
+@pytest.mark.parametrize(
+    ("train", "rows", "expected"),
+    [
+        # the quickstart: 40 rows in batches of 4 for 10 epochs, 100 steps: 4 saves
+        ({"epochs": 10, "batch_size": 4}, 40, 25),
+        # long epochs: never more often than once an epoch
+        ({"epochs": 8, "batch_size": 4}, 400, 200),
+        # few epochs, a recipe's own save_steps, max_steps, unknown rows: Axolotl's default
+        ({"epochs": 3, "batch_size": 4}, 40, None),
+        ({"epochs": 10, "batch_size": 4, "save_steps": 7}, 40, 7),
+        ({"epochs": 10, "batch_size": 4, "max_steps": 50}, 40, None),
+        ({"epochs": 10, "batch_size": 4}, None, None),
+    ],
+)
+def test_many_short_epochs_save_a_few_checkpoints(train, rows, expected):
+    cfg = render(recipe(train={**BASE["train"], **train}), train_examples=rows)
+    assert cfg.get("save_steps") == expected
+
+
 def test_gpu_precision_and_attention():
     cfg = render(recipe(), cuda=True)
     assert (cfg["bf16"], cfg["fp16"], cfg["attn_implementation"]) == ("auto", False, "sdpa")
