@@ -95,6 +95,7 @@ class NearIndex:
         self.threshold = threshold
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self.signatures: dict[str, np.ndarray] = {}
+        self.order: dict[str, int] = {}  # when each key was added: ties go to the first
         self.rejected_candidates = 0  # band matches whose estimated Jaccard was below threshold
 
     @property
@@ -103,9 +104,10 @@ class NearIndex:
 
     def match(self, values: np.ndarray) -> tuple[str, float] | None:
         """``(key, estimated Jaccard)`` of the most similar indexed signature at or above the
-        threshold, or None."""
+        threshold (the first added of equally similar ones), or None. LSH answers a set of
+        keys, whose order changes with each process's string hash seed."""
         best: tuple[str, float] | None = None
-        for key in self.lsh.query(as_minhash(values)):
+        for key in sorted(self.lsh.query(as_minhash(values)), key=self.order.__getitem__):
             similarity = jaccard(values, self.signatures[key])
             if similarity < self.threshold:
                 self.rejected_candidates += 1
@@ -116,3 +118,4 @@ class NearIndex:
     def add(self, key: str, values: np.ndarray) -> None:
         self.lsh.insert(key, as_minhash(values), check_duplication=False)
         self.signatures[key] = values
+        self.order.setdefault(key, len(self.order))

@@ -63,3 +63,20 @@ def test_signature_finds_itself_in_the_index():
     index.add("a", signature(TEXT))
     assert index.match(signature(TEXT + "\n")) == ("a", 1.0)
     assert index.match(signature("something else entirely, with other words")) is None
+
+
+def test_equally_similar_matches_name_the_first_added():
+    """The detail of a near-duplicate row names the same kept example in every run."""
+    code = (
+        "from runner.data.minhash import NearIndex, signature\n"
+        "index = NearIndex(0.5, 128)\n"
+        "for key in 'zyxwvutsrq':\n"
+        "    index.add(key, signature('the same words in the same order, every one'))\n"
+        "print(index.match(signature('the same words in the same order, every one')))\n"
+    )
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout
+        assert out.strip() == "('z', 1.0)"
