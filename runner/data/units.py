@@ -146,10 +146,20 @@ def parse_units(text: str, language: str) -> tuple[list[Unit], bool]:
     as a whole parsed without error."""
     if not has_parser(language):
         return [], True
-    data = text.encode("utf-8")
-    tree = parser_for(language).parse(data)
-    cutter = _Cutter(data, language, tree.root_node)
-    return cutter.units_under(tree.root_node), not tree.root_node.has_error
+    cutter = _Cutter.parse(text, language)
+    return cutter.units_under(cutter.root), not cutter.root.has_error
+
+
+def unit_starts(text: str, language: str) -> tuple[list[int], bool]:
+    """The 0-based lines where the top-level units of a file start (``parse_units``'s
+    ``start_line - 1``) and whether the file parsed: what cutting a file into pieces needs.
+    Building every unit (its code, documentation and members) for that was 8 of the 36 CPU
+    seconds of the bench's workers."""
+    if not has_parser(language):
+        return [], True
+    cutter = _Cutter.parse(text, language)
+    starts = [outer.start_point[0] for outer, _ in cutter.found_under(cutter.root)]
+    return starts, not cutter.root.has_error
 
 
 @dataclass
@@ -169,6 +179,11 @@ class _Cutter:
         self.data = data
         self.language = language
         self.root = root
+
+    @classmethod
+    def parse(cls, text: str, language: str) -> _Cutter:
+        data = text.encode("utf-8")
+        return cls(data, language, parser_for(language).parse(data).root_node)
 
     def text(self, start: int, end: int) -> str:
         return self.data[start:end].decode("utf-8", "replace")

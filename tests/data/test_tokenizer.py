@@ -14,7 +14,7 @@ import pytest
 
 from runner.data.tiktoken_twin import twin_of
 from runner.data.tokenizer import TokenCounter, chunk_text
-from runner.data.units import parse_units
+from runner.data.units import unit_starts
 
 from .conftest import tokenizer_json
 
@@ -84,7 +84,7 @@ def test_sentencepiece_tokenizer_gets_no_twin():
 @pytest.mark.parametrize("limit", [64, 512, 2048])
 def test_fast_chunks_equal_slow_chunks_on_real_files(tokens, hf_tokens, corpus, limit):
     for text in corpus:
-        cuts = [unit.start_line - 1 for unit in parse_units(text, "python")[0]]
+        cuts = unit_starts(text, "python")[0]
         fast = chunk_text(text, limit, tokens, cuts)
         slow = chunk_text(text, limit, hf_tokens, cuts)
         assert fast == slow

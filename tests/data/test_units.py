@@ -3,9 +3,12 @@ grammar packages did not cover, with the unit, its kind and its documentation.""
 
 from __future__ import annotations
 
+import sysconfig
+from pathlib import Path
+
 import pytest
 
-from runner.data.units import parse_units, text_blocks, walk_units
+from runner.data.units import parse_units, text_blocks, unit_starts, walk_units
 
 CASES = {
     "go": (
@@ -104,6 +107,25 @@ def test_units_of_any_grammar(language):
     units, parses = parse_units(text, language)
     assert parses
     assert [(u.kind, u.name, u.doc) for u in walk_units(units)] == expected
+
+
+@pytest.mark.parametrize("language", sorted(CASES))
+def test_unit_starts_are_the_top_level_units_start_lines(language):
+    """Cutting a file into pieces asks only where its units start (``unit_starts``)."""
+    text, _ = CASES[language]
+    units, parses = parse_units(text, language)
+    assert unit_starts(text, language) == ([u.start_line - 1 for u in units], parses)
+
+
+def test_unit_starts_on_real_files():
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in ("json/decoder.py", "email/_header_value_parser.py", "asyncio/base_events.py"):
+        text = (stdlib / name).read_text(encoding="utf-8")
+        units, parses = parse_units(text, "python")
+        assert len(units) > 3
+        assert unit_starts(text, "python") == ([u.start_line - 1 for u in units], parses)
+    broken = "def f(:\n    pass\n\nclass A:\n    x = 1\n"
+    assert unit_starts(broken, "python")[1] is parse_units(broken, "python")[1] is False
 
 
 def test_unit_code_and_documentation_as_written():

@@ -25,7 +25,7 @@ from runner.data.extractors.base import Extractor, ExtractorOptions, fenced
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
 from runner.data.tokenizer import chunk_text
-from runner.data.units import Unit, parse_units, text_blocks, walk_units
+from runner.data.units import Unit, parse_units, text_blocks, unit_starts, walk_units
 from runner.grammars import has_parser
 
 LICENCE = re.compile(
@@ -284,8 +284,7 @@ class FileCompletion(Extractor):
         parses = None
         cut_lines: list[int] = []
         if has_parser(language):
-            units, parses = parse_units(doc.text, language)
-            cut_lines = [unit.start_line - 1 for unit in units]
+            cut_lines, parses = unit_starts(doc.text, language)
         assert self.tokens is not None
         chunks = chunk_text(doc.text, self.max_tokens, self.tokens, cut_lines)
         path = doc.metadata.get("path", "")

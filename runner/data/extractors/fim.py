@@ -24,7 +24,7 @@ from runner.data.extractors.base import Extractor, ExtractorOptions
 from runner.data.outcome import Rejection
 from runner.data.registries import EXTRACTORS
 from runner.data.tokenizer import chunk_text
-from runner.data.units import parse_units
+from runner.data.units import unit_starts
 from runner.errors import UserError
 from runner.grammars import has_parser, parser_for
 
@@ -96,7 +96,7 @@ class FillInMiddle(Extractor):
             return
         assert self.tokens is not None
         grammar = has_parser(language)
-        cut_lines = [u.start_line - 1 for u in parse_units(text, language)[0]] if grammar else []
+        cut_lines = unit_starts(text, language)[0] if grammar else []
         pieces = chunk_text(text, self.budget, self.tokens, cut_lines)
         nodes = _node_spans(text, language) if grammar and self.options.span == "syntax" else None
         start = 0
