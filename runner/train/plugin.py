@@ -7,7 +7,8 @@ checks run on what Axolotl really built, with no second Axolotl process (a separ
 
 - when Axolotl reads the config (``register``): every key is one Axolotl knows (it drops the
   others silently) and passes Axolotl's own validation; `datasets` is made to fingerprint the
-  tokenizer cheaply (``hash_tokenizers_quickly``) before Axolotl tokenizes anything;
+  tokenizer cheaply (``hash_tokenizers_quickly``) and to write a small prepared split without a
+  process pool (``save_datasets_in_process``) before Axolotl tokenizes anything;
 - once the trainer exists (``post_trainer_create``): the masked template tokens between an answer
   and its trained end-of-turn token are trained too (Axolotl trains the end token alone), then
   every trained turn of the tokenized training rows must end on a trained end-of-turn token, or
@@ -43,6 +44,7 @@ class RecipeRunnerChecks(BasePlugin):
 
     def register(self, cfg: dict) -> None:
         hash_tokenizers_quickly()
+        save_datasets_in_process()
         # `axolotl train` adds its command-line options (debug, shard, prompter...) and the
         # config's path before plugins see it; those are Axolotl's own, not ours to check.
         from dataclasses import fields
@@ -132,6 +134,32 @@ def hash_tokenizers_quickly() -> None:
     dispatch = _dill.Pickler.dispatch
     for cls in [c for c, saver in dispatch.items() if saver is original]:
         dispatch[cls] = save
+
+
+def save_datasets_in_process() -> None:
+    """Make ``Dataset.save_to_disk(num_proc=1)`` write in this process.
+
+    Axolotl saves each prepared split with ``num_proc=min(max(1, rows // 256), workers)``, so 1
+    for a small dataset, and `datasets` (4.x) starts a *spawned* pool for any num_proc >= 1: a
+    fresh interpreter importing `datasets` to write one shard, 4 s per split on 2 cores. With
+    one process `datasets` writes the same shard itself.
+    """
+    import functools
+
+    from datasets import Dataset
+
+    original = Dataset.save_to_disk
+    if getattr(original, "recipe_runner", False):
+        return
+
+    @functools.wraps(original)
+    def save_to_disk(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("num_proc") == 1:
+            kwargs["num_proc"] = None
+        return original(self, *args, **kwargs)
+
+    save_to_disk.recipe_runner = True  # type: ignore[attr-defined]
+    Dataset.save_to_disk = save_to_disk
 
 
 def _step_lines() -> Any:

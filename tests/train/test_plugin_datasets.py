@@ -1,5 +1,6 @@
-"""The plugin's cheap tokenizer fingerprint (``runner.train.plugin.hash_tokenizers_quickly``):
-`datasets` names its map caches by it, so it must still change with the tokenizer."""
+"""What the plugin changes in `datasets` inside Axolotl's process: a cheap tokenizer fingerprint
+(`datasets` names its map caches by it, so it must still change with the tokenizer) and
+in-process writing of a one-process save."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def test_tokenizer_fingerprints_still_follow_the_tokenizer():
     assert Hasher.hash(other) != Hasher.hash(first)
     assert first.__dict__["_vocab"] is not None  # hashing left the tokenizer as it was
     assert first("def f():")["input_ids"] == again("def f():")["input_ids"]
+
+
+def test_a_one_process_save_writes_in_this_process(tmp_path, monkeypatch):
+    import datasets.arrow_dataset as arrow
+
+    from datasets import Dataset, load_from_disk
+    from runner.train.plugin import save_datasets_in_process
+
+    rows = Dataset.from_dict({"input_ids": [[1, 2, 3], [4]], "labels": [[-100, 2, 3], [4]]})
+    save_datasets_in_process()
+    save_datasets_in_process()  # idempotent
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(arrow.mp, "get_context", no_pool)
+    rows.save_to_disk(str(tmp_path / "one"), num_proc=1, max_shard_size=None)
+    assert load_from_disk(str(tmp_path / "one")).to_dict() == rows.to_dict()
+    with pytest.raises(AssertionError, match="process pool"):  # more processes: still a pool
+        rows.save_to_disk(str(tmp_path / "two"), num_proc=2)
