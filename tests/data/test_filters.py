@@ -209,6 +209,26 @@ def test_length_in_tokens(tokens):
     )
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "def f(x):\n    return x",
+        "  def f(x):\n\treturn   x\n\n",
+        "def\u3000f(x):\u00a0return\x1cx\u2028",  # Unicode blanks are whitespace too
+        "def f(x): return x",
+    ],
+)
+def test_normalised_hash_collapses_every_kind_of_whitespace(variant):
+    """As ``re.sub(r"\\s+", " ", text).strip()`` did: ``\\s`` is what ``str.split()`` splits at."""
+    import re
+
+    from runner.data.filters.dedupe import normalised_hash
+
+    assert normalised_hash(variant) == normalised_hash("def f(x): return x")
+    assert re.sub(r"\s+", " ", variant).strip() == "def f(x): return x"
+    assert normalised_hash(variant.replace("x", "y")) != normalised_hash(variant)
+
+
 def test_exact_dedupe_normalises_whitespace():
     dedupe = FILTERS.get("exact_dedupe")(options(FILTERS, {"type": "exact_dedupe"}))
     first, again = chat("q", "x = 1", id="a"), chat("q", "x  =   1\n", id="b")
