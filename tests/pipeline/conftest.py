@@ -24,8 +24,8 @@ QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 # One epoch of the quickstart is 10 steps; a checkpoint every 3 gives the kill something to find.
 OVERRIDES = ["train.epochs=1", "train.save_steps=3"]
 KILL_TIMEOUT_S = 900
-# The quickstart's training method on the tiny DeepSeek-Coder model (tests add their epochs):
-# a high learning rate and short sequences, no packing on CPU.
+# Training for the tiny DeepSeek-Coder model (tests add their epochs): a learning rate only a
+# tiny random model takes, short sequences, no packing on CPU.
 TINY_DEEPSEEK_TRAIN = {
     "learning_rate": 0.005,
     "lr_scheduler": "cosine",

@@ -62,7 +62,7 @@ def test_cpu_loads_batches_in_the_training_process():
 @pytest.mark.parametrize(
     ("train", "rows", "expected"),
     [
-        # the quickstart: 40 rows in batches of 4 for 10 epochs, 100 steps: 4 saves
+        # 40 rows in batches of 4 for 10 epochs, 100 steps: 4 saves
         ({"epochs": 10, "batch_size": 4}, 40, 25),
         # long epochs: never more often than once an epoch
         ({"epochs": 8, "batch_size": 4}, 400, 200),
