@@ -132,10 +132,11 @@ def _tiny_shape(base: str) -> ModelShape | None:
 
     spec = tiny_spec(base)
     try:
-        import gguf
+        from runner.llamacpp.header import GGUFHeader
 
-        reader = gguf.GGUFReader(str(vocab_gguf(spec.vocab)))
-        vocab = len(reader.fields["tokenizer.ggml.tokens"].data)
+        # llama.cpp's own vocabulary file, read by ggml's reader (gguf-py takes 10 s on Qwen's).
+        with GGUFHeader(vocab_gguf(spec.vocab)) as header:
+            vocab = header.length("tokenizer.ggml.tokens")
     except Exception:  # noqa: BLE001 - no llama.cpp tree yet: the shape is unknown, not an error
         return None
     return shape_from_config({**spec.config, "vocab_size": vocab}, source="tiny model spec")

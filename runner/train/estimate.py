@@ -294,6 +294,8 @@ def gradient_checkpointing(recipe: Recipe, *, cuda: bool, detect: bool = True) -
     """The resolved ``train.gradient_checkpointing`` (see ``resolve_checkpointing``)."""
     if recipe.train.gradient_checkpointing != "auto":
         return bool(recipe.train.gradient_checkpointing)
+    if not cuda:
+        return resolve_checkpointing(recipe, None, None, 0, None, cuda)  # off on CPU
     shape = model_shape(recipe.model.base, recipe.model.revision)
     if shape is None:
         return bool(cuda)  # an unknown base on a GPU: the safe side
