@@ -55,6 +55,12 @@ def results(
         # fork: the pool inherits the worker built here (tokenizer, template, imports).
         set_worker(worker)
         fork = os.name == "posix"
+        if fork:
+            # The first task runs here: what it imports and caches (datasketch with scipy,
+            # detect-secrets, compiled patterns: 0.6 s) every forked worker then inherits,
+            # instead of making it again.
+            yield worker.process(*next(pending))
+            advance(listed[0])
         context = multiprocessing.get_context("fork" if fork else "spawn")
         initargs = (None if fork else plan,)
         with context.Pool(count, initializer=init_worker, initargs=initargs) as pool:

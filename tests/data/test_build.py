@@ -169,6 +169,35 @@ def test_repo_build_with_pool(recipe_factory, tmp_path, tokens):
     assert report["filters"][1]["altered"] == {"redacted secret": 1}
 
 
+def test_pool_and_one_process_write_the_same_files(recipe_factory, tmp_path, tokens):
+    """Forked workers (the first task runs in the main process, the rest in the pool) write
+    what one process writes, near duplicates and redactions included."""
+    src = tmp_path / "src"
+    src.mkdir()
+    body = "\n".join(f"    total += x * {n} - {n} // 3" for n in range(40))
+    for i in range(24):
+        variant = body if i % 3 else body.replace("- 7 //", f"- {i} //")
+        (src / f"m{i:02}.py").write_text(
+            f"def f{i % 5}(x):\n    total = {i}\n{variant}\n    return total\n"
+        )
+    (src / "conf.py").write_text('API_TOKEN = "ghp_Zx9Y8w7V6u5T4s3R2q1P0o9N8m7L6k5J4i3H"\n')
+    recipe = recipe_factory(
+        [{"type": "repo", "path": str(src), "extract": [{"type": "file_completion"}]}],
+        filters=[{"type": "exact_dedupe"}, {"type": "near_dedupe"}, {"type": "secrets"}],
+    )
+    outputs = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        _, out = build(recipe, folder, tokens, workers=workers)
+        outputs[workers] = {
+            name: (out / name).read_text()
+            for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl")
+        }
+        report = json.loads((out / "report.json").read_text())
+        assert report["filters"][1]["dropped"].get("near duplicate", 0) > 0
+    assert outputs[1] == outputs[2]
+
+
 @pytest.mark.parametrize("name", ["zignet", "meton", "agent-logs", "hyperswitch", "qi", "polyglot"])
 def test_example_recipes_build(name, tmp_path, tokens):
     from runner.recipe.load import load_recipe
