@@ -127,9 +127,22 @@ class GGUFHeader:
         if kind == _STRING:
             return _text(self._lib.gguf_get_val_str(self._ctx, index))
         if kind == _ARRAY:
-            return [self.item(key, i) for i in range(self.length(key))]
+            return self._array(key, index)
         name, _ = _SCALARS[kind]
         return getattr(self._lib, name)(self._ctx, index)
+
+    def _array(self, key: str, index: int) -> list[Any]:
+        n = self._lib.gguf_get_arr_n(self._ctx, index)
+        kind = self._lib.gguf_get_arr_type(self._ctx, index)
+        if kind == _STRING:
+            return [_text(self._lib.gguf_get_arr_str(self._ctx, index, i)) for i in range(n)]
+        if kind not in _ELEMENTS:  # nested arrays: none of the keys read here has one
+            raise ValueError(f"{key} in {self.path.name} is an array of arrays")
+        if n == 0:
+            return []
+        data = self._lib.gguf_get_arr_data(self._ctx, index)
+        values = list((_ELEMENTS[kind] * n).from_address(data))
+        return [bool(v) for v in values] if kind == _BOOL else values
 
     def length(self, key: str) -> int:
         """The number of elements of an array value (0 when the key is absent)."""

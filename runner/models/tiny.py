@@ -211,16 +211,18 @@ def _tokenizer_key(vocab: Path) -> str:
 
 def gguf_special_ids(vocab: Path) -> dict[str, Any]:
     """Special token ids (``bos``, ``eos``, ``unknown``, ``padding``) and BOS/EOS flags of a GGUF."""
-    import gguf
+    from runner.llamacpp.header import GGUFHeader
 
-    fields = gguf.GGUFReader(str(vocab)).fields
     found: dict[str, Any] = {}
-    for role in ("bos", "eos", "unknown", "padding"):
-        if f"tokenizer.ggml.{role}_token_id" in fields:
-            found[role] = int(fields[f"tokenizer.ggml.{role}_token_id"].contents())
-    for flag in ("add_bos_token", "add_eos_token"):
-        if f"tokenizer.ggml.{flag}" in fields:
-            found[flag] = bool(fields[f"tokenizer.ggml.{flag}"].contents())
+    with GGUFHeader(vocab) as header:
+        for role in ("bos", "eos", "unknown", "padding"):
+            value = header.get(f"tokenizer.ggml.{role}_token_id")
+            if value is not None:
+                found[role] = int(value)
+        for flag in ("add_bos_token", "add_eos_token"):
+            value = header.get(f"tokenizer.ggml.{flag}")
+            if value is not None:
+                found[flag] = bool(value)
     return found
 
 
@@ -260,19 +262,17 @@ def _add_gguf_added_tokens(tokenizer: Any, vocab: Path) -> None:
     import gguf
     from tokenizers import AddedToken
 
-    reader = gguf.GGUFReader(str(vocab))
-    tokens, types = (
-        reader.fields["tokenizer.ggml.tokens"],
-        reader.fields["tokenizer.ggml.token_type"],
-    )
+    from runner.llamacpp.header import GGUFHeader
+
     wanted = (gguf.TokenType.CONTROL, gguf.TokenType.USER_DEFINED)
+    with GGUFHeader(vocab) as header:  # ggml's reader: gguf-py takes 10 s on Qwen's vocabulary
+        types = header.get("tokenizer.ggml.token_type")
+        listed = [i for i, kind in enumerate(types) if kind in wanted]
+        texts = {i: header.item("tokenizer.ggml.tokens", i) for i in listed}
     known = set(tokenizer.get_added_vocab())
     added = []
-    for i in range(len(tokens.data)):
-        kind = int(types.parts[types.data[i]][0])
-        if kind not in wanted:
-            continue
-        text = tokens.contents(i)
+    for i in listed:
+        kind, text = types[i], texts[i]
         if text in known or _FILLER.match(text):
             continue
         special = kind == gguf.TokenType.CONTROL or bool(_LOOKS_SPECIAL.match(text))
