@@ -91,6 +91,13 @@ def main() -> None:
             f"ratio {ratio:.2f} (goal <= 1.1) {verdict}",
             flush=True,
         )
+        if ratio < 1:
+            print(
+                "   (below 1: inside Axolotl the runner's plugin spares `datasets` hashing the "
+                "tokenizer for every map and spawning a process for a one-process save, which "
+                "Axolotl alone pays)",
+                flush=True,
+            )
         quickstart_fresh(Path(tmp) / "fresh")
 
 
