@@ -129,6 +129,7 @@ def hash_tokenizers_quickly() -> None:
         return original(pickler, light)
 
     save.recipe_runner = True  # type: ignore[attr-defined]
+    save.original = original  # type: ignore[attr-defined]
     _dill._save_transformersPreTrainedTokenizerBase = save
     # `datasets` registers the function per tokenizer class the first time it meets one.
     dispatch = _dill.Pickler.dispatch
