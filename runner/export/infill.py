@@ -60,21 +60,22 @@ def smoke_infill(
     report["max_new_tokens"] = max_new_tokens
     bos = training_prefix(tokenizer)
     texts = [bos + case.prompt[-1]["content"] for case in cases]
-    # As the train stage wrote them: the middle ends with the trained tokenizer's eos.
-    references = [
-        t + case.reference + (tokenizer.eos_token or "")
-        for t, case in zip(texts, cases, strict=True)
-    ]
     hf_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     hf_counts = [len(ids) for ids in hf_ids]
+    # As the train stage wrote them (Axolotl `input_output` segments, each tokenized alone):
+    # the prompt, then the middle ending with the trained tokenizer's eos.
+    references = [
+        {
+            "ids": ids
+            + tokenizer(case.reference + (tokenizer.eos_token or ""), add_special_tokens=False)[
+                "input_ids"
+            ],
+            "prompt_tokens": len(ids),
+        }
+        for ids, case in zip(hf_ids, cases, strict=True)
+    ]
     special = special_token_texts(tokenizer)
-    n_ctx = (
-        max(
-            max(hf_counts) + max_new_tokens,
-            *(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references),
-        )
-        + 16
-    )
+    n_ctx = max(max(hf_counts) + max_new_tokens, *(len(r["ids"]) for r in references)) + 16
     for target in targets:
         try:
             gens = generate_chat(

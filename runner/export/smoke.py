@@ -236,15 +236,25 @@ def smoke_test(
     stop_test: str = "answer",
 ) -> list[SmokeResult]:
     """Run every target on every prompt; a file that does not load is a result, not a crash.
-    ``references``: each prompt's whole rendered conversation (``reference_texts``)."""
+    ``references``: each prompt's whole rendered conversation (``reference_texts``), handed to
+    llama.cpp as the tokens training's tokenizer made of it (``runtime.Reference``)."""
     from runner.llamacpp import generate_chat
 
     hf_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     special = special_token_texts(tokenizer)
     n_ctx = max(len(ids) for ids in hf_ids) + max_new_tokens + 16
-    for text in references or ():
-        if text is not None:
-            n_ctx = max(n_ctx, len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 16)
+    reference_ids = None
+    if references is not None:
+        reference_ids = [
+            None
+            if text is None
+            else {
+                "ids": tokenizer(text, add_special_tokens=False)["input_ids"],
+                "prompt_tokens": len(ids),
+            }
+            for text, ids in zip(references, hf_ids, strict=True)
+        ]
+        n_ctx = max([n_ctx, *(len(r["ids"]) + 16 for r in reference_ids if r is not None)])
     results = []
     for target in targets:
         try:
@@ -256,7 +266,7 @@ def smoke_test(
                 lora_path=target.adapter,
                 stage=STAGE,
                 log_file=log_file,
-                references=references,
+                references=reference_ids,
             )
         except StageError as exc:  # the child process could not load or run the file
             results.append(SmokeResult(target.kind, loads=False, error=exc.message))

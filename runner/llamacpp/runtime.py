@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from runner import proc
 from runner.errors import StageError, UserError
@@ -41,6 +41,14 @@ class Generation:
         return {k: v for k, v in self.__dict__.items() if k not in ("token_ids", "prompt_ids")}
 
 
+class Reference(TypedDict):
+    """A reference conversation as training's tokenizer read it: all of its tokens, and how
+    many of them are the prompt."""
+
+    ids: list[int]
+    prompt_tokens: int
+
+
 def generate_chat(
     gguf_path: Path,
     prompts: Sequence[str],
@@ -51,13 +59,14 @@ def generate_chat(
     lora_path: Path | None = None,
     stage: str = "generate",
     log_file: Path | None = None,
-    references: Sequence[str | None] | None = None,
+    references: Sequence[str | Reference | None] | None = None,
 ) -> list[Generation]:
     """Greedy-generate from each already-rendered chat prompt with llama.cpp's runtime.
 
     ``references``, one per prompt: the whole rendered text training saw (the prompt, the
-    reference answer and the end token the template writes after it); each generation then
-    also records ``reference_end`` (:func:`end_after_reference`).
+    reference answer and the end token the template writes after it), or better its tokens as
+    training's tokenizer read them (a ``Reference``); each generation then also records
+    ``reference_end`` (:func:`end_after_reference`).
 
     Prompts are tokenized exactly as written (special tokens parsed, no BOS added): the chat
     template already wrote every special token the model was trained with, as in training.
@@ -194,11 +203,19 @@ def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequ
     return result
 
 
-def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str):
-    """Teacher forcing at the end of a training answer: ``full_text`` (prompt, reference answer,
-    end token, as the chat template renders the whole conversation) is tokenized as training
-    tokenized it; the model reads it up to the first end-of-generation token after the prompt,
-    and the record says what it puts first there and how likely the end token is.
+def end_after_reference(
+    llm: Any, vocab: Any, prompt_tokens: int, reference: str | dict[str, Any]
+) -> dict[str, Any] | None:
+    """Teacher forcing at the end of a training answer: the whole conversation (prompt,
+    reference answer, end token, as the chat template renders it) is read by the model up to
+    the first end-of-generation token after the prompt, and the record says what it puts first
+    there and how likely the end token is.
+
+    ``reference`` is best the tokens training's tokenizer made of that text (a ``Reference``:
+    ``{"ids": [...], "prompt_tokens": n}``): llama.cpp's own tokenizer may read the same text
+    as other tokens (meton's code answer: 175 tokens where the Hugging Face tokenizer read
+    161), and a model that learned its training tokens is then asked about text it never saw.
+    Given a text, llama.cpp tokenizes it.
 
     A model that learned where its turns end puts the end token first there, whether or not it
     can reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
@@ -207,7 +224,10 @@ def end_after_reference(llm: Any, vocab: Any, prompt_tokens: int, full_text: str
     import llama_cpp
     import numpy as np
 
-    ids = llm.tokenize(full_text.encode("utf-8"), add_bos=False, special=True)
+    if isinstance(reference, dict):
+        ids, prompt_tokens = list(reference["ids"]), int(reference["prompt_tokens"])
+    else:
+        ids = llm.tokenize(reference.encode("utf-8"), add_bos=False, special=True)
     end = next(
         (i for i in range(prompt_tokens, len(ids)) if llama_cpp.llama_vocab_is_eog(vocab, ids[i])),
         None,
