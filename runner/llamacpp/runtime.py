@@ -59,14 +59,14 @@ def generate_chat(
     lora_path: Path | None = None,
     stage: str = "generate",
     log_file: Path | None = None,
-    references: Sequence[str | Reference | None] | None = None,
+    references: Sequence[Reference | None] | None = None,
 ) -> list[Generation]:
     """Greedy-generate from each already-rendered chat prompt with llama.cpp's runtime.
 
-    ``references``, one per prompt: the whole rendered text training saw (the prompt, the
-    reference answer and the end token the template writes after it), or better its tokens as
-    training's tokenizer read them (a ``Reference``); each generation then also records
-    ``reference_end`` (:func:`end_after_reference`).
+    ``references``, one per prompt: the whole conversation training saw (the prompt, the
+    reference answer and the end token the template writes after it) as training's tokenizer
+    read it (a ``Reference``); each generation then also records ``reference_end``
+    (:func:`end_after_reference`).
 
     Prompts are tokenized exactly as written (special tokens parsed, no BOS added): the chat
     template already wrote every special token the model was trained with, as in training.
@@ -160,7 +160,7 @@ def _generate_here(request_file: str, result_file: str) -> int:
     for prompt, reference in zip(request["prompts"], references, strict=True):
         result = _generate_one(llm, vocab, prompt, request["max_tokens"], request["stop"])
         if reference is not None:
-            result.reference_end = end_after_reference(llm, vocab, result.prompt_tokens, reference)
+            result.reference_end = end_after_reference(llm, vocab, reference)
         rows.append(result.__dict__)
     llm.close()
     Path(result_file).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
@@ -203,19 +203,16 @@ def _generate_one(llm: Any, vocab: Any, prompt: str, max_tokens: int, stop: Sequ
     return result
 
 
-def end_after_reference(
-    llm: Any, vocab: Any, prompt_tokens: int, reference: str | dict[str, Any]
-) -> dict[str, Any] | None:
+def end_after_reference(llm: Any, vocab: Any, reference: Reference) -> dict[str, Any] | None:
     """Teacher forcing at the end of a training answer: the whole conversation (prompt,
     reference answer, end token, as the chat template renders it) is read by the model up to
     the first end-of-generation token after the prompt, and the record says what it puts first
     there and how likely the end token is.
 
-    ``reference`` is best the tokens training's tokenizer made of that text (a ``Reference``:
-    ``{"ids": [...], "prompt_tokens": n}``): llama.cpp's own tokenizer may read the same text
-    as other tokens (meton's code answer: 175 tokens where the Hugging Face tokenizer read
-    161), and a model that learned its training tokens is then asked about text it never saw.
-    Given a text, llama.cpp tokenizes it.
+    ``reference`` holds the tokens training's tokenizer made of that text, not llama.cpp's
+    reading of it: llama.cpp's tokenizer may read the same text as other tokens (meton's code
+    answer: 175 tokens where the Hugging Face tokenizer read 161), and a model that learned its
+    training tokens would then be asked about text it never saw.
 
     A model that learned where its turns end puts the end token first there, whether or not it
     can reproduce the whole answer greedily (a random tiny model cannot). None when the rendered
@@ -224,10 +221,7 @@ def end_after_reference(
     import llama_cpp
     import numpy as np
 
-    if isinstance(reference, dict):
-        ids, prompt_tokens = list(reference["ids"]), int(reference["prompt_tokens"])
-    else:
-        ids = llm.tokenize(reference.encode("utf-8"), add_bos=False, special=True)
+    ids, prompt_tokens = list(reference["ids"]), int(reference["prompt_tokens"])
     end = next(
         (i for i in range(prompt_tokens, len(ids)) if llama_cpp.llama_vocab_is_eog(vocab, ids[i])),
         None,
