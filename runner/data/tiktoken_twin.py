@@ -166,31 +166,38 @@ class FastBPE:
     def token_starts(self, text: str) -> list[int]:
         """Character offset where each token starts (a token inside a character: that
         character's offset), as the tokenizer's offsets give it."""
-        pieces = self._pieces(text)
-        if len(pieces) == 1 and pieces[0][1] is None:
-            return self._piece_starts(text, 0)
-        starts: list[int] = []
-        position = 0
-        for piece, added in pieces:
-            if added is not None:
-                starts.append(position)
-            else:
-                starts.extend(self._piece_starts(piece, position))
-            position += len(piece)
-        return starts
+        return self.starts_over(text, -1).tolist()  # type: ignore[union-attr]
 
-    def _piece_starts(self, text: str, offset: int) -> list[int]:
-        ranks = self.encoding.encode_ordinary(text)
-        if not ranks:
-            return []
+    def starts_over(self, text: str, limit: int) -> np.ndarray | None:
+        """``token_starts`` as an array when ``text`` has more than ``limit`` tokens, else None.
+
+        Chunking needs the offsets only of a text that does not fit; for one that fits, the
+        count alone (the encoding) answers."""
+        pieces = [
+            (piece, added, None if added is not None else self.encoding.encode_ordinary(piece))
+            for piece, added in self._pieces(text)
+        ]
+        if sum(1 if ranks is None else len(ranks) for _, _, ranks in pieces) <= limit:
+            return None
+        starts: list[np.ndarray] = []
+        position = 0
+        for piece, _, ranks in pieces:
+            if ranks is None:
+                starts.append(np.array([position], dtype=np.int64))
+            elif ranks:
+                starts.append(self._piece_starts(piece, ranks) + position)
+            position += len(piece)
+        return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+    def _piece_starts(self, text: str, ranks: list[int]) -> np.ndarray:
         lengths = self._lengths[np.asarray(ranks, dtype=np.int64)]
         byte_starts = np.concatenate(([0], np.cumsum(lengths[:-1])))
         if text.isascii():
-            return (byte_starts + offset).tolist()
+            return byte_starts
         points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         widths = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
         char_starts = np.concatenate(([0], np.cumsum(widths[:-1])))
-        return (np.searchsorted(char_starts, byte_starts, side="right") - 1 + offset).tolist()
+        return np.searchsorted(char_starts, byte_starts, side="right") - 1
 
 
 def twin_of(tokenizer_json: Path, tokenizer: Any) -> FastBPE | None:

@@ -6,6 +6,7 @@ exactly with the tokenizer; these tests compare them on real source files.
 
 from __future__ import annotations
 
+import bisect
 import random
 import sysconfig
 from pathlib import Path
@@ -95,3 +96,86 @@ def test_counter_without_twin_still_counts(hf_tokens):
     assert hf_tokens.fast is None
     assert hf_tokens.count("def f():\n    return 1\n") > 0
     assert isinstance(hf_tokens, TokenCounter)
+
+
+def line_by_line_chunks(text: str, limit: int, counter: TokenCounter, cut_lines=()) -> list[str]:
+    """``chunk_text`` as it was written first (bisect line by line, every text's offsets): the
+    reference its vectorised form must equal."""
+    starts = counter.token_starts(text)
+    if len(starts) <= limit:
+        return [text]
+    line_offsets = [0]
+    position = text.find("\n")
+    while position >= 0:
+        line_offsets.append(position + 1)
+        position = text.find("\n", position + 1)
+    line_offsets.append(len(text))
+    line_tokens = [bisect.bisect_left(starts, offset) for offset in line_offsets]
+    preferred = sorted({c for c in cut_lines if 0 < c < len(line_offsets) - 1})
+    pieces = []
+    previous = 0
+    for cut in [*preferred, len(line_offsets) - 1]:
+        if line_tokens[cut] - line_tokens[previous] <= limit:
+            pieces.append(
+                (line_offsets[previous], line_offsets[cut], line_tokens[previous], line_tokens[cut])
+            )
+            previous = cut
+            continue
+        for line in range(previous, cut):
+            first, last = line_tokens[line], line_tokens[line + 1]
+            line_start, line_end = line_offsets[line], line_offsets[line + 1]
+            if line_start == line_end:
+                continue
+            if last - first <= limit:
+                pieces.append((line_start, line_end, first, last))
+                continue
+            for token in range(first, last, limit):
+                piece_start = line_start if token == first else starts[token]
+                piece_end = starts[token + limit] if token + limit < last else line_end
+                pieces.append(
+                    (
+                        piece_start,
+                        piece_end,
+                        bisect.bisect_left(starts, piece_start),
+                        bisect.bisect_left(starts, piece_end),
+                    )
+                )
+        previous = cut
+    merged = []
+    for start, end, first, last in pieces:
+        if merged and last - merged[-1][2] <= limit:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end, first])
+    return [text[a:b] for a, b, _ in merged if a < b]
+
+
+MULTIBYTE = "# é😀中\n" + "".join(
+    f"def f{i}(x):\n    return 'ü' * {i}  # 字\n\n" for i in range(60)
+)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 64, 512, 2048])
+def test_chunk_text_equals_the_line_by_line_reference(tokens, hf_tokens, corpus, limit):
+    """The vectorised cut (offsets only for texts over the limit, all lines' token indexes at
+    once) gives the first form's pieces, with the twin and with the tokenizer itself."""
+    texts = [*corpus, MULTIBYTE, "😀" * 40 + "\n" + "x" * 3000, "\r\n".join(["a = 1"] * 300)]
+    for text in texts:
+        cuts = unit_starts(text, "python")[0]
+        for counter in (tokens, hf_tokens):
+            assert chunk_text(text, limit, counter, cuts) == line_by_line_chunks(
+                text, limit, counter, cuts
+            ), (limit, text[:80])
+
+
+def test_chunk_text_at_the_limit(tokens, hf_tokens):
+    """A text of exactly ``limit`` tokens is one piece; one token more and it is cut."""
+    for text in (MULTIBYTE, real_files(1, seed=3)[0]):
+        for counter in (tokens, hf_tokens):
+            count = counter.count(text)
+            assert counter.starts_over(text, count) is None
+            assert chunk_text(text, count, counter) == [text]
+            starts = counter.starts_over(text, count - 1)
+            assert starts is not None and starts.tolist() == counter.token_starts(text)
+            pieces = chunk_text(text, count - 1, counter)
+            assert len(pieces) > 1 and "".join(pieces) == text
