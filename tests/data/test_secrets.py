@@ -211,6 +211,51 @@ def test_detect_secrets_patterns_made_linear_are_still_its_own():
     assert set(secret_scan.LINEAR_PATTERNS) <= shipped
 
 
+NAME_PATTERNS = ("NOUN_QUOTED", "NOUN_BARE", "TYPED")
+# Names inside longer words, at the start of a text or a cut window, unicode word characters,
+# values ending the text: where a match starting only at a word's start could differ.
+NAMES_IN_WORDS = [
+    "mytokentoken_key = 'abcdefgh12345678'",
+    'xx_password: str = "hunter2hunter2"',
+    "apikey_token=abc123def456; other_secret_key: 'zz9zz9zz9zz9'",
+    "éauth_token = 'Zm9vYmFyYmF6cXV4MTIz'  ñsession_key: \"q1w2e3r4t5y6\"",
+    "token='a'token='b'password='c'",
+    'dbpassword:Optional[str]="s3cr3tpassw0rd"',
+    "__init__(self, signing_key: bytes = b'abc', auth: str = 'x')",
+    "GITHUB_TOKEN=ghp_abc123def456ghi789jkl0mno1pqr2stu3vw\nFOO_KEY: barbazqux1234",
+    "passwordpasswordpassword = 'aaaa1111bbbb2222'",
+    "keykeykeykeykeykeykeykey_token: int = '1'" * 3,
+]
+
+
+@pytest.mark.parametrize("name", NAME_PATTERNS)
+def test_names_start_at_a_word_start_with_the_same_matches(name):
+    """The keyword patterns try a name only at a word's start (``_NAME_START``, a speed-up):
+    they match exactly what the patterns without that guard match, on tricky lines, the
+    planted and clean corpora and real standard-library files."""
+    import sysconfig
+    from pathlib import Path
+
+    pattern = getattr(secret_scan, name)
+    unguarded = re.compile(pattern.pattern.replace(secret_scan._NAME_START, "", 1), pattern.flags)
+    assert unguarded.pattern != pattern.pattern
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(stdlib.glob("*.py"))[::7]
+    texts = [
+        *NAMES_IN_WORDS,
+        *(p.text for p in PLANTED),
+        *(text for _, _, text in CLEAN),
+        *(f.read_text(encoding="utf-8", errors="replace") for f in files),
+    ]
+    for text in texts:
+        lower = text.lower()
+        for start, end in [(0, len(text)), *secret_scan._keyword_lines(text, lower)]:
+            line = text[start:end]
+            found = [(m.span(), m.groupdict()) for m in pattern.finditer(line)]
+            assert found == [(m.span(), m.groupdict()) for m in unguarded.finditer(line)], line
+    assert any(pattern.search(line) for line in NAMES_IN_WORDS)
+
+
 def test_redact_merges_and_clips():
     text = "0123456789"
     findings = [Finding(2, 5, "a"), Finding(4, 7, "b"), Finding(8, 99, "c"), Finding(-3, 1, "d")]

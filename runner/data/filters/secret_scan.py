@@ -421,22 +421,31 @@ _Q = ds_keyword.QUOTE
 _S = ds_keyword.SECRET
 _W = ds_keyword.OPTIONAL_WHITESPACE
 _CLOSE = ds_keyword.CLOSING
+# The names below start with `\w*`: tried inside a word, each would eat the rest of the word
+# and give it back one character at a time (quadratic in the word's length: these patterns ran
+# at 2 MB/s on the bench corpus's keyword lines). A match inside a word implies one from the
+# word's start (`\w*` takes the characters between), which `finditer` tries first and reports,
+# and a match ends on a quote or before a blank, never inside a word: so starting only at a
+# word's start (`(?<!\w)`) finds the same matches, 4-5 times faster.
+_NAME_START = r"(?<!\w)"
 # `name = "value"`, `name: "value"`, `"name": "value"`, `name => "value"` where the name ends
 # with one of _NOUNS (`(?![a-z0-9_])` under IGNORECASE: `apiKeyHeader`, `token_type` do not).
 NOUN_QUOTED = re.compile(
-    rf"(?P<n>\w*{_NOUNS})(?![a-z0-9_]){_CLOSE}{_W}(?::=|={{1,3}}|=>|:){_W}"
+    rf"{_NAME_START}(?P<n>\w*{_NOUNS})(?![a-z0-9_]){_CLOSE}{_W}(?::=|={{1,3}}|=>|:){_W}"
     rf"(?P<q>{_Q})(?P<v>{_S})(?P=q)",
     re.IGNORECASE,
 )
 # The same, unquoted, in config files and prose (`GITHUB_TOKEN=...`, `token: ...`).
 NOUN_BARE = re.compile(
-    rf"(?P<n>\w*{_NOUNS})(?![a-z0-9_]){_CLOSE}[ \t]*(?:=|:)[ \t]*(?P<v>[^\s'\"`,;]+)",
+    rf"{_NAME_START}(?P<n>\w*{_NOUNS})(?![a-z0-9_]){_CLOSE}[ \t]*(?:=|:)[ \t]*"
+    rf"(?P<v>[^\s'\"`,;]+)",
     re.IGNORECASE,
 )
 # Typed defaults and annotations, `def login(user, password: str = "...")`, `val password:
 # String = "..."`: detect-secrets' patterns expect the operator right after the name.
 TYPED = re.compile(
-    rf"(?P<n>\w*(?:{ds_keyword.DENYLIST_REGEX}|{_NOUNS}))\s*:\s*[A-Za-z_][\w.\[\], |]{{0,60}}?"
+    rf"{_NAME_START}(?P<n>\w*(?:{ds_keyword.DENYLIST_REGEX}|{_NOUNS}))"
+    rf"\s*:\s*[A-Za-z_][\w.\[\], |]{{0,60}}?"
     rf"\s*=\s*(?P<q>{_Q})(?P<v>{_S})(?P=q)",
     re.IGNORECASE,
 )
