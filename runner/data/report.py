@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from runner.data.filters.base import scrub
 from runner.data.outcome import Rejection
 
 SAMPLES_PER_SOURCE = 2
@@ -84,6 +85,9 @@ class Report:
             self.extracted[kind] += n
         for sample in result.samples:
             if len(self.samples[name]) < SAMPLES_PER_SOURCE:
+                sample = dict(sample)
+                filename = sample.pop("file")
+                sample["before"] = scrub(sample["before"], filename, self.steps)
                 self.samples[name].append(sample)
 
     def rejection(self, rejection: Rejection) -> None:

@@ -306,6 +306,35 @@ def test_private_key_file_is_redacted_everywhere_and_crashes_nothing(
     assert "MIIEowIBAAKCAQEA" not in (out / "report.md").read_text()
 
 
+def test_report_samples_of_records_are_scrubbed_where_kept(recipe_factory, tmp_path, tokens):
+    """A record (no document before it) gives its original row as the sample's "before";
+    workers send it as it was and the report scrubs the samples it keeps, so neither the
+    password nor the e-mail address reaches report.json or report.md."""
+    data = tmp_path / "d.jsonl"
+    secret = "Zq8vN3xK7pL2mR9tW4yB"
+    lines = [
+        {
+            "instruction": f"Connect to the database {i}",
+            "output": f'db.connect(user="app", password="{secret}{i}")  # ops{i}@corp.io',
+        }
+        for i in range(6)
+    ]
+    data.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    recipe = recipe_factory(
+        [{"type": "instructions", "name": "rows", "path": str(data)}],
+        filters=[{"type": "secrets"}, {"type": "emails"}],
+    )
+    _, out = build(recipe, tmp_path, tokens)
+    report = json.loads((out / "report.json").read_text())
+    samples = report["samples"]["rows"]
+    assert len(samples) == 1 and "file" not in samples[0]  # one task: one sample
+    for sample in samples:
+        before = sample["before"]["messages"][-1]["content"]
+        assert "<REDACTED_SECRET>" in before and secret not in before and "@corp.io" not in before
+    for name in ("report.json", "report.md"):
+        assert secret not in (out / name).read_text()
+
+
 def files_of_sixteen(tmp_path, count=3):
     src = tmp_path / "src"
     src.mkdir(parents=True)

@@ -150,6 +150,15 @@ class Redaction(Filter):
         return value
 
 
+def scrub(value: Any, filename: str, steps: list[Any]) -> Any:
+    """``value`` (a report sample's "before") with every redaction step among ``steps`` applied
+    to its strings: the report must not carry what the dataset had removed."""
+    for step in steps:
+        if isinstance(step, Redaction):
+            value = step.redact_value(value, filename)
+    return value
+
+
 class IndexFilter(Filter):
     """A filter that decides against what it kept before (dedupe)."""
 
