@@ -258,21 +258,15 @@ def test_lsh_candidate_below_the_threshold_is_not_a_near_duplicate():
     from runner.data.minhash import NearIndex
 
     index = NearIndex(0.85, 128)
-    rows = index.lsh.r  # hash values per band
+    rows = index.rows  # hash values per band
     first = np.arange(1, 129, dtype=np.uint64) * 7919
     second = first + 1  # every hash value differs...
     second[:rows] = first[:rows]  # ...but the first band is equal
     index.add("a", first)
-    assert "a" in index.lsh.query(as_lean(second))  # LSH proposes it
+    assert "a" in index.candidates(second)  # LSH proposes it
     assert index.match(second) is None  # estimated Jaccard rows/128 < 0.85
     assert index.rejected_candidates == 1
     assert index.match(first.copy()) == ("a", 1.0)
-
-
-def as_lean(values):
-    from runner.data.minhash import as_minhash
-
-    return as_minhash(values)
 
 
 # Every planted secret must disappear; the placeholder must appear once per secret.

@@ -57,8 +57,7 @@ def test_signature_is_datasketchs_minhash():
 
 
 def test_signature_finds_itself_in_the_index():
-    """The LeanMinHash rebuilt from a signature (same seed and scheme) lands in the same
-    LSH buckets."""
+    """A signature finds itself, and a near copy of its text, in the LSH index."""
     index = NearIndex(0.8, 128)
     index.add("a", signature(TEXT))
     assert index.match(signature(TEXT + "\n")) == ("a", 1.0)
@@ -80,3 +79,31 @@ def test_equally_similar_matches_name_the_first_added():
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
         ).stdout
         assert out.strip() == "('z', 1.0)"
+
+
+def test_index_proposes_what_datasketchs_lsh_proposes():
+    """``NearIndex`` keeps datasketch's band layout in its own dicts: for every query, the
+    candidates are the keys ``MinHashLSH.query`` answers (texts that share lines, so that
+    some pairs share bands and others do not)."""
+    import random
+
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    scheme = getattr(MinHash(num_perm=2), "scheme", None)
+    extra = {} if scheme is None else {"scheme": scheme}
+    rng = random.Random(5)
+    lines = [f"line {i} of {rng.choice(['a', 'b', 'c'])} words here" for i in range(60)]
+    texts = [" ".join(rng.sample(lines, rng.randint(10, 30))) for _ in range(150)]
+    texts += [text + " and one more" for text in texts[:40]]
+    for threshold in (0.5, 0.85):
+        ours = NearIndex(threshold, 128)
+        theirs = MinHashLSH(threshold=threshold, num_perm=128)
+        proposed = 0
+        for number, text in enumerate(texts):
+            values = signature(text)
+            lean = LeanMinHash(seed=1, hashvalues=values, **extra)
+            assert ours.candidates(values) == set(theirs.query(lean)), (threshold, number)
+            proposed += bool(ours.candidates(values))
+            ours.add(f"t{number}", values)
+            theirs.insert(f"t{number}", lean, check_duplication=False)
+        assert 0 < proposed < len(texts)
