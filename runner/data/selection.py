@@ -22,6 +22,7 @@ from runner.data.filters.base import Pending
 from runner.data.outcome import Rejection, Verdict
 from runner.data.report import Report
 from runner.data.work import Candidate, Plan, TaskResult
+from runner.dataset import is_fim
 from runner.errors import UserError
 
 
@@ -127,6 +128,7 @@ class Selection:
         kept = splitting.Kept(len(self.kept), record["id"], source, f"{source}:{group}", value)
         kept.task = entry
         kept.text_hash = self.reused_hash(candidate)
+        kept.fim = is_fim(record)
         self.kept.append(kept)
         self.spool.write(json.dumps(record, ensure_ascii=False) + "\n")
         if self.plan.signature is not None:

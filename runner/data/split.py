@@ -68,6 +68,7 @@ class Kept:
     dropped: tuple[str, str, str] | None = None  # (stage, reason, detail)
     text_hash: bytes | None = None  # leak check's hash, when exact dedupe's key is it
     task: int = -1  # the ledger entry of the file it came from (``accounting.Ledger``)
+    fim: bool = False  # an infill row (``meta.format: fim``), written to ``<split>.fim.jsonl``
 
 
 def rank(seed: int, key: str) -> int:
