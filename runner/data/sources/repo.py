@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,8 +62,10 @@ class RepoSource(Source):
         self.max_file_bytes = options.max_file_bytes
         self.listing = "walk"
 
-    @property
+    @functools.cached_property
     def root(self) -> Path:
+        """The folder, links resolved: once per source, not for every file read (``realpath``
+        checks each part of the path: 0.03 of 4 CPU s for a quarter of the bench corpus)."""
         return Path(os.path.realpath(self.path))
 
     def shown(self, task: str) -> str:
