@@ -27,7 +27,22 @@ TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n
     ],
 )
 def test_shingles(text, ngram, expected):
-    assert shingles(text, ngram) == expected
+    assert set(shingles(text, ngram)) == expected
+
+
+def test_repeated_shingles_give_the_signature_of_their_set():
+    """Shingles keep their repeats (a MinHash's minimums do not change with them): the
+    signature is the one the set of distinct shingles gives datasketch's MinHash."""
+    from datasketch import MinHash
+    from xxhash import xxh32_intdigest
+
+    from runner.data.minhash import SEED
+
+    text = "x = 1\n" * 50 + TEXT * 3 + "caf\u00e9 \u3000 na\u00efve " * 4
+    assert len(shingles(text, 3)) > len(set(shingles(text, 3)))
+    sketch = MinHash(num_perm=128, seed=SEED, hashfunc=xxh32_intdigest)
+    sketch.update_batch(set(shingles(text, 3)))
+    assert np.array_equal(signature(text, 128, 3), sketch.hashvalues)
 
 
 def test_signature_is_the_same_in_another_process():
@@ -52,7 +67,7 @@ def test_signature_is_datasketchs_minhash():
 
     for num_perm in (16, 128):
         sketch = MinHash(num_perm=num_perm, seed=SEED, hashfunc=xxh32_intdigest)
-        sketch.update_batch(shingles(TEXT, 2))
+        sketch.update_batch(set(shingles(TEXT, 2)))
         assert np.array_equal(signature(TEXT, num_perm, 2), sketch.hashvalues)
 
 
