@@ -91,8 +91,12 @@ def policy_skip(relative: str) -> str | None:
     return None
 
 
-def content_skip(head: bytes) -> str | None:
-    """The reason a file is skipped by its first bytes (binary, generated), or None."""
+def content_skip(head: bytes, whole: bool = False) -> str | None:
+    """The reason a file is skipped by its first bytes (binary, generated), or None. ``whole``:
+    ``head`` is the whole file, which is then skipped as empty when it holds only whitespace
+    (every extractor would say so in its own words, and the report would name one of them)."""
+    if whole and not head.strip():
+        return "empty"
     if b"\0" in head:
         return "binary"
     first_lines = head[:2000].decode("utf-8", "replace").splitlines()[:5]

@@ -180,7 +180,30 @@ def verify_gguf(
             f"{model_dir}/chat_template.jinja ({_diff_line(trained, found)})"
         )
     special = read_special_tokens(model_dir)
-    problems.extend(_bos_problems(path, meta, special["bos_token"], trained, special["eos_token"]))
+    try:
+        vocab = llamacpp.Vocab(path)
+    except (RuntimeError, ValueError) as exc:  # a vocabulary llama.cpp cannot load: say so
+        vocab = None
+        problems.append(f"llama.cpp cannot load {path.name}'s vocabulary: {exc}")
+    try:
+        problems.extend(_vocab_problems(path, meta, vocab, special, trained, end_of_turn))
+    finally:
+        if vocab is not None:
+            vocab.close()
+    return meta, problems
+
+
+def _vocab_problems(
+    path: Path,
+    meta: dict,
+    vocab: Any,
+    special: dict[str, Any],
+    trained: str,
+    end_of_turn: str | None,
+) -> list[str]:
+    """Special tokens as trained, read from the file and from llama.cpp's loaded ``vocab``
+    (None when it cannot load it)."""
+    problems = _bos_problems(path, meta, special["bos_token"], trained, special["eos_token"], vocab)
     eos_text = special["eos_token"]
     eos = meta["tokens"].get("eos")
     if eos is None:
@@ -196,8 +219,8 @@ def verify_gguf(
             f"{path.name}'s end-of-turn token is {eot['text']!r} (id {eot['id']}), "
             f"but the template ends turns with {end_of_turn!r}"
         )
-    if end_of_turn:
-        info = llamacpp.token_info(path, [end_of_turn])[end_of_turn]
+    if end_of_turn and vocab is not None:
+        info = vocab.token_info([end_of_turn])[end_of_turn]
         meta["end_of_turn"] = {"text": end_of_turn, **info}
         if len(info["ids"]) != 1 or not info["end_of_generation"]:
             problems.append(
@@ -205,11 +228,11 @@ def verify_gguf(
                 f"(tokens {info['ids']}, end-of-generation: {info['end_of_generation']}): make it "
                 "the tokenizer's eos_token when training (ggml-org/llama.cpp#9606)"
             )
-    return meta, problems
+    return problems
 
 
 def _bos_problems(
-    path: Path, meta: dict, bos_text: str | None, template: str, eos_text: str | None
+    path: Path, meta: dict, bos_text: str | None, template: str, eos_text: str | None, vocab: Any
 ) -> list[str]:
     """BOS as trained: the same token, and added by llama.cpp only when the trained template
     starts with it (then the Ollama TEMPLATE leaves it to the runtime)."""
@@ -253,9 +276,9 @@ def _bos_problems(
             f"rendered {text[:60]!r} (bos {bos_text!r}, eos {eos_text!r})"
         )
     starts = bool(bos_text) and text.startswith(bos_text)
-    try:
-        meta["runtime_adds_bos"] = llamacpp.adds_bos(path)
-    except (RuntimeError, ValueError):  # a vocabulary llama.cpp cannot load: say what it says
+    if vocab is not None:
+        meta["runtime_adds_bos"] = vocab.adds_bos()
+    else:  # what the file says; the vocabulary problem is reported
         meta["runtime_adds_bos"] = bool(meta["add_bos_token"])
     if meta["runtime_adds_bos"] and not starts:
         added = bos["text"] if bos else "BOS"

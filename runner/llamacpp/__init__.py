@@ -12,7 +12,7 @@ The names below are the ones other stages use.
 
 from runner.llamacpp.convert import CONVERTER_OUTTYPES, convert_lora, convert_model
 from runner.llamacpp.locate import llama_cpp_dir, template_file, versions, vocab_gguf
-from runner.llamacpp.metadata import adds_bos, read_metadata, token_info
+from runner.llamacpp.metadata import Vocab, read_metadata, token_info
 from runner.llamacpp.quantize import QUANT_TYPES, quantize
 from runner.llamacpp.runtime import Generation, generate_chat
 
@@ -20,7 +20,7 @@ __all__ = [
     "CONVERTER_OUTTYPES",
     "QUANT_TYPES",
     "Generation",
-    "adds_bos",
+    "Vocab",
     "convert_lora",
     "convert_model",
     "generate_chat",

@@ -131,6 +131,10 @@ def test_a_gguf_without_template_or_with_a_wrong_eos_fails(exported_run, tmp_pat
     writer.close()
     _, problems = verify_gguf(path, run_dir / "merged", None)
     assert any("has no tokenizer.chat_template" in p for p in problems)
+    # Three tokens and no merges: llama.cpp refuses the vocabulary, which is said, not raised.
+    assert "llama.cpp cannot load bare.gguf's vocabulary: Failed to load model" in "\n".join(
+        problems
+    )
     assert any(
         "end-of-sequence token is '<|im_end|>' (id 2), but the trained tokenizer's eos_token "
         "is '<|endoftext|>'" in p

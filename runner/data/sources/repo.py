@@ -20,6 +20,9 @@ from runner.data.registries import SOURCES
 from runner.data.sources.base import Source, SourceOptions
 from runner.languages import canonical, language_of
 
+# A file's first bytes decide whether it is skipped (binary, generated, empty) and its shebang.
+HEAD_BYTES = 8192
+
 
 @SOURCES.register
 class RepoSource(Source):
@@ -121,13 +124,13 @@ class RepoSource(Source):
         path = self.root / task
         try:
             with path.open("rb") as handle:
-                head = handle.read(8192)
+                head = handle.read(HEAD_BYTES)
         except OSError as exc:
             from runner.data.outcome import bad_input
 
             yield bad_input(self.stage, "unreadable file", exc.strerror or str(exc), task)
             return
-        reason = rules.content_skip(head)
+        reason = rules.content_skip(head, whole=len(head) < HEAD_BYTES)
         language = language_of(task, head[:200].decode("utf-8", "replace"), self.language_for)
         if not reason and self.languages is not None and language not in self.languages:
             reason = "other language"
