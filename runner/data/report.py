@@ -118,7 +118,7 @@ class Report:
                 s.name: {
                     "type": s.options.type,
                     **dict(self.per_source[s.name]),
-                    "files_skipped": dict(s.skipped),
+                    "files_skipped": s.skipped,
                     "skipped_samples": s.skip_samples,
                     "listing": getattr(s, "listing", None),
                 }

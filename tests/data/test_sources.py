@@ -353,6 +353,24 @@ def test_repo_vendored_without_gitignore(tmp_path):
     assert source.skip_samples["vendored"] == ["node_modules/pkg/index.js"]
 
 
+def test_skipped_files_are_reported_in_the_same_order_whatever_their_arrival(tmp_path):
+    """The listing thread and the main thread both count skips, in an order that changes from
+    run to run; rejected.jsonl and report.json list them by file all the same."""
+    skips = [("vendored", f"vendor/{i:02d}.js") for i in range(12)]
+    skips += [("generated", "a.pb.go"), ("binary", "logo.png"), ("generated", "b.pb.go")]
+    reports = []
+    for order in (skips, skips[::-1], skips[5:] + skips[:5]):
+        source = SOURCES.get("repo")(options(SOURCES, {"type": "repo", "path": str(tmp_path)}), "s")
+        for reason, file in order:
+            source.skip(reason, file)
+        reports.append((source.skipped_files, source.skipped, source.skip_samples))
+    assert reports[0] == reports[1] == reports[2]
+    files, counts, samples = reports[0]
+    assert files[0] == ("generated", "a.pb.go") and len(files) == 15
+    assert list(counts.items()) == [("vendored", 12), ("generated", 2), ("binary", 1)]
+    assert samples["vendored"] == [f"vendor/{i:02d}.js" for i in range(10)]
+
+
 def test_repo_uses_git_ls_files(tmp_path):
     import subprocess
 

@@ -61,9 +61,7 @@ class Source:
         self.log_file = log_file
         self.path = Path(options.path)
         self.metadata = dict(options.metadata)
-        self.skipped: Counter[str] = Counter()
-        self.skip_samples: dict[str, list[str]] = {}
-        self.skipped_files: list[tuple[str, str]] = []  # (reason, file): every skipped file
+        self._skipped_files: list[tuple[str, str]] = []  # (reason, file), in arrival order
         self._skip_lock = threading.Lock()
 
     # -- listing (main process) -------------------------------------------------------------
@@ -78,13 +76,30 @@ class Source:
 
     def skip(self, reason: str, shown: str) -> None:
         # Listing runs in the pool's feeder thread while the main thread merges results, and
-        # both count skips.
+        # both count skips: they arrive in an order that changes from run to run.
         with self._skip_lock:
-            self.skipped[reason] += 1
-            self.skipped_files.append((reason, shown))
-            samples = self.skip_samples.setdefault(reason, [])
-            if len(samples) < SKIP_SAMPLES:
-                samples.append(shown)
+            self._skipped_files.append((reason, shown))
+
+    @property
+    def skipped_files(self) -> list[tuple[str, str]]:
+        """``(reason, file)`` for every skipped file, by file (the same order every run)."""
+        with self._skip_lock:
+            return sorted(self._skipped_files, key=lambda pair: (pair[1], pair[0]))
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """How many files each reason skipped, most first (then by reason)."""
+        counts = Counter(reason for reason, _ in self.skipped_files)
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
+    def skip_samples(self) -> dict[str, list[str]]:
+        """The first ``SKIP_SAMPLES`` files of each reason, by file."""
+        samples: dict[str, list[str]] = {reason: [] for reason in self.skipped}
+        for reason, file in self.skipped_files:
+            if len(samples[reason]) < SKIP_SAMPLES:
+                samples[reason].append(file)
+        return samples
 
     @property
     def root(self) -> Path:
