@@ -182,7 +182,7 @@ def verify_gguf(
     special = read_special_tokens(model_dir)
     try:
         vocab = llamacpp.Vocab(path)
-    except (RuntimeError, ValueError) as exc:  # a vocabulary llama.cpp cannot load: say so
+    except ValueError as exc:  # a vocabulary llama.cpp cannot load: say so
         vocab = None
         problems.append(f"llama.cpp cannot load {path.name}'s vocabulary: {exc}")
     try:

@@ -3,7 +3,10 @@ tokenizes a text with its vocabulary."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import ctypes
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +54,23 @@ def read_metadata(gguf_path: Path) -> dict[str, Any]:
 
 class Vocab:
     """llama.cpp's runtime view of a GGUF's vocabulary, loaded once (``vocab_only``: about
-    0.35 s for a 151k-token vocabulary). A context manager; raises what llama-cpp-python raises
-    on a vocabulary llama.cpp cannot load (``ValueError``, ``RuntimeError``)."""
+    0.35 s for a 151k-token vocabulary). A context manager; raises ``ValueError`` on a
+    vocabulary llama.cpp cannot load, with llama.cpp's own reason ("cannot find tokenizer merges
+    in model file"), which llama-cpp-python leaves in its silenced log."""
 
     def __init__(self, gguf_path: Path):
         import llama_cpp
 
         self._cpp = llama_cpp
-        self._llm = llama_cpp.Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
+        errors: list[str] = []
+        try:
+            with _errors_logged_to(errors):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(gguf_path), vocab_only=True, verbose=False
+                )
+        except (ValueError, RuntimeError) as exc:
+            reason = _reason(errors)
+            raise ValueError(reason or str(exc)) from exc
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
 
     def __enter__(self) -> Vocab:
@@ -85,6 +97,44 @@ class Vocab:
             eog = len(ids) == 1 and bool(self._cpp.llama_vocab_is_eog(self._vocab, ids[0]))
             result[text] = {"ids": list(ids), "end_of_generation": eog}
         return result
+
+
+# enum ggml_log_level in the ggml.h llama-cpp-python ships (its _logger.py lists an older order).
+_GGML_LOG_LEVEL_ERROR = 4
+_GGML_LOG_LEVEL_CONT = 5
+
+
+@contextlib.contextmanager
+def _errors_logged_to(errors: list[str]) -> Iterator[None]:
+    """llama.cpp's error-level log lines go to ``errors`` for the block; llama-cpp-python's own
+    log callback is put back after it."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    last = [0]
+
+    def collect(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if level != _GGML_LOG_LEVEL_CONT:
+            last[0] = level
+        if last[0] == _GGML_LOG_LEVEL_ERROR:
+            errors.append(text.decode("utf-8", "replace"))
+
+    callback = llama_cpp.llama_log_callback(collect)  # referenced until it is unset below
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def _reason(errors: list[str]) -> str:
+    """The first error line without llama.cpp's function name: ``llama_model_load: error
+    loading model: error loading model vocabulary: X`` -> ``error loading model vocabulary: X``
+    (the lines after it only say that loading failed)."""
+    lines = [line.strip() for line in "".join(errors).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return re.sub(r"^\w+: (error loading model: )?", "", lines[0])
 
 
 def token_info(gguf_path: Path, texts: Sequence[str]) -> dict[str, dict[str, Any]]:

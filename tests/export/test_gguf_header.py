@@ -86,3 +86,39 @@ def test_a_file_that_is_not_gguf_is_an_error_not_a_crash(tmp_path):
         GGUFHeader(junk)
     with pytest.raises(ValueError):
         GGUFHeader(tmp_path / "missing.gguf")
+
+
+def test_llama_cpp_loads_a_vocabulary_once_and_says_why_it_refuses_one(tmp_path, capsys):
+    """Vocab answers BOS and end-of-generation from llama.cpp itself; a file it refuses raises
+    ValueError with llama.cpp's own reason (llama-cpp-python only says "Failed to load")."""
+    import gguf
+    import llama_cpp
+
+    from runner.llamacpp import Vocab
+
+    with Vocab(vocab_gguf("qwen2")) as vocab:
+        assert vocab.adds_bos() is False
+        info = vocab.token_info(["<|im_end|>", "hello world"])
+    assert info["<|im_end|>"]["end_of_generation"] and len(info["<|im_end|>"]["ids"]) == 1
+    assert not info["hello world"]["end_of_generation"] and len(info["hello world"]["ids"]) == 2
+    with Vocab(vocab_gguf("llama-spm")) as vocab:
+        assert vocab.adds_bos() is True
+
+    path = tmp_path / "no-merges.gguf"
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["a", "b"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    refused = r"^error loading model vocabulary: cannot find tokenizer merges in model file$"
+    with pytest.raises(ValueError, match=refused):
+        Vocab(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        Vocab(tmp_path / "missing.gguf")
+    # llama-cpp-python's own log callback is back: a verbose load prints the reason again.
+    capsys.readouterr()
+    with pytest.raises(ValueError):
+        llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=True)
+    assert "cannot find tokenizer merges" in capsys.readouterr().err

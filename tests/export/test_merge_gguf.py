@@ -132,8 +132,9 @@ def test_a_gguf_without_template_or_with_a_wrong_eos_fails(exported_run, tmp_pat
     _, problems = verify_gguf(path, run_dir / "merged", None)
     assert any("has no tokenizer.chat_template" in p for p in problems)
     # Three tokens and no merges: llama.cpp refuses the vocabulary, which is said, not raised.
-    assert "llama.cpp cannot load bare.gguf's vocabulary: Failed to load model" in "\n".join(
-        problems
+    assert (
+        "llama.cpp cannot load bare.gguf's vocabulary: error loading model vocabulary: "
+        "cannot find tokenizer merges in model file" in problems
     )
     assert any(
         "end-of-sequence token is '<|im_end|>' (id 2), but the trained tokenizer's eos_token "
@@ -160,6 +161,7 @@ def _write_gguf(path, template, context_length):
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a"])
+    writer.add_token_merges(["a a"])  # llama.cpp loads no BPE vocabulary without merges
     writer.add_bos_token_id(0)
     writer.add_eos_token_id(0)
     writer.add_add_bos_token(False)
