@@ -588,6 +588,21 @@ CLEAN = [
     ),
     ("boolean option", "sysconfig.py", "'MODULE_PWD_STATE': 'yes',\n"),
     (
+        # Alamofire's Documentation/Usage.md: a README's code passes variables named password.
+        "arguments named password in a readme",
+        "Usage.md",
+        "```swift\nAF.request(url).authenticate(username: user, password: password)\n"
+        "let credential = URLCredential(user: user, password: password, persistence: .forSession)\n"
+        "let headers: HTTPHeaders = [.authorization(username: user, password: password)]\n"
+        "db.connect(password=db_password)\nlogin(password=cfg.password, retries=3)\n```\n",
+    ),
+    (
+        # sinatra's rack-protection: a comment's example secret is a word and filler.
+        "placeholder ending in filler",
+        "authenticity_token.rb",
+        "#     use Rack::Session::Cookie, secret: 'CHANGEME" + "a" * 56 + "'\n",
+    ),
+    (
         "example url",
         "docs.md",
         "Use `http://user:password@example.com/` or `http://joe:s3cret@proxy.example.com:3128`.\n",

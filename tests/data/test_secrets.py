@@ -85,7 +85,19 @@ NAMES = [
     ('user, password = "wile", "coyote"', "a.py", True),
     ("DATABASE_URL=postgres://app:hunter2@db.internal/app", ".env", True),
     ("DATABASE_URL=postgres://app:xxxx@db.internal/app", ".env", False),
+    # in prose and config, a call's argument is code: a variable, unless it looks generated
+    ("login(password: hunter2x)", "README.md", False),
+    ("login(password: q8Zr2Lx0VbN7mK3pT9wYc4Hd)", "README.md", True),
+    ("login(password=q8Zr2Lx0VbN7mK3pT9wYc4Hd, retries=3)", "README.md", True),
+    ("{user: bob, password: hunter2x}", "README.md", True),
 ]
+
+
+def test_a_call_argument_value_ends_at_its_comma_and_bracket():
+    text = "f(password: q8Zr2Lx0VbN7mK3pT9wYc4Hd, user: u)\ng(token: q8Zr2Lx0VbN7mK3pT9wYc4Hd)\n"
+    assert redacted(text, "README.md") == (
+        f"f(password: {PLACEHOLDER}, user: u)\ng(token: {PLACEHOLDER})\n"
+    )
 
 
 @pytest.mark.parametrize(("text", "filename", "found"), NAMES)

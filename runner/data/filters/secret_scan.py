@@ -498,7 +498,9 @@ PLACEHOLDER = re.compile(
     r"os\.environ.*|process\.env.*|getenv.*|env\(.*)$"
 )
 # Filler that marks an example value: `sk-...`, `ghp_xxxxxxxx`, `AKIAXXXXXXXXXXXXXXXX`.
-_FILLER = re.compile(r"\.\.\.|…|x{4,}|X{4,}|\*{3,}|0{8,}")
+# A run of eight of one character (`CHANGEMEaaaaaaaa...`) is filler too: a generated key of 40
+# characters has one with a chance under 1e-10.
+_FILLER = re.compile(r"\.\.\.|…|x{4,}|X{4,}|\*{3,}|0{8,}|(.)\1{7,}")
 # A value that names a credential rather than holding one: `"api_key"`, `"PASSWORD_FIELD"`.
 _NAMELIKE = re.compile(
     r"(?i)^[a-z_.-]*(?:pass|pwd|secret|token|key|cred|auth|salt|session|cookie)[a-z_.-]*$"
@@ -685,7 +687,7 @@ def _line_candidates(
         for match in PAIR.finditer(line):
             start, end = match.span("v")
             name_start = match.start("n")
-            if not config and not _in_string(line, name_start):
+            if not _in_string(line, name_start) and (not config or _in_call(line, name_start)):
                 continue  # `connect(password=password)` is a keyword argument
             yield _Candidate(
                 start, end, name_start, match.group("n"), False, "connection string credential"
@@ -708,6 +710,10 @@ def _candidate(match: re.Match[str], span: tuple[int, int], name_at: int) -> _Ca
     if not quoted:  # an unquoted value ends at a blank: `PASSWORD=x  # comment`
         blank = re.search(r"\s", line[start:end])
         end = start + blank.start() if blank else end
+        if _in_call(line, name_at):  # an argument ends at the next comma
+            comma = line.find(",", start, end)
+            end = comma if comma >= 0 else end
+        end = _without_closers(line, start, end)
     name_start = name_at
     if name_start < start:
         floor = max(0, name_at - 100)
@@ -727,6 +733,28 @@ def _candidate(match: re.Match[str], span: tuple[int, int], name_at: int) -> _Ca
     if quoted and name_start < start:
         start, end = _tuple_value(line, name_start, start, end)
     return _Candidate(start, end, min(name_start, start), name, quoted, kind)
+
+
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def _without_closers(line: str, start: int, end: int) -> int:
+    """The end of an unquoted value without the brackets that close around it:
+    `f(password: password)` holds `password`; `PASSWORD=a(b)c)` keeps its own pairs."""
+    while end > start and line[end - 1] in _CLOSERS:
+        closer = line[end - 1]
+        value = line[start:end]
+        if value.count(closer) <= value.count(_CLOSERS[closer]):
+            break
+        end -= 1
+    return end
+
+
+def _in_call(line: str, name_start: int) -> bool:
+    """Whether a name stands among a call's arguments on its line (more `(` than `)` before
+    it): `.authenticate(username: user, password: password)` in a README's Swift."""
+    before = line[line.rfind("\n", 0, name_start) + 1 : name_start]
+    return before.count("(") > before.count(")")
 
 
 _NAME = re.compile(r"[\w-]*")
@@ -771,8 +799,13 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         return False
     if _HEX.fullmatch(value) and _DIGEST_WORDS.search(_own_line(line, candidate)):
         return False
-    # in code, an unquoted value is an expression (`password = cfg.password`)
-    expression = not candidate.quoted and not config and candidate.kind.startswith("unquoted")
+    # in code, an unquoted value is an expression (`password = cfg.password`); so is one passed
+    # to a call in prose or config (a README's `login(user: user, password: password)`)
+    expression = (
+        not candidate.quoted
+        and candidate.kind.startswith("unquoted")
+        and (not config or _in_call(line, candidate.name_start))
+    )
     if expression and _EXPRESSION.fullmatch(value) and not credential_shaped(value):
         return False
     return name_is_sure(candidate.name) or credential_shaped(value)
