@@ -596,6 +596,66 @@ CLEAN = [
         "let headers: HTTPHeaders = [.authorization(username: user, password: password)]\n"
         "db.connect(password=db_password)\nlogin(password=cfg.password, retries=3)\n```\n",
     ),
+    # Seen in site-packages (torchao, oci, ray, huggingface_hub, playwright, botocore, regex,
+    # Pillow, gradio): constants, type maps, key-file paths, help text, example keys, blobs.
+    ("constant named after its value", "quant.py", 'INT8_ASYM_PER_TOKEN = "int8_asym_per_token"\n'),
+    (
+        "type names in a swagger map",
+        "connection_from_bip.py",
+        "self.swagger_types = {\n    'password_secret': 'SensitiveAttribute',\n"
+        "    'wallet_secret': 'SensitiveAttribute'\n}\n",
+    ),
+    (
+        "paths to key files",
+        "defaults.yaml",
+        "#    ssh_private_key: /path/to/your/key.pem\nssh_private_key: ~/ray-bootstrap-key.pem\n",
+    ),
+    ("part of a concatenation", "signer.py", 'self.api_key = "resource/v2.1/" + resource_id\n'),
+    ("a domain and a path", "k8s_utils.py", "CLUSTER_NAME_KEY = 'k8s.io/cluster/name'\n"),
+    (
+        "constants and stand-ins named after their value",
+        "configuration_variables.py",
+        'DEFAULT_AUTHENTICATION_PLUGIN_SHA256_PASSWORD = "sha256_password"\n'
+        "S3FileSystem(access_key='access', session_token='token')\n",
+    ),
+    (
+        "identifiers under key names",
+        "models.py",
+        'CONTENT_SHA256_header_key = "opc-multipart-sha256"\n"result_key": "Ipv6CidrAssociations"\n'
+        '"encryption_key_sha256": {"key": "encryptionKeySha256", "type": "str"},\n'
+        'key = "actions_sampled_t0_to_H_BxT"\n',
+    ),
+    ("a public key token", "manifest.py", 'publicKeyToken="1fc8b3b9a1e18e3b"\n'),
+    (
+        "the word password in other languages",
+        "pl.js",
+        'const login = {"username":"Nazwa użytkownika","password":"Hasło"};\n'
+        'const login = {"username":"usuario","password":"contraseña"};\n'
+        'const login = {"username":"Användarnamn","password":"Lösenord"};\n',
+    ),
+    (
+        "help text",
+        "cli.py",
+        'help="Set secret environment variables. E.g. --secrets SECRET=value"\n',
+    ),
+    ("type description", "_protocol.py", '"password": "string?",\n"token": "str[]",\n'),
+    (
+        "aws's documented example keys",
+        "examples-1.json",
+        '"AccessKeyId": "AKIAIOSFODNN7EXAMPLE",\n'
+        '"UserId": "AKIAI44QH8DHBEXAMPLE:my-role-session-name"\n',
+    ),
+    (
+        "dna with a key prefix inside",
+        "test_regex.py",
+        "'AAACCATCTCTACCGGTTCGCTTTCACTGGATATCGCGCTTGGGGCAGGTGGTCTGCCGATGGGCCG'\n",
+    ),
+    (
+        "key prefixes inside base64",
+        "ImageFont.py",
+        'FONT = b"AAEAAAAPAIAAAwBwRkZUTYwDlUAAADFoAAAAHEdERUYAqADnAAAo8AAAACRHUE9ThhmITwAAKfgAA"\n'
+        '"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC3FlHqj2eqCdrGHuA6dRjfZXQ4HX5lXEIRHaNbxEwE5Te7"\n',
+    ),
     (
         # sinatra's rack-protection: a comment's example secret is a word and filler.
         "placeholder ending in filler",

@@ -72,6 +72,7 @@ def test_clean_code_is_left_alone(name, filename, text):
 # name that only may hold one (`token`, `*_key`, `password_file`) is code.
 NAMES = [
     ('password = "Winter24x"', "a.py", True),
+    ('password = "Summer2024Fun"', "a.py", True),  # words with digits: not a type name
     ('DB_PASSWORD = "Winter24x"', "a.py", True),
     ('apiKey = "Winter24x"', "a.js", True),
     ('token = "Winter24x"', "a.py", False),
@@ -279,6 +280,11 @@ def test_another_occurrence_of_a_token_is_redacted_too():
     token = PLANTED[0].secret
     text = f'AWS_ACCESS_KEY_ID = "{token}"\nprint("using", "{token}")\n'
     assert token not in redacted(text, "a.py")
+    # nor a URL's: "postgres" stays where it is not the password
+    text = 'URL = "postgresql://postgres:postgres@localhost/db"\nif "postgres" in name:\n'
+    assert redacted(text, "test_sql.py") == (
+        f'URL = "postgresql://postgres:{PLACEHOLDER}@localhost/db"\nif "postgres" in name:\n'
+    )
     # a keyword's weak value is not chased through the file: "python" stays elsewhere
     text = 'zip.setpassword(b"x")\npwd = "python"\nrun("python")\n'
     assert (

@@ -267,6 +267,9 @@ def _token_findings(text: str, detectors: Iterable[TokenDetector]) -> Iterator[F
             for match in _jwt_matches(pattern, text) if jwt else pattern.finditer(text):
                 if jwt and not _valid_jwt(match.group(0)):
                     continue
+                whole = not (detector.secret_group and match.lastindex)
+                if whole and _inside_a_run(match):
+                    continue
                 start, end = _token_span(detector, match)
                 value = text[start:end]
                 if detector.kind == "basic auth credentials" and _url_placeholder(match, value):
@@ -275,9 +278,25 @@ def _token_findings(text: str, detectors: Iterable[TokenDetector]) -> Iterator[F
                     continue
                 if _FILLER.search(value):  # `ghp_xxxx...`, `AKIAXXXX...`: an example
                     continue
-                if not detector.secret_group and len(set(value)) < 8:  # no token is that plain
+                if whole and len(set(value)) < 8:  # no token is that plain (`ACCAGGTT...`)
                     continue
                 yield Finding(start, end, detector.kind)
+
+
+# Token prefixes of capitals (AWS's AKIA/ASIA/ACCA, Square's EAAA) turn up inside base64 blobs
+# (fonts, data: URIs, ssh-rsa public keys) and DNA strings; a token starts after a delimiter.
+_CAPITALS = re.compile(r"[A-Z][A-Z0-9]{3}")
+_BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _inside_a_run(match: re.Match[str]) -> bool:
+    """Whether a match that starts with capitals continues a longer run of base64 characters."""
+    start = match.start()
+    return (
+        start > 0
+        and match.string[start - 1] in _BASE64_CHARS
+        and _CAPITALS.match(match.string, start) is not None
+    )
 
 
 def _opens(gate: Gate, text: str) -> bool:
@@ -492,15 +511,15 @@ PLACEHOLDER = re.compile(
     r"(?i)^(?:<[^>]*>|\[[^\]]*\]|\{[^}]*\}|\$\{?[\w.:-]+\}?|%\(?\w*\)?[sd]|\*+|x+|\.+|-+|_+|\?+|"
     r"0+|1234\w*|changeme|change_?this|changeit|(?:your|my|the|some)[-_ ]?\w*|example\w*|"
     r"sample\w*|dummy\w*|fake\w*|placeholder\w*|redacted|none|null|nil|undefined|true|false|"
-    r"yes|no|on|off|enabled?|disabled?|required|optional|default|string|str|bytes|int|bool|"
-    r"text|env|password|passwd|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
+    r"yes|no|on|off|enabled?|disabled?|required|optional|default|"
+    r"(?:string|str|bytes|int|bool|text)[?!]?(?:\[\])?|value|env|password|passwd|passphrase|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
     r"spam|eggs|admin|root|user|guest|abc|todo|fixme|tbd|x-oauth-basic|"
     r"os\.environ.*|process\.env.*|getenv.*|env\(.*)$"
 )
 # Filler that marks an example value: `sk-...`, `ghp_xxxxxxxx`, `AKIAXXXXXXXXXXXXXXXX`.
 # A run of eight of one character (`CHANGEMEaaaaaaaa...`) is filler too: a generated key of 40
-# characters has one with a chance under 1e-10.
-_FILLER = re.compile(r"\.\.\.|…|x{4,}|X{4,}|\*{3,}|0{8,}|(.)\1{7,}")
+# characters has one with a chance under 1e-10. AWS's documented keys end in EXAMPLE.
+_FILLER = re.compile(r"\.\.\.|…|x{4,}|X{4,}|\*{3,}|0{8,}|(.)\1{7,}|EXAMPLE")
 # A value that names a credential rather than holding one: `"api_key"`, `"PASSWORD_FIELD"`.
 _NAMELIKE = re.compile(
     r"(?i)^[a-z_.-]*(?:pass|pwd|secret|token|key|cred|auth|salt|session|cookie)[a-z_.-]*$"
@@ -520,7 +539,7 @@ _HEXP = HexHighEntropyString()
 def credential_shaped(value: str) -> bool:
     """Random enough to be a generated key: above detect-secrets' entropy limits (base64 4.5,
     hex 3.0), or, for values shorter than those limits assume, at least 16 characters mixing
-    letters and digits with no more repetition than a random string has."""
+    letters and digits with no more repetition than a random string has and no `/` or `.`."""
     if len(value) < 12 or not _SHAPE.fullmatch(value):
         return False
     if _HEX.fullmatch(value):
@@ -529,12 +548,17 @@ def credential_shaped(value: str) -> bool:
     if entropy > _B64.entropy_limit:
         return True
     mixed = any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
+    if "/" in value or "." in value:  # `k8s.io/cluster/name`: a path or a domain
+        return False
+    if _IDENTIFIER.fullmatch(value):  # `Ipv6CidrAssociations`, `opc-multipart-sha256`
+        return False
     return len(value) >= 16 and mixed and entropy >= math.log2(len(value)) - 0.85
 
 
 def _placeholder(value: str) -> bool:
     return (
         PLACEHOLDER.match(value) is not None
+        or value.casefold() in _PASSWORD_WORDS
         or _FILLER.search(value) is not None
         or len(set(value)) == 1
         or heuristic.is_templated_secret(value)
@@ -799,6 +823,17 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         return False
     if _HEX.fullmatch(value) and _DIGEST_WORDS.search(_own_line(line, candidate)):
         return False
+    if _KEY_FILE.fullmatch(value) or _TYPE_NAME.fullmatch(value):
+        return False  # `ssh_private_key: ~/keys/ray.pem`, `'password': 'SensitiveAttribute'`
+    squashed = _squashed(value)
+    if len(squashed) >= 3 and squashed in _squashed(candidate.name):
+        # `PLUGIN_SHA256_PASSWORD = "sha256_password"`, `access_key='access'`: a constant named
+        # after its value, or a test's stand-in
+        return False
+    if _WORDS.match(candidate.name) and _WORDS.match(candidate.name).group(0).lower() == "public":
+        return False  # `publicKeyToken="1fc8b3b9a1e18e3b"`: published, not secret
+    if candidate.quoted and _CONCATENATED.match(line, candidate.end + 1):
+        return credential_shaped(value)  # `api_key = "resource/v2.1/" + resource_id`
     # in code, an unquoted value is an expression (`password = cfg.password`); so is one passed
     # to a call in prose or config (a README's `login(user: user, password: password)`)
     expression = (
@@ -809,6 +844,64 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
     if expression and _EXPRESSION.fullmatch(value) and not credential_shaped(value):
         return False
     return name_is_sure(candidate.name) or credential_shaped(value)
+
+
+# Words joined as identifiers are: CamelCase (`ErrorDocument404Path`), or lower-case words joined
+# by `-` or `_` (`opc-multipart-sha256`, `actions_sampled_t0_to_H_BxT`); digits end a word.
+_IDENTIFIER = re.compile(
+    r"[A-Za-z][a-z]+\d*(?:[A-Z][a-z]+\d*)+|[A-Za-z][a-z]*\d*(?:[-_][A-Za-z][A-Za-z]*\d*)+"
+)
+# The word "password" in other languages: a login form's label (gradio's translations).
+_PASSWORD_WORDS = frozenset(
+    {
+        "passwort",
+        "kennwort",
+        "wachtwoord",
+        "salasana",
+        "hasło",
+        "haslo",
+        "heslo",
+        "parol",
+        "parola",
+        "parolă",
+        "parole",
+        "parool",
+        "contraseña",
+        "contrasena",
+        "contrasenya",
+        "senha",
+        "lösenord",
+        "losenord",
+        "passord",
+        "adgangskode",
+        "slaptažodis",
+        "pasahitza",
+        "jelszó",
+        "lozinka",
+        "geslo",
+        "şifre",
+        "sifre",
+        "пароль",
+        "密码",
+        "密碼",
+        "パスワード",
+        "비밀번호",
+        "סיסמה",
+        "รหัสผ่าน",
+    }
+)
+# A path to a key file, not a key: `/path/to/key.pem`, `~/.ssh/id_rsa`, `./secrets.json`.
+_KEY_FILE = re.compile(
+    r"(?:~|\.{1,2})?/[\w.@-]+(?:/[\w.@-]+)*/?|[\w.@/-]+\.(?:pem|key|crt|p12|pfx|json|ya?ml|txt)"
+)
+# Two or more capitalized words and nothing else: a type or class name (`SensitiveAttribute`).
+_TYPE_NAME = re.compile(r"(?:[A-Z][a-z]+){2,}")
+# A string literal that is one part of a `+` concatenation.
+_CONCATENATED = re.compile(r"\s*\+")
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _own_line(line: str, candidate: _Candidate) -> str:
@@ -860,8 +953,10 @@ def find_secrets(text: str, filename: str = "") -> list[Finding]:
     for value, kind in {text[f.start : f.end]: f.kind for f in found}.items():
         if len(value) < 8 or "\n" in value or text.count(value) < 2:
             continue
-        if _PRIORITY.get(kind, 1) >= 3 and not credential_shaped(value):
-            continue  # `password = "python"`: other "python"s in the file are not passwords
+        if _PRIORITY.get(kind, 1) >= 2 and not credential_shaped(value):
+            # `password = "python"`, `postgres://postgres:postgres@db`: other "python"s and
+            # "postgres"es in the file are not passwords
+            continue
         for match in re.finditer(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text):
             repeats.append(Finding(match.start(), match.end(), kind))
     return _resolve(found + repeats) if repeats else found
