@@ -68,6 +68,11 @@ LOCK_FILES = frozenset(
         "packages.lock.json",
     }
 )
+# Build-tool wrappers committed beside the code (GitHub Linguist's vendor.yml counts them as
+# vendored): Gradle's and Maven's start-up scripts and their wrapper folders.
+WRAPPERS = re.compile(
+    r"(?:^|/)(?:gradlew|gradlew\.bat|mvnw|mvnw\.cmd)$|(?:^|/)(?:gradle|\.mvn)/wrapper/"
+)
 GENERATED_NAME = re.compile(
     r"(\.min\.(js|css)|\.bundle\.js|_pb2(_grpc)?\.pyi?|\.pb\.(go|cc|h)|\.generated\.\w+|"
     r"\.g\.dart|\.designer\.cs|\.map)$"
@@ -81,7 +86,7 @@ GENERATED_MARKER = re.compile(
 def policy_skip(relative: str) -> str | None:
     """The reason a path is skipped by name alone (vendored, lock, generated), or None."""
     parts = relative.split("/")
-    if any(part in VENDORED_DIRS for part in parts[:-1]):
+    if any(part in VENDORED_DIRS for part in parts[:-1]) or WRAPPERS.search(relative):
         return "vendored"
     name = parts[-1]
     if name in LOCK_FILES or name.endswith(".lock"):
