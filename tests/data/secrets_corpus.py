@@ -627,6 +627,12 @@ CLEAN = [
     ),
     ("a public key token", "manifest.py", 'publicKeyToken="1fc8b3b9a1e18e3b"\n'),
     (
+        # Alamofire's Documentation/Usage.md: "Username:Password" in base64
+        "basic authorization of placeholders",
+        "Usage.md",
+        'let headers: HTTPHeaders = [\n    "Authorization": "Basic VXNlcm5hbWU6UGFzc3dvcmQ=",\n]\n',
+    ),
+    (
         "the word password in other languages",
         "pl.js",
         'const login = {"username":"Nazwa użytkownika","password":"Hasło"};\n'

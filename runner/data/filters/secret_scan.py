@@ -30,6 +30,8 @@ that holds its gate, and the keyword patterns only on lines where a keyword is u
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import math
 import os
@@ -814,6 +816,8 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         return False
     if _URL.match(value):  # a URL's own password is the URL detectors' (example hosts...)
         return False
+    if candidate.kind == "authorization header" and _basic_placeholder(value):
+        return False  # `Basic VXNlcm5hbWU6UGFzc3dvcmQ=` is "Username:Password"
     if heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value):
         return False
     own = line[candidate.name_start : candidate.end + 200]  # this assignment, not another
@@ -902,6 +906,17 @@ _CONCATENATED = re.compile(r"\s*\+")
 
 def _squashed(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _basic_placeholder(value: str) -> bool:
+    """Whether a Basic authorization value decodes to `user:password` whose password is a
+    placeholder."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    _, colon, password = decoded.partition(":")
+    return bool(colon) and _placeholder(password)
 
 
 def _own_line(line: str, candidate: _Candidate) -> str:
