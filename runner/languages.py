@@ -44,6 +44,16 @@ EXTRA_EXTENSIONS = {
     ".erb": "embeddedtemplate",
     ".ejs": "embeddedtemplate",
     ".heex": "heex",
+    # Ruby DSLs (Rack's config.ru, CocoaPods specs, Builder and RABL templates)
+    ".ru": "ruby",
+    ".podspec": "ruby",
+    ".builder": "ruby",
+    ".rabl": "ruby",
+    # XML under other names: MSBuild and NuGet, .NET resources, Xcode's files
+    **dict.fromkeys(
+        (".csproj", ".fsproj", ".vbproj", ".props", ".targets", ".nuspec", ".resx"), "xml"
+    ),
+    **dict.fromkeys((".storyboard", ".xib", ".plist", ".xcscheme", ".xcworkspacedata"), "xml"),
 }
 EXTRA_NAMES = {
     "go.mod": "gomod",
@@ -56,6 +66,9 @@ EXTRA_NAMES = {
     "Vagrantfile": "ruby",
     "Brewfile": "ruby",
     "Podfile": "ruby",
+    "Fastfile": "ruby",
+    "Appfile": "ruby",
+    "Dangerfile": "ruby",
     "Jenkinsfile": "groovy",
     "BUILD": "starlark",
     "BUILD.bazel": "starlark",
