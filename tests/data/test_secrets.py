@@ -73,6 +73,8 @@ def test_clean_code_is_left_alone(name, filename, text):
 NAMES = [
     ('password = "Winter24x"', "a.py", True),
     ('password = "Summer2024Fun"', "a.py", True),  # words with digits: not a type name
+    ('password = "CorrectHorseBatteryStaple"', "a.py", True),  # a passphrase, not a type
+    ("'password_secret': 'SensitiveAttribute'", "a.py", False),  # a type
     ('DB_PASSWORD = "Winter24x"', "a.py", True),
     ('apiKey = "Winter24x"', "a.js", True),
     ('token = "Winter24x"', "a.py", False),

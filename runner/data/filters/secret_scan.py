@@ -898,8 +898,12 @@ _PASSWORD_WORDS = frozenset(
 _KEY_FILE = re.compile(
     r"(?:~|\.{1,2})?/[\w.@-]+(?:/[\w.@-]+)*/?|[\w.@/-]+\.(?:pem|key|crt|p12|pfx|json|ya?ml|txt)"
 )
-# Two or more capitalized words and nothing else: a type or class name (`SensitiveAttribute`).
-_TYPE_NAME = re.compile(r"(?:[A-Z][a-z]+){2,}")
+# Capitalized words ending as type names do (`SensitiveAttribute`); a passphrase of capitalized
+# words (`CorrectHorseBatteryStaple`) is still a password.
+_TYPE_NAME = re.compile(
+    r"(?:[A-Z][a-z]+)+(?:Attribute|Type|Field|Model|Details|Enum|Class|Kind|Info|Spec|Schema|"
+    r"String|Id)"
+)
 # A string literal that is one part of a `+` concatenation.
 _CONCATENATED = re.compile(r"\s*\+")
 
