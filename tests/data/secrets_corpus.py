@@ -613,10 +613,10 @@ CLEAN = [
     ("part of a concatenation", "signer.py", 'self.api_key = "resource/v2.1/" + resource_id\n'),
     ("a domain and a path", "k8s_utils.py", "CLUSTER_NAME_KEY = 'k8s.io/cluster/name'\n"),
     (
-        "constants and stand-ins named after their value",
+        "constants named after their value",
         "configuration_variables.py",
         'DEFAULT_AUTHENTICATION_PLUGIN_SHA256_PASSWORD = "sha256_password"\n'
-        "S3FileSystem(access_key='access', session_token='token')\n",
+        'INT8_PER_TOKEN = "int8_per_token"\nS3FileSystem(session_token="token")\n',
     ),
     (
         "identifiers under key names",

@@ -75,6 +75,7 @@ NAMES = [
     ('password = "Summer2024Fun"', "a.py", True),  # words with digits: not a type name
     ('password = "CorrectHorseBatteryStaple"', "a.py", True),  # a passphrase, not a type
     ("'password_secret': 'SensitiveAttribute'", "a.py", False),  # a type
+    ("POSTGRES_PASSWORD=postgres", ".env", True),  # one word of its name, still a password
     ('DB_PASSWORD = "Winter24x"', "a.py", True),
     ('apiKey = "Winter24x"', "a.js", True),
     ('token = "Winter24x"', "a.py", False),

@@ -829,10 +829,10 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         return False
     if _KEY_FILE.fullmatch(value) or _TYPE_NAME.fullmatch(value):
         return False  # `ssh_private_key: ~/keys/ray.pem`, `'password': 'SensitiveAttribute'`
-    squashed = _squashed(value)
-    if len(squashed) >= 3 and squashed in _squashed(candidate.name):
-        # `PLUGIN_SHA256_PASSWORD = "sha256_password"`, `access_key='access'`: a constant named
-        # after its value, or a test's stand-in
+    squashed, name = _squashed(value), _squashed(candidate.name)
+    if squashed == name or (len(_WORDS.findall(value)) > 1 and squashed in name):
+        # `PLUGIN_SHA256_PASSWORD = "sha256_password"`: a constant named after its value (one
+        # word of the name is not: `POSTGRES_PASSWORD=postgres` is a password)
         return False
     if _WORDS.match(candidate.name) and _WORDS.match(candidate.name).group(0).lower() == "public":
         return False  # `publicKeyToken="1fc8b3b9a1e18e3b"`: published, not secret
