@@ -514,7 +514,8 @@ PLACEHOLDER = re.compile(
     r"0+|1234\w*|changeme|change_?this|changeit|(?:your|my|the|some)[-_ ]?\w*|example\w*|"
     r"sample\w*|dummy\w*|fake\w*|placeholder\w*|redacted|none|null|nil|undefined|true|false|"
     r"yes|no|on|off|enabled?|disabled?|required|optional|default|"
-    r"(?:string|str|bytes|int|bool|text)[?!]?(?:\[\])?|value|env|password|passwd|passphrase|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
+    r"(?:string|str|bytes|int|bool|text)[?!]?(?:\[\])?|value|env|"
+    r"password|passwd|passphrase|pass|pwd|secret|token|key|test|testing|foo|bar|baz|qux|blah|"
     r"spam|eggs|admin|root|user|guest|abc|todo|fixme|tbd|x-oauth-basic|"
     r"os\.environ.*|process\.env.*|getenv.*|env\(.*)$"
 )
@@ -834,7 +835,8 @@ def _keep(value: str, candidate: _Candidate, line: str, config: bool) -> bool:
         # `PLUGIN_SHA256_PASSWORD = "sha256_password"`: a constant named after its value (one
         # word of the name is not: `POSTGRES_PASSWORD=postgres` is a password)
         return False
-    if _WORDS.match(candidate.name) and _WORDS.match(candidate.name).group(0).lower() == "public":
+    first_word = _WORDS.match(candidate.name)
+    if first_word and first_word.group(0).lower() == "public":
         return False  # `publicKeyToken="1fc8b3b9a1e18e3b"`: published, not secret
     if candidate.quoted and _CONCATENATED.match(line, candidate.end + 1):
         return credential_shaped(value)  # `api_key = "resource/v2.1/" + resource_id`
