@@ -7,15 +7,16 @@ tested end to end in tests/iterate/test_continue_training.py. meton-gguf and qi-
 and qi with a GGUF / Ollama base, which --laptop swaps for the same tiny model as theirs (the
 GGUF base path is tested in tests/export/test_gguf_base.py).
 
-Known, open: hyperswitch (DeepSeek-Coder with a teacher and fill-in-the-middle rows). Its
-template puts a newline between an answer and <|EOT|>, and every answer ends with a closing code fence:
-the tiny model must tell the newline after "```" from the newline after "}" (followed by "```").
-After its 80 laptop steps it does not (seen 2026-12-01/02): at the end of a training answer it puts
-<|EOT|> at rank 2 behind another "```" (Hugging Face's forward pass on the merged model agrees:
-p 0.29 against 0.59), though every labelled fence and newline in Axolotl's tokenized rows is followed by
-<|EOT|> (29 of 29). The infill rows, which end without a newline, stop at p 0.95-0.99. Tried and
-not enough on every prompt: 120, 200 and 300 steps at 0.01, lora.r 64, a LoRA on lm_head, a tiny
-model of four layers, no RoPE scaling. It is left out here until that is fixed; issue 16 says so."""
+Known, open: hyperswitch (DeepSeek-Coder with a teacher and fill-in-the-middle rows). Its template
+puts a newline between an answer and <|EOT|>, and every answer ends with a closing code fence: the
+tiny model must tell the newline after "```" from the newline after "}" (followed by "```"). After
+its 80 laptop steps it does not (seen 2026-12-01/02): at the end of a training answer it puts
+<|EOT|> at rank 2 behind another "```" (Hugging Face's forward pass on the merged model agrees: p
+0.29 against 0.59), though every labelled fence and newline in Axolotl's tokenized rows is followed
+by <|EOT|> (29 of 29). The infill rows, which end without a newline, stop at p 0.95-0.99. Tried and
+not enough on every prompt: 120, 200 and 300 steps at 0.01, lora.r 64, a LoRA on lm_head, LoRA+, a
+tiny model of four layers, one of eight heads, one without RoPE scaling. It is left out here until
+that is fixed; issue 16 says so."""
 
 from __future__ import annotations
 
