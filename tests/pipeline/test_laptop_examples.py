@@ -7,16 +7,12 @@ tested end to end in tests/iterate/test_continue_training.py. meton-gguf and qi-
 and qi with a GGUF / Ollama base, which --laptop swaps for the same tiny model as theirs (the
 GGUF base path is tested in tests/export/test_gguf_base.py).
 
-Known, open: hyperswitch (DeepSeek-Coder with a teacher and fill-in-the-middle rows). Its template
-puts a newline between an answer and <|EOT|>, and every answer ends with a closing code fence: the
-tiny model must tell the newline after "```" from the newline after "}" (followed by "```"). After
-its 80 laptop steps it does not (seen 2026-12-01/02): at the end of a training answer it puts
-<|EOT|> at rank 2 behind another "```" (Hugging Face's forward pass on the merged model agrees: p
-0.29 against 0.59), though every labelled fence and newline in Axolotl's tokenized rows is followed
-by <|EOT|> (29 of 29). The infill rows, which end without a newline, stop at p 0.95-0.99. Tried and
-not enough on every prompt: 120, 200 and 300 steps at 0.01, lora.r 64, a LoRA on lm_head, LoRA+, a
-tiny model of four layers, one of eight heads, one without RoPE scaling. It is left out here until
-that is fixed; issue 16 says so."""
+hyperswitch (DeepSeek-Coder with a teacher that is not there and fill-in-the-middle rows) is the
+hard one: its template puts a newline between an answer and <|EOT|>, and its answers end with a
+closing code fence, so whether a newline ends the turn depends on the token before it. The tiny
+model learns that only because tiny:deepseek-coder is built with a previous-token head
+(tests/models/test_previous_token_head.py); without one it put <|EOT|> second behind another
+fence after 80, 200 or 300 steps."""
 
 from __future__ import annotations
 
@@ -31,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [
     p
     for p in sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
-    if p.stem not in ("meton-v2", "meton-gguf", "qi-ollama", "hyperswitch")
+    if p.stem not in ("meton-v2", "meton-gguf", "qi-ollama")
 ]
 
 pytestmark = pytest.mark.slow
