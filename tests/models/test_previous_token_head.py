@@ -12,15 +12,10 @@ from runner.models.tiny import INIT_RANGE, TINY_MODELS, _previous_token_head, _r
 
 
 def _model(**overrides) -> tuple[LlamaForCausalLM, LlamaConfig]:
+    """tiny:deepseek-coder's own shape, with a small vocabulary."""
     settings = {
+        **TINY_MODELS["deepseek-coder"].config,
         "vocab_size": 512,
-        "hidden_size": 256,
-        "intermediate_size": 512,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
-        "max_position_embeddings": 16384,
-        "rope_theta": 100000.0,
         "initializer_range": INIT_RANGE,
         "attn_implementation": "eager",
     }
